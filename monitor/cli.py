@@ -1,0 +1,393 @@
+"""The `monitor` command: thin click commands over the library.
+
+Each command builds its objects, calls one function and prints with rich.
+``ConfigError`` (and bad usage) exit 2, any other ``MonitorError`` exits 1,
+each with one clear line naming the file, feed, topic or field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from monitor import match
+from monitor.config import Config, check_examples, config_path, load_config
+from monitor.errors import ConfigError, MonitorError, QueryError
+from monitor.poll import PollSummary, run_poll
+from monitor.schedule import parse_duration
+from monitor.store import Store, db_path, from_iso
+from monitor.types import PollResult
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Ctx:
+    def __init__(self, config: str | None, db: str | None) -> None:
+        self.config_path = config_path(config)
+        self.db_path = db_path(db)
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        with Store(self.db_path) as store:
+            yield store
+
+
+def handle_errors(fn: F) -> F:
+    """Turn our errors into one line on stderr and the documented exit code."""
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            sys.exit(2)
+        except QueryError as exc:
+            err.print(f"[red]invalid query:[/red] {escape(str(exc))}")
+            sys.exit(2)
+        except MonitorError as exc:
+            err.print(f"[red]error:[/red] {escape(str(exc))}")
+            sys.exit(1)
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", metavar="PATH", envvar="MONITOR_CONFIG",
+              help="feeds.yaml to use (default ./feeds.yaml, env MONITOR_CONFIG).")
+@click.option("--db", "db", metavar="PATH", envvar="MONITOR_DB",
+              help="SQLite database (default ./storage/monitor.db, env MONITOR_DB).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.version_option(package_name="monitor")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int,
+        quiet: bool) -> None:
+    """Media monitoring: poll feeds, match topics, report hits.
+
+    Example: monitor poll && monitor hits --since 24h
+    """
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    ctx.obj = Ctx(config, db)
+
+
+# --- check / topics --------------------------------------------------------------------------
+
+@cli.command()
+@click.pass_obj
+@handle_errors
+def check(obj: Ctx) -> None:
+    """Validate feeds.yaml and run every topic's examples (exit 2 if anything fails)."""
+    config = obj.config()
+    failures = check_examples(config)
+    examples = sum(len(t.examples.match) + len(t.examples.no_match) for t in config.topics)
+    for f in failures:
+        err.print(f"[red]FAIL[/red] topic {f.topic_id}: example "
+                  f"{'should match' if f.expected else 'should not match'}: {escape(f.text)}")
+    if failures:
+        err.print(f"{len(failures)} of {examples} examples failed in {config.path}")
+        sys.exit(2)
+    out.print(f"{config.path}: ok — {len(config.feeds)} feeds, {len(config.topics)} topics, "
+              f"{examples} examples pass, {len(config.digests)} digests")
+
+
+@cli.group()
+def topics() -> None:
+    """Test and check topics."""
+
+
+@topics.command("test")
+@click.argument("text")
+@click.option("--title", help="Title to test with (default: the first line of TEXT).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def topics_test(obj: Ctx, text: str, title: str | None, as_json: bool) -> None:
+    """Which topics TEXT matches, which terms matched, and which came close."""
+    config = obj.config()
+    explained = match.Matcher(config.topics).explain(text, title=title)
+    if as_json:
+        out.print_json(data=[{"topic": e.topic_id, "name": e.name, "matched": e.matched,
+                              "terms": list(e.terms), "snippet": e.snippet,
+                              "close": list(e.close_clauses)} for e in explained])
+        return
+    matched = [e for e in explained if e.matched]
+    for e in matched:
+        out.print(f"[green]✔ {e.topic_id}[/green]  {escape(e.name)}")
+        out.print(f"    terms: {escape(', '.join(e.terms))}")
+        out.print(f"    {highlight(e.snippet)}")
+    for e in explained:
+        if not e.matched and e.close_clauses:
+            out.print(f"[yellow]~ {e.topic_id}[/yellow]  close: matched "
+                      f"{escape(', '.join(e.close_clauses))} but not the whole query")
+    out.print(f"{len(matched)} of {len(explained)} topics match")
+
+
+@topics.command("check")
+@click.pass_obj
+@handle_errors
+def topics_check(obj: Ctx) -> None:
+    """Run every topic's examples as a pass/fail table (exit 2 on a failure)."""
+    config = obj.config()
+    failures = {(f.topic_id, f.text) for f in check_examples(config)}
+    table = Table("topic", "expect", "example", "result")
+    for t in config.topics:
+        for expected, texts in (("match", t.examples.match), ("no match", t.examples.no_match)):
+            for text in texts:
+                ok = (t.id, text) not in failures
+                table.add_row(t.id, expected, escape(text[:90]),
+                              "[green]pass[/green]" if ok else "[red]FAIL[/red]")
+    out.print(table)
+    if failures:
+        err.print(f"{len(failures)} example(s) failed")
+        sys.exit(2)
+
+
+# --- poll / run ------------------------------------------------------------------------------
+
+def _prepare(obj: Ctx) -> tuple[Config, Store]:
+    config = obj.config()
+    failures = check_examples(config)
+    if failures:
+        f = failures[0]
+        raise ConfigError(f"example {'does not match' if f.expected else 'matches'}: {f.text!r} "
+                          "(see `monitor topics check`)", file=config.path, topic=f.topic_id,
+                          field="examples")
+    store = Store(obj.db_path)
+    now = datetime.now(UTC)
+    store.sync_feeds(config.feeds, now)
+    for topic_id in store.sync_topics(config.topics, now):
+        err.print(f"[yellow]topic {topic_id} changed:[/yellow] its stored hits follow the old "
+                  f"query; run `monitor topics apply --topic {topic_id}` to re-apply it")
+    return config, store
+
+
+@cli.command()
+@click.option("--feed", "feeds", multiple=True, metavar="ID", help="Only this feed (repeatable).")
+@click.option("--force", is_flag=True,
+              help="Poll now even if not due (never a disabled feed or before a Retry-After).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+@handle_errors
+def poll(obj: Ctx, feeds: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Run one polling cycle of the due feeds and print a summary."""
+    config, store = _prepare(obj)
+    with store:
+        for feed_id in feeds:
+            config.feed(feed_id)
+        summary = _poll_with_progress(config, store, list(feeds) or None, force,
+                                      show=not as_json and err.is_terminal)
+    if as_json:
+        out.print_json(data=_summary_json(summary))
+    else:
+        _print_summary(summary)
+
+
+def _poll_with_progress(config: Config, store: Store, feeds: list[str] | None, force: bool,
+                        show: bool) -> PollSummary:
+    if not show:
+        return run_poll(config, store, feed_ids=feeds, force=force)
+    with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("poll", total=None, last="")
+
+        def started(n: int) -> None:
+            bar.update(task, total=n)
+
+        def advance(r: PollResult) -> None:
+            bar.update(task, advance=1, last=r.feed_id)
+
+        return run_poll(config, store, feed_ids=feeds, force=force, progress=advance,
+                        on_start=started)
+
+
+def _summary_json(s: PollSummary) -> dict[str, Any]:
+    return {
+        "started_at": s.started_at.isoformat(), "duration": round(s.duration, 3),
+        "feeds_due": s.due, "feeds_polled": len(s.results), "new_items": s.new_items,
+        "hits": s.hits, "failed": s.failed,
+        "feeds": [{"id": r.feed_id, "status": r.status, "http_status": r.http_status,
+                   "new_items": r.new_items, "updated_items": r.updated_items, "hits": r.hits,
+                   "duration": round(r.duration, 3),
+                   "error": {"kind": r.error.kind, "reason": r.error.reason} if r.error else None,
+                   "bozo": r.bozo_reason}
+                  for r in sorted(s.results, key=lambda r: r.feed_id)],
+    }
+
+
+def _print_summary(s: PollSummary) -> None:
+    if not s.results:
+        out.print("No feed is due. Use --force to poll anyway.")
+        return
+    table = Table("feed", "status", "http", "new", "hits", "time", "note")
+    for r in sorted(s.results, key=lambda r: (r.status != "failed", r.feed_id)):
+        colour = {"failed": "red", "new": "green"}.get(r.status, "")
+        note = f"{r.error.kind}: {r.error.reason}" if r.error else (r.bozo_reason or "")
+        table.add_row(r.feed_id, f"[{colour}]{r.status}[/{colour}]" if colour else r.status,
+                      str(r.http_status or ""), str(r.new_items), str(r.hits),
+                      f"{r.duration:.2f}s", escape(note[:80]))
+    out.print(table)
+    out.print(f"{len(s.results)} feeds polled in {s.duration:.1f}s: {s.new_items} new items, "
+              f"{s.hits} hits, {s.failed} failed")
+
+
+@cli.command()
+@click.option("--tick", default=10.0, show_default=True, metavar="SECONDS",
+              help="How often to look for due feeds.")
+@click.pass_obj
+@handle_errors
+def run(obj: Ctx, tick: float) -> None:
+    """The daemon: poll feeds when due until SIGTERM/SIGINT; SIGHUP reloads feeds.yaml."""
+    from monitor.daemon import Daemon
+
+    sys.exit(Daemon(obj.config_path, obj.db_path, tick=tick).run())
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+def parse_since(text: str | None, default: timedelta | None = None) -> datetime | None:
+    """'24h', '7d' (ago) or an ISO date/datetime (UTC if no zone)."""
+    if text is None:
+        return datetime.now(UTC) - default if default else None
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither a duration (24h, 7d) nor a date "
+                                 "(2026-01-31)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@cli.command()
+@click.option("--topic", "topic_ids", multiple=True, metavar="ID", help="Only this topic.")
+@click.option("--since", metavar="24h|DATE", help="Hits since (default: all).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def hits(obj: Ctx, topic_ids: tuple[str, ...], since: str | None, limit: int,
+         as_json: bool) -> None:
+    """Recent hits, one per story and topic, with why they matched."""
+    since_dt = parse_since(since)
+    with obj.store() as store:
+        rows = store.hits(topics=topic_ids, since=since_dt, limit=limit)
+    if as_json:
+        out.print_json(data=rows)
+        return
+    if not rows:
+        out.print("No hits" + (f" since {since}" if since else "") + ".")
+        return
+    for r in rows:
+        sources = ", ".join(r["feeds"])
+        out.print(f"[bold]{escape(r['title'] or '(no title)')}[/bold]")
+        out.print(f"  [cyan]{r['topic_id']}[/cyan] · {r['published_at']} · {escape(sources)}")
+        if r["url"]:
+            out.print(f"  {escape(r['url'])}")
+        out.print(f"  terms: {escape(', '.join(r['terms']))}")
+        out.print(f"  {highlight(r['snippet'])}")
+    out.print(f"{len(rows)} hits")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def feeds(obj: Ctx, as_json: bool) -> None:
+    """Per-feed health: last success, last error, items, next due."""
+    with obj.store() as store:
+        rows = store.feeds_report()
+        daemon = store.query("SELECT * FROM daemon WHERE id = 1")
+    if as_json:
+        for r in rows:
+            r["tags"] = json.loads(r["tags"] or "[]")
+        out.print_json(data={"feeds": rows, "daemon": daemon[0] if daemon else None})
+        return
+    table = Table("feed", "state", "items", "last success", "next due", "last error")
+    for r in rows:
+        table.add_row(r["id"], _state(r), str(r["items"]), _ago(r["last_success_at"]),
+                      _ago(r["next_due_at"]), escape(_error(r)))
+    out.print(table)
+    if daemon:
+        d = daemon[0]
+        state = "stopped" if d["stopped_at"] else "running"
+        out.print(f"daemon: pid {d['pid']} on {d['host']}, {state}, started "
+                  f"{_ago(d['started_at'])}, last tick {_ago(d['last_tick_at'])}")
+
+
+def _state(r: dict[str, Any]) -> str:
+    if not r["active"]:
+        return "[dim]removed[/dim]"
+    if r["disabled_reason"]:
+        return "[red]disabled[/red]"
+    if r["last_error_kind"]:
+        return f"[red]failing ×{r['error_count']}[/red]"
+    if r["last_success_at"]:
+        return "[green]ok[/green]"
+    return "new"
+
+
+def _error(r: dict[str, Any]) -> str:
+    if r["disabled_reason"]:
+        return str(r["disabled_reason"])
+    if r["last_error"]:
+        return f"{r['last_error_kind']}: {r['last_error']} (since {r['failing_since']})"
+    return ""
+
+
+def _ago(iso: str | None) -> str:
+    when = from_iso(iso)
+    if when is None:
+        return "—"
+    delta = (datetime.now(UTC) - when).total_seconds()
+    word = "ago" if delta >= 0 else "from now"
+    delta = abs(delta)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if delta >= size:
+            return f"{int(delta // size)}{unit} {word}"
+    return f"{int(delta)}s {word}"
+
+
+_MARK = re.compile(re.escape(match.HIGHLIGHT_OPEN) + "(.*?)" + re.escape(match.HIGHLIGHT_CLOSE))
+
+
+def highlight(snippet: str) -> str:
+    """A stored snippet with its match markers shown bold, the rest escaped."""
+    parts = []
+    pos = 0
+    for m in _MARK.finditer(snippet):
+        parts.append(escape(snippet[pos:m.start()]))
+        parts.append(f"[bold yellow]{escape(m.group(1))}[/bold yellow]")
+        pos = m.end()
+    parts.append(escape(snippet[pos:]))
+    return "".join(parts)
+
+
+def main() -> None:
+    cli(prog_name="monitor")
+
+
+if __name__ == "__main__":
+    main()

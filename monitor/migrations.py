@@ -1,0 +1,89 @@
+"""The database schema, as an ordered set of sqlite-utils migrations.
+
+Applied on every open, each inside the caller's ``BEGIN IMMEDIATE``
+transaction; applied ones are recorded in ``_sqlite_migrations``. Add a new
+function at the end to change the schema: never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from monitor.match import TOKENIZER
+
+migrations = Migrations("monitor")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["feeds"].create(
+        {
+            "id": str, "url": str, "config_url": str, "name": str, "tags": str,
+            "language": str, "interval": float, "active": int, "title": str,
+            "etag": str, "last_modified": str, "body_hash": str, "last_status": int,
+            "last_fetch_at": str, "last_success_at": str, "last_new_item_at": str,
+            "last_error": str, "last_error_kind": str, "error_count": int,
+            "failing_since": str, "next_due_at": str, "retry_after": str,
+            "disabled_reason": str, "moved_to": str, "moved_count": int, "bozo_reason": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"url", "config_url", "name"},
+        defaults={"active": 1, "error_count": 0, "moved_count": 0, "tags": "[]"},
+    )
+    db["items"].create(
+        {
+            "id": int, "feed_id": str, "key": str, "url": str, "canonical_url": str,
+            "story_key": str, "title_key": str, "title": str, "summary": str, "author": str,
+            "published_at": str, "updated_at": str, "fetched_at": str, "language": str,
+            "content_hash": str,
+        },
+        pk="id",
+        foreign_keys=[("feed_id", "feeds", "id")],
+        not_null={"feed_id", "key", "title", "summary", "published_at", "fetched_at"},
+    )
+    db["items"].create_index(["feed_id", "key"], unique=True)
+    db["items"].create_index(["published_at"])
+    db["items"].create_index(["story_key"])
+    db["items"].create_index(["canonical_url"])
+    db["items"].create_index(["title_key", "published_at"])
+    db["items"].enable_fts(["title", "summary"], create_triggers=True, tokenize=TOKENIZER)
+
+    db["topics"].create(
+        {"id": str, "name": str, "description": str, "query": str, "fts_query": str,
+         "position": int, "active": int, "updated_at": str},
+        pk="id",
+        defaults={"active": 1},
+    )
+    db.execute("""
+        CREATE TABLE hits (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            topic_id TEXT NOT NULL REFERENCES topics(id),
+            matched_at TEXT NOT NULL,
+            terms TEXT NOT NULL DEFAULT '[]',
+            snippet TEXT NOT NULL DEFAULT '',
+            UNIQUE (item_id, topic_id)
+        )""")
+    db["hits"].create_index(["topic_id", "matched_at"])
+    db["hits"].create_index(["matched_at"])
+
+    db["fetches"].create(
+        {
+            "id": int, "feed_id": str, "started_at": str, "duration": float, "url": str,
+            "http_status": int, "outcome": str, "bytes": int, "new_items": int, "hits": int,
+            "error_kind": str, "error": str,
+        },
+        pk="id",
+        foreign_keys=[("feed_id", "feeds", "id")],
+        not_null={"feed_id", "started_at", "outcome"},
+    )
+    db["fetches"].create_index(["feed_id", "id"])
+
+    # One row: the daemon's heartbeat, read by `monitor feeds`/`status`.
+    db["daemon"].create(
+        {"id": int, "pid": int, "host": str, "started_at": str, "last_tick_at": str,
+         "stopped_at": str},
+        pk="id",
+    )

@@ -1,0 +1,439 @@
+"""The SQLite database: opening it safely, one transaction per poll, and the
+queries behind `feeds`, `hits`, `search` and the digest.
+
+Owns the connection rules: WAL, a busy timeout, foreign keys, migrations on
+open, a quick integrity check that refuses a corrupted file, and every write
+in ``BEGIN IMMEDIATE`` (a deferred ``BEGIN`` that reads then writes fails at
+once with "database is locked" whatever the timeout). It never does HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from monitor import stories
+from monitor.errors import StorageError
+from monitor.migrations import migrations
+from monitor.types import Entry, FeedConfig, FeedState, FeedUpdate, Hit, Topic
+
+DEFAULT_DB = "storage/monitor.db"
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for another writer
+FETCH_LOG_PER_FEED = 100
+
+
+def to_iso(dt: datetime) -> str:
+    """UTC, second precision, 'Z': sorts as text for every year 0001-9999."""
+    dt = dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
+    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T"
+            f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def db_path(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("MONITOR_DB") or DEFAULT_DB
+
+
+class Store:
+    """One connection to the monitor database. Not shared between threads."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = BUSY_TIMEOUT,
+                 check: bool = True) -> None:
+        self.path = str(path)
+        self.conn = _connect(self.path, busy_timeout)
+        try:
+            self.db = Database(self.conn)
+            if check:
+                _quick_check(self.conn, self.path)
+            self._migrate()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transactions ------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Database]:
+        """A write transaction taken with BEGIN IMMEDIATE; rolled back on any error."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _storage_error(exc, self.path, "begin a write") from None
+        try:
+            yield self.db
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _storage_error(exc, self.path, "write") from None
+        except BaseException:
+            self._rollback()
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _storage_error(exc, self.path, "commit") from None
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def _migrate(self) -> None:
+        if not migrations.pending(self.db):
+            return
+        with self.write() as db:
+            migrations.apply(db)
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        try:
+            cur = self.conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise _storage_error(exc, self.path, "read") from None
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    # --- configuration sync ------------------------------------------------------------
+
+    def sync_feeds(self, feeds: Sequence[FeedConfig], now: datetime) -> None:
+        """Make the feeds table reflect the config; a changed config URL resets the
+        feed's validators and moves, a feed gone from the config is kept inactive."""
+        with self.write() as db:
+            known = {r["id"]: r for r in db.query("SELECT id, config_url FROM feeds")}
+            for feed in feeds:
+                row = known.get(feed.id)
+                values = {"name": feed.name, "tags": json.dumps(list(feed.tags)),
+                          "language": feed.language, "interval": feed.interval, "active": 1}
+                if row is None:
+                    db["feeds"].insert({"id": feed.id, "url": feed.url, "config_url": feed.url,
+                                        "created_at": to_iso(now), **values})
+                elif row["config_url"] != feed.url:
+                    db["feeds"].update(feed.id, {
+                        **values, "url": feed.url, "config_url": feed.url, "etag": None,
+                        "last_modified": None, "body_hash": None, "moved_to": None,
+                        "moved_count": 0, "disabled_reason": None, "error_count": 0,
+                        "next_due_at": None, "retry_after": None})
+                else:
+                    db["feeds"].update(feed.id, values)
+            gone = set(known) - {f.id for f in feeds}
+            for feed_id in gone:
+                db["feeds"].update(feed_id, {"active": 0})
+
+    def sync_topics(self, topics: Sequence[Topic], now: datetime) -> list[str]:
+        """Store the topics; returns the ids whose query changed since last time
+        (their stored hits may be stale until `monitor topics apply`)."""
+        changed = []
+        with self.write() as db:
+            known = {r["id"]: r for r in db.query("SELECT id, fts_query FROM topics")}
+            for pos, topic in enumerate(topics):
+                row = known.get(topic.id)
+                values = {"name": topic.name, "description": topic.description,
+                          "query": topic.query, "fts_query": topic.fts_query,
+                          "position": pos, "active": 1}
+                if row is None:
+                    db["topics"].insert({"id": topic.id, "updated_at": to_iso(now), **values})
+                    continue
+                if row["fts_query"] != topic.fts_query:
+                    changed.append(topic.id)
+                    values["updated_at"] = to_iso(now)
+                db["topics"].update(topic.id, values)
+            for topic_id in set(known) - {t.id for t in topics}:
+                db["topics"].update(topic_id, {"active": 0})
+        return changed
+
+    # --- polling -----------------------------------------------------------------------
+
+    def due_feeds(self, now: datetime, *, ids: Iterable[str] | None = None,
+                  force: bool = False) -> list[FeedState]:
+        """Active, enabled feeds whose time has come. ``force`` ignores the
+        schedule, never a disabled feed nor a server's Retry-After."""
+        sql = "SELECT * FROM feeds WHERE active = 1 AND disabled_reason IS NULL"
+        params: list[Any] = []
+        wanted = list(ids) if ids is not None else None
+        if wanted is not None:
+            sql += f" AND id IN ({','.join('?' * len(wanted))})"
+            params += wanted
+        iso = to_iso(now)
+        if force:
+            sql += " AND (retry_after IS NULL OR retry_after <= ?)"
+            params.append(iso)
+        else:
+            sql += " AND (next_due_at IS NULL OR next_due_at <= ?)"
+            params.append(iso)
+        sql += " ORDER BY next_due_at IS NOT NULL, next_due_at, id"
+        return [_feed_state(r) for r in self.query(sql, params)]
+
+    def feed_state(self, feed_id: str) -> FeedState | None:
+        rows = self.query("SELECT * FROM feeds WHERE id = ?", [feed_id])
+        return _feed_state(rows[0]) if rows else None
+
+    def existing_hashes(self, feed_id: str, keys: Sequence[str]) -> dict[str, str]:
+        """content_hash of the entries of this feed already stored, by key."""
+        out: dict[str, str] = {}
+        for chunk in _chunks(list(keys), 500):
+            rows = self.query(
+                f"SELECT key, content_hash FROM items WHERE feed_id = ? AND key IN "
+                f"({','.join('?' * len(chunk))})", [feed_id, *chunk])
+            out.update({r["key"]: r["content_hash"] for r in rows})
+        return out
+
+    def commit_poll(self, update: FeedUpdate, *, new: Sequence[Entry] = (),
+                    changed: Sequence[Entry] = (), hits: Sequence[Hit] = ()) -> tuple[int, int]:
+        """Items, hits, feed state and the fetch log of one poll, in one
+        transaction. Returns (items inserted, hits inserted); an item another
+        process inserted meanwhile is skipped, with its hits."""
+        with self.write() as db:
+            ids = self._insert_items(db, update.feed_id, new, update.fetched_at)
+            ids.update(self._update_items(db, update.feed_id, changed))
+            n_hits = self._insert_hits(db, ids, hits, update.fetched_at)
+            inserted = sum(1 for e in new if e.key in ids)
+            self._update_feed(db, update, inserted)
+            self._log_fetch(db, update, inserted, n_hits)
+        return inserted, n_hits
+
+    def _insert_items(self, db: Database, feed_id: str, entries: Sequence[Entry],
+                      fetched_at: datetime) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for e in entries:
+            canon = stories.canonical_url(e.url)
+            tkey = stories.title_key(e.title)
+            row = {"feed_id": feed_id, "key": e.key, "url": e.url, "canonical_url": canon,
+                   "story_key": self._story_key(db, canon, tkey, e, feed_id),
+                   "title_key": tkey, "title": e.title, "summary": e.summary,
+                   "author": e.author, "published_at": to_iso(e.published_at),
+                   "updated_at": to_iso(e.updated_at) if e.updated_at else None,
+                   "fetched_at": to_iso(fetched_at), "language": e.language,
+                   "content_hash": e.content_hash}
+            cur = db.execute(
+                f"INSERT INTO items ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) "
+                "ON CONFLICT (feed_id, key) DO NOTHING", list(row.values()))
+            if cur.rowcount == 1 and cur.lastrowid is not None:
+                ids[e.key] = cur.lastrowid
+        return ids
+
+    def _story_key(self, db: Database, canon: str | None, tkey: str | None, e: Entry,
+                   feed_id: str) -> str:
+        if canon:
+            row = db.execute("SELECT story_key FROM items WHERE canonical_url = ? LIMIT 1",
+                             [canon]).fetchone()
+            if row:
+                return str(row[0])
+        if tkey:
+            lo = to_iso(e.published_at - timedelta(seconds=stories.STORY_WINDOW))
+            hi = to_iso(e.published_at + timedelta(seconds=stories.STORY_WINDOW))
+            row = db.execute(
+                "SELECT story_key FROM items WHERE title_key = ? AND published_at BETWEEN ? AND ? "
+                "LIMIT 1", [tkey, lo, hi]).fetchone()
+            if row:
+                return str(row[0])
+        own = stories.url_key(e.url) or tkey
+        if own:
+            return own
+        return "k:" + hashlib.sha256(f"{feed_id}\n{e.key}".encode()).hexdigest()[:24]
+
+    def _update_items(self, db: Database, feed_id: str,
+                      entries: Sequence[Entry]) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for e in entries:
+            cur = db.execute(
+                "UPDATE items SET title = ?, summary = ?, url = ?, author = ?, updated_at = ?, "
+                "content_hash = ? WHERE feed_id = ? AND key = ? RETURNING id",
+                [e.title, e.summary, e.url, e.author,
+                 to_iso(e.updated_at) if e.updated_at else None, e.content_hash, feed_id, e.key])
+            row = cur.fetchone()
+            if row:
+                ids[e.key] = int(row[0])
+        return ids
+
+    def _insert_hits(self, db: Database, ids: dict[str, int], hits: Sequence[Hit],
+                     now: datetime) -> int:
+        count = 0
+        for h in hits:
+            item_id = ids.get(h.entry_key)
+            if item_id is None:
+                continue
+            cur = db.execute(
+                "INSERT INTO hits (item_id, topic_id, matched_at, terms, snippet) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (item_id, topic_id) DO NOTHING",
+                [item_id, h.topic_id, to_iso(now), json.dumps(list(h.terms), ensure_ascii=False),
+                 h.snippet])
+            count += cur.rowcount
+        return count
+
+    def _update_feed(self, db: Database, u: FeedUpdate, inserted: int) -> None:
+        values: dict[str, Any] = {
+            "last_fetch_at": to_iso(u.fetched_at), "last_status": u.http_status,
+            "next_due_at": to_iso(u.next_due_at),
+            "retry_after": to_iso(u.retry_after) if u.retry_after else None,
+            "error_count": u.error_count, "moved_to": u.moved_to, "moved_count": u.moved_count,
+        }
+        if u.failure is None:
+            values.update(last_success_at=to_iso(u.fetched_at), last_error=None,
+                          last_error_kind=None, failing_since=None)
+            if u.outcome != "not-modified" and u.outcome != "unchanged":
+                values["bozo_reason"] = u.bozo_reason
+        else:
+            values.update(last_error=u.failure.reason, last_error_kind=u.failure.kind,
+                          failing_since=to_iso(u.failing_since or u.fetched_at))
+        if u.replace_validators:
+            values.update(etag=u.etag, last_modified=u.last_modified, body_hash=u.body_hash)
+        else:
+            values.update({k: v for k, v in (("etag", u.etag), ("last_modified", u.last_modified),
+                                              ("body_hash", u.body_hash)) if v is not None})
+        if u.disabled_reason:
+            values["disabled_reason"] = u.disabled_reason
+        if u.url:
+            values["url"] = u.url
+        if u.title:
+            values["title"] = u.title
+        if inserted:
+            values["last_new_item_at"] = to_iso(u.fetched_at)
+        db["feeds"].update(u.feed_id, values)
+
+    def _log_fetch(self, db: Database, u: FeedUpdate, inserted: int, n_hits: int) -> None:
+        db["fetches"].insert({
+            "feed_id": u.feed_id, "started_at": to_iso(u.fetched_at), "duration": u.duration,
+            "url": u.request_url, "http_status": u.http_status, "outcome": u.outcome,
+            "bytes": u.bytes_read, "new_items": inserted, "hits": n_hits,
+            "error_kind": u.failure.kind if u.failure else None,
+            "error": u.failure.reason if u.failure else None,
+        })
+        db.execute(
+            "DELETE FROM fetches WHERE feed_id = ? AND id <= (SELECT id FROM fetches "
+            "WHERE feed_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            [u.feed_id, u.feed_id, FETCH_LOG_PER_FEED])
+
+    # --- reports -----------------------------------------------------------------------
+
+    def feeds_report(self) -> list[dict[str, Any]]:
+        return self.query("""
+            SELECT f.*, (SELECT count(*) FROM items i WHERE i.feed_id = f.id) AS items
+            FROM feeds f ORDER BY f.active DESC, f.id""")
+
+    def hits(self, *, topics: Sequence[str] = (), since: datetime | None = None,
+             limit: int = 50) -> list[dict[str, Any]]:
+        """Recent hits, one row per (story, topic), with every feed that carried it."""
+        where = ["1 = 1"]
+        params: list[Any] = []
+        if topics:
+            where.append(f"h.topic_id IN ({','.join('?' * len(topics))})")
+            params += list(topics)
+        if since is not None:
+            where.append("h.matched_at >= ?")
+            params.append(to_iso(since))
+        params.append(limit)
+        rows = self.query(f"""
+            SELECT h.topic_id, i.story_key, max(h.matched_at) AS matched_at,
+                   min(i.published_at) AS published_at,
+                   group_concat(DISTINCT i.feed_id) AS feeds,
+                   count(DISTINCT i.feed_id) AS n_feeds,
+                   min(h.id) AS first_hit
+            FROM hits h JOIN items i ON i.id = h.item_id
+            WHERE {' AND '.join(where)}
+            GROUP BY h.topic_id, i.story_key
+            ORDER BY matched_at DESC, published_at DESC
+            LIMIT ?""", params)
+        for row in rows:
+            first = self.query("""SELECT i.title, i.url, i.feed_id, h.terms, h.snippet
+                                  FROM hits h JOIN items i ON i.id = h.item_id WHERE h.id = ?""",
+                               [row["first_hit"]])[0]
+            row.update(title=first["title"], url=first["url"], snippet=first["snippet"],
+                       terms=json.loads(first["terms"]),
+                       feeds=sorted((row["feeds"] or "").split(",")))
+            del row["first_hit"]
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        out = {}
+        for table in ("feeds", "items", "hits", "topics", "fetches"):
+            out[table] = int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        return out
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
+    if path != ":memory:":
+        parent = Path(path).parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the database folder: {exc.strerror}",
+                               db=path) from None
+    try:
+        # isolation_level=None: no implicit transactions; write() opens them itself.
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        conn.execute("PRAGMA foreign_keys = ON")
+        # NORMAL in WAL: a power cut may lose the last polls, never corrupt; their
+        # validators are lost with them, so the next poll fetches them again.
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        raise _storage_error(exc, path, "open") from None
+    if path != ":memory:" and str(mode).lower() != "wal":
+        conn.close()
+        raise StorageError(f"cannot switch the database to WAL mode (got {mode})", db=path)
+    return conn
+
+
+def _quick_check(conn: sqlite3.Connection, path: str) -> None:
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        raise _storage_error(exc, path, "check") from None
+    if rows != [("ok",)]:
+        first = "; ".join(str(r[0]) for r in rows[:3])
+        raise StorageError(
+            f"the database is corrupted ({first}); it was left untouched: restore it from a "
+            "backup or move it aside to start a new one", db=path)
+
+
+def _storage_error(exc: sqlite3.Error, path: str, action: str) -> StorageError:
+    text = str(exc)
+    if "file is not a database" in text or "malformed" in text:
+        return StorageError(
+            f"the database is corrupted or not a monitor database ({text}); it was left "
+            "untouched: restore it from a backup or move it aside", db=path)
+    if "readonly" in text or "unable to open" in text:
+        return StorageError(f"cannot {action} the database ({text}): check the folder's "
+                            "permissions", db=path)
+    if "disk is full" in text or "database or disk is full" in text:
+        return StorageError(f"disk full while trying to {action}; nothing was written",
+                            db=path)
+    return StorageError(f"cannot {action} the database: {text}", db=path)
+
+
+def _feed_state(row: dict[str, Any]) -> FeedState:
+    return FeedState(
+        id=row["id"], url=row["url"], etag=row["etag"], last_modified=row["last_modified"],
+        body_hash=row["body_hash"], error_count=row["error_count"] or 0,
+        failing_since=from_iso(row["failing_since"]), moved_to=row["moved_to"],
+        moved_count=row["moved_count"] or 0)
+
+
+def _chunks(seq: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]

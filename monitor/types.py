@@ -1,0 +1,230 @@
+"""Frozen records passed between the stages of a poll and the reports.
+
+config -> FeedConfig/Topic/Settings; store -> FeedState; fetch -> FetchResult;
+parse -> ParsedFeed/Entry; match -> Hit; poll -> PollResult. Nothing here does
+I/O, so every module may import it. Times are timezone-aware UTC datetimes;
+durations are seconds as floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# The failure kinds recorded on a feed and in the fetches log.
+FAILURE_KINDS = (
+    "timeout",
+    "refused",
+    "dns",
+    "tls",
+    "http-status",
+    "too-large",
+    "not-a-feed",
+    "parse",
+    "rate-limited",
+    "gone",
+    "redirect",
+    "protocol",
+    "empty",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Global settings of feeds.yaml (``settings:``), with DESIGN.md defaults."""
+
+    interval: float = 15 * 60
+    min_interval: float = 60.0  # no feed is polled more often than this
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    max_bytes: int = 10 * 1000 * 1000
+    max_redirects: int = 5
+    concurrency: int = 20
+    per_host: int = 2
+    user_agent: str = "monitor/0.1 (+https://github.com/monitor-feeds/monitor)"
+    retention: float = 365 * 86400
+    max_backoff: float = 86400.0
+    # Feeds on loopback/private addresses are refused unless allowed (SSRF);
+    # tests and local mirrors turn this on.
+    allow_private: bool = False
+    max_items_per_feed: int = 1000
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    id: str
+    url: str
+    name: str
+    interval: float | None = None
+    tags: tuple[str, ...] = ()
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Examples:
+    match: tuple[str, ...] = ()
+    no_match: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic; ``fts_query`` is ``query`` with ``@name`` lists expanded and
+    ``exclude`` folded in as ``(...) NOT (...)``: the text SQLite sees."""
+
+    id: str
+    name: str
+    query: str
+    fts_query: str
+    description: str = ""
+    exclude: str | None = None
+    examples: Examples = field(default_factory=Examples)
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    id: str
+    schedule: str
+    since: float | None = None
+    format: str = "html"
+    to: tuple[str, ...] = ()
+    output_dir: str | None = None
+    topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the fetcher needs to know about a feed from the database."""
+
+    id: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    # Scheduling state the poll needs to decide what comes next.
+    error_count: int = 0
+    failing_since: datetime | None = None
+    moved_to: str | None = None
+    moved_count: int = 0
+
+
+@dataclass(frozen=True)
+class FetchFailure:
+    kind: str  # one of FAILURE_KINDS
+    reason: str  # short, human: "HTTP 404 Not Found", "timed out after 30 s"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The outcome of one HTTP exchange for one feed.
+
+    Exactly one of: ``failure`` set; ``not_modified`` (304); ``unchanged`` (200
+    whose body hash equals the stored one, body not kept); or ``body`` set.
+    Validators are the server's, verbatim, to be saved only after the items
+    are committed.
+    """
+
+    feed_id: str
+    url: str  # the URL requested
+    final_url: str  # after redirects
+    fetched_at: datetime
+    duration: float
+    status: int | None = None
+    body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    not_modified: bool = False
+    unchanged: bool = False
+    failure: FetchFailure | None = None
+    permanent_redirect: str | None = None  # target of a 301/308 chain
+    retry_after: datetime | None = None  # from 429/503 Retry-After
+    max_age: float | None = None  # Cache-Control max-age / Expires hint
+    bytes_read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for k, v in self.headers:
+            if k.lower() == lname:
+                return v
+        return None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of a feed, normalised. ``key`` is stable across polls."""
+
+    key: str
+    title: str
+    summary: str
+    url: str | None
+    published_at: datetime
+    author: str | None = None
+    updated_at: datetime | None = None
+    language: str | None = None
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    entries: tuple[Entry, ...]
+    title: str | None = None
+    link: str | None = None
+    bozo_reason: str | None = None  # set when feedparser flagged the feed malformed
+    ttl: float | None = None  # RSS <ttl>, seconds
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A topic matched an entry: the answer to "why did this match?"."""
+
+    topic_id: str
+    entry_key: str
+    terms: tuple[str, ...]
+    snippet: str
+
+
+@dataclass(frozen=True)
+class PollResult:
+    feed_id: str
+    status: str  # "new", "unchanged", "not-modified", "failed", "skipped"
+    http_status: int | None = None
+    new_items: int = 0
+    updated_items: int = 0
+    hits: int = 0
+    duration: float = 0.0
+    error: FetchFailure | None = None
+    bozo_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedUpdate:
+    """A feed's state after one poll, as decided by poll.py with schedule.py;
+    written by the store in the same transaction as the poll's items."""
+
+    feed_id: str
+    fetched_at: datetime
+    outcome: str  # PollResult.status
+    next_due_at: datetime
+    http_status: int | None = None
+    url: str | None = None  # new stored URL after a consistent permanent move
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    replace_validators: bool = False  # a 200 replaces them; a 304 only adds new ones
+    error_count: int = 0
+    failure: FetchFailure | None = None
+    failing_since: datetime | None = None
+    retry_after: datetime | None = None
+    disabled_reason: str | None = None
+    moved_to: str | None = None
+    moved_count: int = 0
+    title: str | None = None
+    bozo_reason: str | None = None
+    bytes_read: int = 0
+    duration: float = 0.0
+    request_url: str = ""

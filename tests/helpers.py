@@ -1,0 +1,45 @@
+"""Small helpers shared by the tests: configs in tmp_path and the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from click.testing import CliRunner, Result
+
+from monitor.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+SHIPPED_CONFIG = ROOT / "feeds.yaml"
+
+
+def shipped() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+    return data
+
+
+def write_config(path: Path, feeds: list[dict[str, Any]], *, topics: bool = True,
+                 settings: dict[str, Any] | None = None, **extra: Any) -> Path:
+    """A config with the given feeds and the shipped terms and topics."""
+    base = shipped() if topics else {}
+    data: dict[str, Any] = {
+        "settings": {"allow_private": True, "timeout": "5s", "connect_timeout": "2s",
+                     **(settings or {})},
+        "feeds": feeds,
+        "terms": base.get("terms", {}),
+        "topics": base.get("topics", []),
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str, config: Path | None = None, db: Path | None = None) -> Result:
+    argv = []
+    if config is not None:
+        argv += ["--config", str(config)]
+    if db is not None:
+        argv += ["--db", str(db)]
+    return CliRunner().invoke(cli, [*argv, *args], catch_exceptions=False)

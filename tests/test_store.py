@@ -1,0 +1,178 @@
+"""The store on real SQLite files: schema, transactions, locking, corruption."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import StorageError
+from monitor.store import Store, from_iso, to_iso
+from monitor.types import Entry, FeedConfig, FeedUpdate, FetchFailure, Hit, Topic
+
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+FEED = FeedConfig(id="f1", url="https://example.org/feed", name="F1")
+TOPIC = Topic(id="t1", name="T1", query="kazakhstan", fts_query="kazakhstan")
+
+
+def entry(key: str, title: str = "Kazakhstan news") -> Entry:
+    return Entry(key=key, title=title, summary="s", url=f"https://example.org/{key}",
+                 published_at=NOW, content_hash=key + title)
+
+
+def update(**kw: object) -> FeedUpdate:
+    base: dict[str, object] = {"feed_id": "f1", "fetched_at": NOW, "outcome": "new",
+                               "next_due_at": NOW + timedelta(minutes=15), "http_status": 200,
+                               "etag": '"v1"', "replace_validators": True}
+    base.update(kw)
+    return FeedUpdate(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "m.db") as s:
+        s.sync_feeds([FEED], NOW)
+        s.sync_topics([TOPIC], NOW)
+        yield s
+
+
+def test_pragmas_and_schema(store: Store):
+    conn = store.conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"feeds", "items", "items_fts", "topics", "hits", "fetches"} <= tables
+
+
+def test_reopen_applies_no_migration_twice(tmp_path: Path):
+    Store(tmp_path / "m.db").close()
+    with Store(tmp_path / "m.db") as s:
+        names = [r["name"] for r in s.query("SELECT name FROM _sqlite_migrations")]
+    assert names == sorted(set(names)) and names
+
+
+def test_commit_poll_writes_items_hits_state_and_log_together(store: Store):
+    hits = [Hit("t1", "a", ("kazakhstan",), "[[Kazakhstan]] news")]
+    inserted, n_hits = store.commit_poll(update(), new=[entry("a"), entry("b")], hits=hits)
+    assert (inserted, n_hits) == (2, 1)
+    feed = store.query("SELECT * FROM feeds")[0]
+    assert feed["etag"] == '"v1"' and feed["error_count"] == 0 and feed["last_new_item_at"]
+    assert store.query("SELECT outcome FROM fetches")[0]["outcome"] == "new"
+    # the FTS index follows the items table
+    found = store.query("SELECT rowid FROM items_fts WHERE items_fts MATCH 'kazakhstan'")
+    assert len(found) == 2
+    # the same entries again: nothing new, no duplicate
+    assert store.commit_poll(update(), new=[entry("a")], hits=hits) == (0, 0)
+    assert store.counts()["items"] == 2
+
+
+def test_failure_rolls_back_everything(store: Store):
+    bad = Entry(key="x", title="t", summary=None, url=None, published_at=NOW)  # type: ignore[arg-type]
+    with pytest.raises(StorageError):
+        store.commit_poll(update(), new=[entry("a"), bad])
+    assert store.counts()["items"] == 0
+    assert store.query("SELECT etag FROM feeds")[0]["etag"] is None
+    assert store.counts()["fetches"] == 0
+
+
+def test_failure_update_keeps_validators_and_counts(store: Store):
+    store.commit_poll(update(), new=[entry("a")])
+    fail = FetchFailure("timeout", "timed out after 30 s")
+    store.commit_poll(update(outcome="failed", failure=fail, error_count=1, etag=None,
+                             replace_validators=False, failing_since=NOW))
+    feed = store.query("SELECT * FROM feeds")[0]
+    assert feed["etag"] == '"v1"'
+    assert feed["last_error"] == "timed out after 30 s" and feed["last_error_kind"] == "timeout"
+    assert feed["error_count"] == 1 and feed["failing_since"] == to_iso(NOW)
+
+
+def test_writer_waits_for_another_writer_instead_of_failing(tmp_path: Path):
+    """Catalogue C2: another process holds BEGIN IMMEDIATE for a while; our
+    write waits (busy timeout) and succeeds rather than 'database is locked'."""
+    path = tmp_path / "m.db"
+    with Store(path) as s:
+        s.sync_feeds([FEED], NOW)
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        time.sleep(1.0)
+        blocker.execute("COMMIT")
+        released.set()
+
+    threading.Thread(target=release).start()
+    with Store(path, busy_timeout=10) as s:
+        known = s.existing_hashes("f1", ["a"])  # a read first, then the write
+        assert known == {}
+        assert s.commit_poll(update(), new=[entry("a")]) == (1, 0)
+    assert released.is_set()
+    blocker.close()
+
+
+def test_corrupted_database_is_refused_and_left_alone(tmp_path: Path):
+    path = tmp_path / "m.db"
+    with Store(path) as s:
+        s.sync_feeds([FEED], NOW)
+        s.commit_poll(update(), new=[entry(str(i)) for i in range(200)])
+    size = path.stat().st_size
+    data = bytearray(path.read_bytes())
+    for page in range(1, len(data) // 4096):  # smash every b-tree page header but the first
+        data[page * 4096: page * 4096 + 12] = b"\x0d\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+    path.write_bytes(bytes(data))
+    with pytest.raises(StorageError) as info:
+        Store(path)
+    assert "corrupt" in str(info.value) and str(path) in str(info.value)
+    assert path.stat().st_size == size
+
+
+def test_not_a_database(tmp_path: Path):
+    path = tmp_path / "m.db"
+    path.write_text("hello, I am not SQLite" * 100)
+    with pytest.raises(StorageError, match="corrupted or not a monitor database"):
+        Store(path)
+
+
+def test_changed_config_url_resets_validators(store: Store):
+    store.commit_poll(update(), new=[entry("a")])
+    moved = FeedConfig(id="f1", url="https://example.org/new-feed", name="F1")
+    store.sync_feeds([moved], NOW)
+    feed = store.query("SELECT * FROM feeds")[0]
+    assert feed["url"] == moved.url and feed["etag"] is None and feed["next_due_at"] is None
+
+
+def test_removed_feed_is_kept_inactive_and_not_due(store: Store):
+    store.sync_feeds([], NOW)
+    assert store.due_feeds(NOW, force=True) == []
+    assert store.query("SELECT active FROM feeds")[0]["active"] == 0
+
+
+def test_due_feeds_respects_schedule_and_force(store: Store):
+    store.commit_poll(update(next_due_at=NOW + timedelta(hours=1)))
+    assert store.due_feeds(NOW) == []
+    assert [f.id for f in store.due_feeds(NOW, force=True)] == ["f1"]
+    store.commit_poll(update(outcome="failed", failure=FetchFailure("rate-limited", "429"),
+                             retry_after=NOW + timedelta(hours=2), error_count=1))
+    assert store.due_feeds(NOW + timedelta(hours=1, minutes=30), force=True) == []
+    store.commit_poll(update(outcome="failed", failure=FetchFailure("gone", "410"),
+                             disabled_reason="gone"))
+    assert store.due_feeds(NOW + timedelta(days=30), force=True) == []
+
+
+def test_topic_change_is_reported(store: Store):
+    changed = store.sync_topics([Topic(id="t1", name="T1", query="x", fts_query="x")], NOW)
+    assert changed == ["t1"]
+    assert store.sync_topics([Topic(id="t1", name="T1", query="x", fts_query="x")], NOW) == []
+
+
+@pytest.mark.parametrize("when", [datetime(1, 1, 1, tzinfo=UTC),
+                                  datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), NOW])
+def test_iso_round_trip_and_order(when: datetime):
+    text = to_iso(when)
+    assert len(text) == 20 and from_iso(text) == when
+    assert to_iso(datetime(1, 1, 1, tzinfo=UTC)) < text or when.year == 1
