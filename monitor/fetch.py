@@ -1,0 +1,565 @@
+"""The HTTP adapter: one polite, bounded GET per feed, returned as a FetchResult.
+
+Owns everything between a feed URL and the bytes of its body (DESIGN.md
+"Fetching rules"): conditional GET with the server's validators sent back
+byte for byte, a wall-clock deadline per fetch, a cap on the decompressed
+body counted while streaming, at most ``max_redirects`` redirects followed by
+hand (so each hop is checked), per-host and global concurrency limits, no
+cookies, no proxy from the environment, and refusal of private addresses
+unless allowed. Network and HTTP problems never raise: they come back as
+``FetchResult.failure`` with a kind from ``FAILURE_KINDS`` and a short reason.
+It never parses feeds (parse.py) nor touches the database (store.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import http.cookiejar
+import ipaddress
+import logging
+import re
+import socket
+import ssl
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from types import TracebackType
+
+import httpx
+
+from monitor.types import FeedState, FetchFailure, FetchResult, Settings
+
+log = logging.getLogger(__name__)
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
+# Brotli is not a dependency and zlib is what lets us bound inflation
+# (max_length), so only gzip and deflate are offered.
+ACCEPT_ENCODING = "gzip, deflate"
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+PERMANENT_STATUSES = frozenset({301, 308})
+RATE_LIMIT_STATUSES = frozenset({429, 503})
+MAX_RETRY_AFTER = timedelta(hours=24)
+
+# Largest piece of decompressed output produced at once: the body cap is
+# checked after every piece, so memory never exceeds max_bytes + _PIECE.
+_PIECE = 64 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = b"\xef\xbb\xbf"
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+_UNSAFE_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class _Failed(Exception):
+    """Internal: ends an exchange with a failure of a known kind."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.failure = FetchFailure(kind=kind, reason=reason)
+
+
+@dataclass
+class _Progress:
+    """What one fetch has learnt so far, so a failure at any point still
+    reports the status, headers and URL reached."""
+
+    url: str
+    started: datetime
+    clock: float
+    hops: int = 0
+    all_permanent: bool = True
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    bytes_read: int = 0
+    retry_after: datetime | None = None
+
+
+class Fetcher:
+    """Fetches feeds over one httpx.AsyncClient; use as ``async with``."""
+
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        self._client = self._make_client()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _make_client(self) -> httpx.AsyncClient:
+        s = self._settings
+        return httpx.AsyncClient(
+            transport=self._transport,
+            timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
+            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=0),
+            follow_redirects=False,
+            trust_env=False,  # a proxy variable in the daemon's env must not change behaviour
+            cookies=_no_cookies(),
+            headers={
+                "User-Agent": s.user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,
+                # One exchange per connection: a misbehaving response can never
+                # leave garbage on a pooled connection for another feed.
+                "Connection": "close",
+            },
+        )
+
+    async def fetch_many(self, feeds: Sequence[FeedState]) -> AsyncIterator[FetchResult]:
+        """Fetch all ``feeds`` concurrently, yielding each result as it completes."""
+        tasks = [asyncio.create_task(self.fetch(feed)) for feed in feeds]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def fetch(self, feed: FeedState) -> FetchResult:
+        """One conditional GET of ``feed``, within the limits; never raises for
+        network or HTTP problems.
+
+        The deadline (``settings.timeout``) starts once a slot is free, so
+        feeds queued behind a busy host do not time out while waiting. The
+        host slot is that of the feed's own URL, held across its redirects.
+        """
+        if self._client is None:
+            raise RuntimeError("Fetcher.fetch called outside 'async with Fetcher(...)'")
+        # Host slot first: feeds queued behind a busy host must not hold
+        # global slots that other hosts could use.
+        async with self._host_slot(feed.url), self._slots:
+            progress = _Progress(
+                url=feed.url, started=datetime.now(UTC), clock=time.monotonic()
+            )
+            try:
+                async with asyncio.timeout(self._settings.timeout):
+                    return await self._exchange(feed, progress)
+            except Exception as exc:  # one feed's failure never stops the cycle
+                return self._failed(feed, progress, self._classify(exc, progress))
+
+    def _host_slot(self, url: str) -> asyncio.Semaphore:
+        host = _host_of(url)
+        slot = self._host_slots.get(host)
+        if slot is None:
+            slot = self._host_slots[host] = asyncio.Semaphore(self._settings.per_host)
+        return slot
+
+    async def _exchange(self, feed: FeedState, p: _Progress) -> FetchResult:
+        assert self._client is not None
+        url = _parse_url(feed.url)
+        await self._check_target(url, previous=None)
+        while True:
+            async with self._client.stream("GET", url, headers=_conditional(feed)) as resp:
+                p.url, p.status = str(resp.url), resp.status_code
+                p.headers = _header_pairs(resp)
+                target = _redirect_target(resp)
+                if target is None:
+                    return await self._final(feed, resp, p)
+            p.hops += 1
+            p.all_permanent = p.all_permanent and p.status in PERMANENT_STATUSES
+            if p.hops > self._settings.max_redirects:
+                raise _Failed("redirect", f"more than {self._settings.max_redirects} redirects")
+            await self._check_target(target, previous=url)
+            url = target
+
+    async def _check_target(self, url: httpx.URL, previous: httpx.URL | None) -> None:
+        if url.scheme not in ("http", "https"):
+            if previous is None:
+                raise _Failed("refused", f"unsupported URL scheme {url.scheme!r}")
+            raise _Failed("redirect", f"redirect to {url.scheme}: refused")
+        if previous is not None and previous.scheme == "https" and url.scheme == "http":
+            raise _Failed("redirect", "redirect from https to http refused")
+        if not self._settings.allow_private:
+            await _refuse_private(url)
+
+    async def _final(self, feed: FeedState, resp: httpx.Response, p: _Progress) -> FetchResult:
+        status = resp.status_code
+        if status == 304:
+            return self._not_modified(feed, resp, p)
+        if 200 <= status < 300:
+            return self._ok(feed, resp, p, await self._read_body(resp, p))
+        reason = _status_reason(resp)
+        if status == 410:
+            raise _Failed("gone", reason)
+        if status in RATE_LIMIT_STATUSES:
+            p.retry_after = parse_retry_after(resp.headers.get("retry-after"), p.started)
+            raise _Failed("rate-limited", reason)
+        raise _Failed("http-status", reason)
+
+    async def _read_body(self, resp: httpx.Response, p: _Progress) -> bytes:
+        cap = self._settings.max_bytes
+        too_large = _Failed("too-large", f"body larger than {format_size(cap)}")
+        inflater = _Inflater.for_encoding(resp.headers.get("content-encoding", ""))
+        body = bytearray()
+        async for raw in _raw_chunks(resp):
+            p.bytes_read += len(raw)
+            if p.bytes_read > cap:
+                raise too_large
+            for piece in inflater.feed(raw):
+                body += piece
+                if len(body) > cap:
+                    raise too_large
+        return bytes(body)
+
+    def _ok(
+        self, feed: FeedState, resp: httpx.Response, p: _Progress, body: bytes
+    ) -> FetchResult:
+        if not body:
+            raise _Failed("empty", "empty response")
+        if _is_html_page(resp.headers.get("content-type", ""), body):
+            raise _Failed("not-a-feed", "HTML page, not a feed")
+        digest = hashlib.sha256(body).hexdigest()
+        unchanged = digest == feed.body_hash
+        return self._result(
+            feed,
+            p,
+            body=None if unchanged else body,
+            unchanged=unchanged,
+            body_hash=digest,
+            etag=_raw_header(resp, b"etag"),
+            last_modified=_raw_header(resp, b"last-modified"),
+            max_age=parse_max_age(resp.headers, p.started),
+            permanent_redirect=self._permanent(p),
+        )
+
+    def _not_modified(self, feed: FeedState, resp: httpx.Response, p: _Progress) -> FetchResult:
+        # A 304 need not repeat the validators; the ones we sent still hold.
+        return self._result(
+            feed,
+            p,
+            not_modified=True,
+            body_hash=feed.body_hash,
+            etag=_raw_header(resp, b"etag") or feed.etag,
+            last_modified=_raw_header(resp, b"last-modified") or feed.last_modified,
+            max_age=parse_max_age(resp.headers, p.started),
+            permanent_redirect=self._permanent(p),
+        )
+
+    def _permanent(self, p: _Progress) -> str | None:
+        return p.url if p.hops and p.all_permanent else None
+
+    def _result(self, feed: FeedState, p: _Progress, **fields: object) -> FetchResult:
+        return FetchResult(
+            feed_id=feed.id,
+            url=feed.url,
+            final_url=p.url,
+            fetched_at=p.started,
+            duration=time.monotonic() - p.clock,
+            status=p.status,
+            headers=p.headers,
+            bytes_read=p.bytes_read,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def _failed(self, feed: FeedState, p: _Progress, failure: FetchFailure) -> FetchResult:
+        log.info("fetch %s (%s) failed: %s: %s", feed.id, feed.url, failure.kind, failure.reason)
+        return self._result(feed, p, failure=failure, retry_after=p.retry_after)
+
+    def _classify(self, exc: Exception, p: _Progress) -> FetchFailure:
+        s = self._settings
+        if isinstance(exc, _Failed):
+            return exc.failure
+        if isinstance(exc, TimeoutError):  # our wall-clock deadline
+            return FetchFailure("timeout", f"timed out after {format_seconds(s.timeout)} s")
+        if isinstance(exc, httpx.ConnectTimeout):
+            return FetchFailure(
+                "timeout", f"connect timed out after {format_seconds(s.connect_timeout)} s"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return FetchFailure("timeout", f"timed out after {format_seconds(s.timeout)} s")
+        if isinstance(exc, httpx.InvalidURL) or "Invalid URL in location header" in str(exc):
+            # httpx builds the next request of a redirect even when it does
+            # not follow it, and rejects Locations it cannot parse.
+            return FetchFailure("redirect", "redirect to an invalid URL refused")
+        if isinstance(exc, httpx.HTTPError | OSError | zlib.error):
+            return classify_transport_error(exc, _host_of(p.url))
+        log.exception("unexpected error fetching %s", p.url)
+        return FetchFailure("protocol", _short(f"unexpected error: {type(exc).__name__}: {exc}"))
+
+
+async def _raw_chunks(resp: httpx.Response) -> AsyncIterator[bytes]:
+    if resp.is_stream_consumed:
+        # A transport that read the body already (httpx.MockTransport with
+        # content=): what it holds is the body as given, undecoded.
+        yield resp.content
+        return
+    async for raw in resp.aiter_raw():
+        yield raw
+
+
+def classify_transport_error(exc: BaseException, host: str) -> FetchFailure:
+    """Map an httpx/OS error to a failure kind by the cause chain underneath."""
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return FetchFailure("tls", _short(f"TLS error: {cause.verify_message}"))
+        if isinstance(cause, ssl.SSLError):
+            return FetchFailure("tls", _short(f"TLS error: {cause.reason or cause}"))
+        if isinstance(cause, socket.gaierror):
+            return FetchFailure("dns", f"DNS lookup failed for {host}")
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
+        ):
+            return FetchFailure("refused", "connection refused")
+        if isinstance(cause, ConnectionResetError):
+            return FetchFailure("protocol", "connection reset by peer")
+    message = str(exc)
+    if "Receive buffer too long" in message:
+        return FetchFailure("protocol", "response headers too large")
+    if "without sending complete message body" in message:
+        return FetchFailure("protocol", "connection closed before the body was complete")
+    if isinstance(exc, httpx.ConnectError):
+        return FetchFailure("refused", _short(f"cannot connect: {message}"))
+    if isinstance(exc, zlib.error):
+        return FetchFailure("protocol", _short(f"body does not match its Content-Encoding: {exc}"))
+    return FetchFailure("protocol", _short(f"protocol error: {message or type(exc).__name__}"))
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+class _Inflater:
+    """Undoes one Content-Encoding in pieces of at most ``_PIECE`` bytes, so
+    the body cap bounds memory however well the body compresses (httpx's own
+    decoder inflates a whole network read at once: 64 KB can become 60 MB)."""
+
+    def __init__(self, encoding: str) -> None:
+        self._encoding = encoding
+        self._obj = self._new(raw=False)
+        self._started = False
+        self._done = False
+
+    @classmethod
+    def for_encoding(cls, header: str) -> _Inflater:
+        codings = [c.strip().lower() for c in header.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if not codings:
+            return cls("identity")
+        if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
+            return cls(codings[0])
+        raise _Failed("protocol", _short(f"unsupported Content-Encoding {header!r}"))
+
+    def _new(self, *, raw: bool) -> zlib._Decompress:
+        if raw:
+            return zlib.decompressobj(-zlib.MAX_WBITS)
+        # 47 = auto-detect a gzip or zlib header; servers mix them up.
+        return zlib.decompressobj((zlib.MAX_WBITS | 32) if self._encoding != "deflate" else 15)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._encoding == "identity":
+            if data:
+                yield data
+            return
+        while data and not self._done:
+            try:
+                out = self._obj.decompress(data, _PIECE)
+            except zlib.error:
+                # "deflate" is often sent without the zlib header.
+                if self._encoding != "deflate" or self._started:
+                    raise
+                self._obj, self._started = self._new(raw=True), True
+                continue
+            self._started = True
+            if out:
+                yield out
+            data = self._next_member() if self._obj.eof else self._obj.unconsumed_tail
+
+    def _next_member(self) -> bytes:
+        rest = self._obj.unused_data
+        if self._encoding != "deflate" and rest.startswith(_GZIP_MAGIC):
+            self._obj = self._new(raw=False)
+            return rest
+        self._done = True  # trailing padding after the stream: ignored
+        return b""
+
+
+async def _refuse_private(url: httpx.URL) -> None:
+    """Refuse a host that resolves to a loopback, private, link-local or
+    otherwise non-global address (SSRF, catalogue K2)."""
+    host = url.host
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )
+    except socket.gaierror:
+        raise _Failed("dns", f"DNS lookup failed for {host}") from None
+    for *_, sockaddr in infos:
+        address = str(sockaddr[0])
+        if _is_private(address):
+            shown = address if address == host else f"{address} ({host})"
+            raise _Failed("refused", f"private address {shown} refused")
+
+
+def _is_private(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
+    """Retry-After as seconds or an HTTP-date -> a time within [now, now + 24 h];
+    None when absent or not understood ('soon', '-5')."""
+    if value is None:
+        return None
+    text = value.strip()
+    if _DIGITS.fullmatch(text):
+        seconds = min(int(text[:9]), int(MAX_RETRY_AFTER.total_seconds()))
+        return now + timedelta(seconds=seconds)
+    when = _parse_http_date(text)
+    if when is None:
+        return None
+    return min(max(when, now), now + MAX_RETRY_AFTER)
+
+
+def parse_max_age(headers: httpx.Headers, now: datetime) -> float | None:
+    """How long the server says the response stays fresh, in seconds:
+    Cache-Control max-age, else Expires minus Date; None if it does not say."""
+    directives = _cache_control(headers.get("cache-control", ""))
+    if "no-cache" in directives or "no-store" in directives:
+        return None
+    max_age = directives.get("max-age")
+    if max_age is not None and _DIGITS.fullmatch(max_age):
+        return float(int(max_age[:9]))
+    expires = _parse_http_date(headers.get("expires", ""))
+    if expires is None:
+        return None
+    date = _parse_http_date(headers.get("date", "")) or now
+    return max(0.0, (expires - date).total_seconds())
+
+
+def _cache_control(value: str) -> dict[str, str]:
+    directives: dict[str, str] = {}
+    for part in value.split(","):
+        name, _, arg = part.partition("=")
+        if name.strip():
+            directives[name.strip().lower()] = arg.strip().strip('"')
+    return directives
+
+
+def _parse_http_date(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _conditional(feed: FeedState) -> dict[bytes, bytes]:
+    """If-None-Match / If-Modified-Since, byte-identical to what the server sent
+    (validators are kept as latin-1 text, which maps bytes one to one)."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in ((b"If-None-Match", feed.etag), (b"If-Modified-Since", feed.last_modified)):
+        if value and not _UNSAFE_HEADER_VALUE.search(value):
+            try:
+                headers[name] = value.encode("latin-1")
+            except UnicodeEncodeError:
+                continue  # not something a server sent us; skip rather than fail
+    return headers
+
+
+def _raw_header(resp: httpx.Response, name: bytes) -> str | None:
+    for key, value in resp.headers.raw:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _header_pairs(resp: httpx.Response) -> tuple[tuple[str, str], ...]:
+    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.headers.raw)
+
+
+def _redirect_target(resp: httpx.Response) -> httpx.URL | None:
+    location = resp.headers.get("location")
+    if resp.status_code not in REDIRECT_STATUSES or not location:
+        return None
+    try:
+        return resp.url.join(location.strip())
+    except (httpx.InvalidURL, ValueError):
+        raise _Failed("redirect", _short(f"invalid redirect Location {location!r}")) from None
+
+
+def _status_reason(resp: httpx.Response) -> str:
+    try:
+        phrase = HTTPStatus(resp.status_code).phrase
+    except ValueError:
+        phrase = resp.reason_phrase
+    return _short(f"HTTP {resp.status_code} {phrase}".strip())
+
+
+def _is_html_page(content_type: str, body: bytes) -> bool:
+    if "text/html" not in content_type.lower():
+        return False
+    head = body[:1024].removeprefix(_UTF8_BOM).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def _parse_url(url: str) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        parsed = None
+    if parsed is None or not parsed.scheme or (parsed.scheme in ("http", "https") and not parsed.host):
+        raise _Failed("refused", _short(f"invalid URL {url!r}"))
+    return parsed
+
+
+def _host_of(url: str) -> str:
+    try:
+        return httpx.URL(url).host.lower()
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return ""
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A jar that accepts nothing: feeds get no cookies back (catalogue N13)."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def format_seconds(seconds: float) -> str:
+    return f"{seconds:g}"
+
+
+def format_size(size: int) -> str:
+    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("MiB", 2**20), ("kB", 1000), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
