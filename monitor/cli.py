@@ -370,6 +370,69 @@ def _ago(iso: str | None) -> str:
     return f"{int(delta)}s {word}"
 
 
+# --- digest ----------------------------------------------------------------------------------
+
+_DIGEST_FORMATS = ("text", "markdown", "html", "json")
+
+
+@cli.command()
+@click.option("--name", default="default", show_default=True, metavar="NAME",
+              help="Digest name: by default a digest starts where the last one of its name ended.")
+@click.option("--since", metavar="24h|DATE",
+              help="Start (default: the end of the last digest of this name, else 24h ago).")
+@click.option("--until", metavar="DATE", help="End (default: now).")
+@click.option("--topic", "topic_ids", multiple=True, metavar="ID",
+              help="Only this topic (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(_DIGEST_FORMATS), default="text",
+              show_default=True)
+@click.option("--output", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Write to FILE (atomically) instead of standard output.")
+@click.option("--email", "emails", multiple=True, metavar="ADDR",
+              help="Mail it (text + HTML) to ADDR (repeatable); SMTP from MONITOR_SMTP_*.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(0, 100000),
+              help="Stories shown per topic (0: all); the counts cover every story.")
+@click.option("--no-record", is_flag=True,
+              help="Do not remember this digest as the last one of its name.")
+@click.pass_obj
+@handle_errors
+def digest(obj: Ctx, name: str, since: str | None, until: str | None,
+           topic_ids: tuple[str, ...], fmt: str, output: str | None, emails: tuple[str, ...],
+           limit: int, no_record: bool) -> None:
+    """The report: new stories per topic, why they matched, and sources health.
+
+    Example: monitor digest --since 24h --format html --output digest.html
+    """
+    from monitor import digest as digests
+    from monitor.mail import ADDRESS
+
+    for addr in emails:
+        if not ADDRESS.fullmatch(addr):
+            raise click.BadParameter(f"not an e-mail address: {addr!r}", param_hint="--email")
+    config = obj.config()
+    for topic_id in topic_ids:
+        config.topic(topic_id)
+    topics = [t for t in config.topics if not topic_ids or t.id in topic_ids]
+    now = datetime.now(UTC)
+    until_dt = (parse_since(until) if until else None) or now
+    with obj.store() as store:
+        since_dt = ((parse_since(since) if since else None)
+                    or digests.default_since(store, name, until_dt))
+        if since_dt > until_dt:
+            raise click.BadParameter("--since is after --until", param_hint="--since")
+        report = digests.build(store, topics=topics, since=since_dt, until=until_dt, now=now,
+                               name=name, limit=limit)
+        text = digests.render(report, fmt)
+        if output:
+            digests.write_atomic(output, text)
+        elif not emails:
+            click.echo(text, nl=False)
+        if emails:
+            digests.send(report, emails)
+            err.print(f"digest mailed to {escape(', '.join(emails))}")
+        if not no_record:
+            digests.record(store, report, fmt=fmt, output=output, sent_to=emails)
+
+
 _MARK = re.compile(re.escape(match.HIGHLIGHT_OPEN) + "(.*?)" + re.escape(match.HIGHLIGHT_CLOSE))
 
 

@@ -17,7 +17,7 @@ migrations = Migrations("monitor")
 
 @migrations()
 def m001_initial(db: Database) -> None:
-    db["feeds"].create(
+    db.table("feeds").create(
         {
             "id": str, "url": str, "config_url": str, "name": str, "tags": str,
             "language": str, "interval": float, "active": int, "title": str,
@@ -32,7 +32,7 @@ def m001_initial(db: Database) -> None:
         not_null={"url", "config_url", "name"},
         defaults={"active": 1, "error_count": 0, "moved_count": 0, "tags": "[]"},
     )
-    db["items"].create(
+    db.table("items").create(
         {
             "id": int, "feed_id": str, "key": str, "url": str, "canonical_url": str,
             "story_key": str, "title_key": str, "title": str, "summary": str, "author": str,
@@ -43,14 +43,14 @@ def m001_initial(db: Database) -> None:
         foreign_keys=[("feed_id", "feeds", "id")],
         not_null={"feed_id", "key", "title", "summary", "published_at", "fetched_at"},
     )
-    db["items"].create_index(["feed_id", "key"], unique=True)
-    db["items"].create_index(["published_at"])
-    db["items"].create_index(["story_key"])
-    db["items"].create_index(["canonical_url"])
-    db["items"].create_index(["title_key", "published_at"])
-    db["items"].enable_fts(["title", "summary"], create_triggers=True, tokenize=TOKENIZER)
+    db.table("items").create_index(["feed_id", "key"], unique=True)
+    db.table("items").create_index(["published_at"])
+    db.table("items").create_index(["story_key"])
+    db.table("items").create_index(["canonical_url"])
+    db.table("items").create_index(["title_key", "published_at"])
+    db.table("items").enable_fts(["title", "summary"], create_triggers=True, tokenize=TOKENIZER)
 
-    db["topics"].create(
+    db.table("topics").create(
         {"id": str, "name": str, "description": str, "query": str, "fts_query": str,
          "position": int, "active": int, "updated_at": str},
         pk="id",
@@ -66,10 +66,10 @@ def m001_initial(db: Database) -> None:
             snippet TEXT NOT NULL DEFAULT '',
             UNIQUE (item_id, topic_id)
         )""")
-    db["hits"].create_index(["topic_id", "matched_at"])
-    db["hits"].create_index(["matched_at"])
+    db.table("hits").create_index(["topic_id", "matched_at"])
+    db.table("hits").create_index(["matched_at"])
 
-    db["fetches"].create(
+    db.table("fetches").create(
         {
             "id": int, "feed_id": str, "started_at": str, "duration": float, "url": str,
             "http_status": int, "outcome": str, "bytes": int, "new_items": int, "hits": int,
@@ -79,11 +79,46 @@ def m001_initial(db: Database) -> None:
         foreign_keys=[("feed_id", "feeds", "id")],
         not_null={"feed_id", "started_at", "outcome"},
     )
-    db["fetches"].create_index(["feed_id", "id"])
+    db.table("fetches").create_index(["feed_id", "id"])
 
     # One row: the daemon's heartbeat, read by `monitor feeds`/`status`.
-    db["daemon"].create(
+    db.table("daemon").create(
         {"id": int, "pid": int, "host": str, "started_at": str, "last_tick_at": str,
          "stopped_at": str},
         pk="id",
+    )
+
+
+@migrations()
+def m002_digests(db: Database) -> None:
+    # One row per digest produced and delivered: the next digest of the same
+    # name starts where the last one ended (max(until) per name).
+    db.table("digests").create(
+        {"id": int, "name": str, "since": str, "until": str, "generated_at": str,
+         "format": str, "stories": int, "output": str, "sent_to": str, "sent_at": str},
+        pk="id",
+        not_null={"name", "since", "until", "generated_at"},
+    )
+    db.table("digests").create_index(["name", "until"])
+    # Sources health reads each feed's newest items; the digest joins hits to
+    # items by primary key and items to their story by the story_key index.
+    db.table("items").create_index(["feed_id", "published_at"])
+
+
+@migrations()
+def m003_daemon_jobs(db: Database) -> None:
+    # What `monitor status` shows about the daemon's housekeeping and reloads.
+    for column, kind in (("config", str), ("tick", float), ("last_maintenance_at", str),
+                         ("last_optimize_at", str), ("last_pruned", int),
+                         ("last_reload_at", str), ("last_reload_error", str)):
+        db.table("daemon").add_column(column, kind)
+    # A scheduled digest not yet delivered: written when its run starts, removed
+    # once sent, so a failure or a kill mid-send leaves a row the daemon retries
+    # (with backoff, across restarts) until the digest goes out.
+    db.table("digest_pending").create(
+        {"digest_id": str, "scheduled_at": str, "attempts": int, "last_attempt_at": str,
+         "next_attempt_at": str, "last_error": str},
+        pk="digest_id",
+        not_null={"scheduled_at", "next_attempt_at"},
+        defaults={"attempts": 0},
     )

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Protocol
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from monitor.config import Config

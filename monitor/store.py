@@ -126,19 +126,19 @@ class Store:
                 values = {"name": feed.name, "tags": json.dumps(list(feed.tags)),
                           "language": feed.language, "interval": feed.interval, "active": 1}
                 if row is None:
-                    db["feeds"].insert({"id": feed.id, "url": feed.url, "config_url": feed.url,
+                    db.table("feeds").insert({"id": feed.id, "url": feed.url, "config_url": feed.url,
                                         "created_at": to_iso(now), **values})
                 elif row["config_url"] != feed.url:
-                    db["feeds"].update(feed.id, {
+                    db.table("feeds").update(feed.id, {
                         **values, "url": feed.url, "config_url": feed.url, "etag": None,
                         "last_modified": None, "body_hash": None, "moved_to": None,
                         "moved_count": 0, "disabled_reason": None, "error_count": 0,
                         "next_due_at": None, "retry_after": None})
                 else:
-                    db["feeds"].update(feed.id, values)
+                    db.table("feeds").update(feed.id, values)
             gone = set(known) - {f.id for f in feeds}
             for feed_id in gone:
-                db["feeds"].update(feed_id, {"active": 0})
+                db.table("feeds").update(feed_id, {"active": 0})
 
     def sync_topics(self, topics: Sequence[Topic], now: datetime) -> list[str]:
         """Store the topics; returns the ids whose query changed since last time
@@ -152,14 +152,14 @@ class Store:
                           "query": topic.query, "fts_query": topic.fts_query,
                           "position": pos, "active": 1}
                 if row is None:
-                    db["topics"].insert({"id": topic.id, "updated_at": to_iso(now), **values})
+                    db.table("topics").insert({"id": topic.id, "updated_at": to_iso(now), **values})
                     continue
                 if row["fts_query"] != topic.fts_query:
                     changed.append(topic.id)
                     values["updated_at"] = to_iso(now)
-                db["topics"].update(topic.id, values)
+                db.table("topics").update(topic.id, values)
             for topic_id in set(known) - {t.id for t in topics}:
-                db["topics"].update(topic_id, {"active": 0})
+                db.table("topics").update(topic_id, {"active": 0})
         return changed
 
     # --- polling -----------------------------------------------------------------------
@@ -309,10 +309,10 @@ class Store:
             values["title"] = u.title
         if inserted:
             values["last_new_item_at"] = to_iso(u.fetched_at)
-        db["feeds"].update(u.feed_id, values)
+        db.table("feeds").update(u.feed_id, values)
 
     def _log_fetch(self, db: Database, u: FeedUpdate, inserted: int, n_hits: int) -> None:
-        db["fetches"].insert({
+        db.table("fetches").insert({
             "feed_id": u.feed_id, "started_at": to_iso(u.fetched_at), "duration": u.duration,
             "url": u.request_url, "http_status": u.http_status, "outcome": u.outcome,
             "bytes": u.bytes_read, "new_items": inserted, "hits": n_hits,

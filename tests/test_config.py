@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from helpers import SHIPPED_CONFIG, run_cli
+
 from monitor.config import load_config, parse_config
 from monitor.errors import ConfigError
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from feedserver import FeedServer, serve
 from helpers import DATA, run_cli, write_config
 
