@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations of `monitor`, run as ``python -m benchmarks.<name>``."""

@@ -1,0 +1,391 @@
+"""monitor.match: @name expansion, validation, percolation with provenance,
+explain(), and the shipped topics of feeds.yaml on the seed article and their
+own examples."""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.config import load_config
+from monitor.errors import QueryError
+from monitor.match import (
+    HIGHLIGHT_CLOSE,
+    HIGHLIGHT_OPEN,
+    MAX_TERMS,
+    Matcher,
+    build_fts_query,
+    entry_from_text,
+    expand_query,
+    split_clauses,
+    validate_query,
+)
+from monitor.types import Entry, Topic
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+TOPIC_IDS = {
+    "kz-osce-chair", "kz-human-rights", "kz-labour-protests", "kz-internet-freedom",
+    "kz-regime", "kz-economy-crisis", "socialist-resistance", "osce-russia-security",
+}
+TERMS = {
+    "kz": ["Kazakhstan", "Kazakh*", "Казахстан*", "Қазақ*", "Qazaq*", "Nur-Sultan"],
+    "osce": ["OSCE", "ОБСЕ", "Organization for Security and Co-operation in Europe"],
+    "quoted": ['say "hi"'],
+    "strike": ["strike*", "забастов*", "ереуіл*"],
+}
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def topic(topic_id: str, query: str, exclude: str | None = None) -> Topic:
+    fts = build_fts_query(query, exclude, TERMS, topic_id=topic_id)
+    validate_query(fts, topic_id=topic_id)
+    return Topic(id=topic_id, name=topic_id, query=query, fts_query=fts, exclude=exclude)
+
+
+def entry(key: str, title: str, summary: str = "") -> Entry:
+    return Entry(key=key, title=title, summary=summary, url=None, published_at=EPOCH)
+
+
+def marked(snippet: str) -> list[str]:
+    pattern = re.escape(HIGHLIGHT_OPEN) + r"(.*?)" + re.escape(HIGHLIGHT_CLOSE)
+    return re.findall(pattern, snippet)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> tuple[Topic, ...]:
+    return tuple(load_config(ROOT / "feeds.yaml").topics)
+
+
+# ---------------------------------------------------------------- expansion
+
+
+def test_expand_quotes_terms_and_keeps_prefixes() -> None:
+    assert expand_query("@kz", TERMS) == (
+        '("Kazakhstan" OR "Kazakh"* OR "Казахстан"* OR "Қазақ"* OR "Qazaq"* OR "Nur-Sultan")'
+    )
+
+
+def test_expand_phrase_and_embedded_quote() -> None:
+    assert expand_query("@osce", TERMS) == (
+        '("OSCE" OR "ОБСЕ" OR "Organization for Security and Co-operation in Europe")'
+    )
+    assert expand_query("@quoted", TERMS) == '("say ""hi""")'
+
+
+def test_expand_leaves_the_rest_of_the_query_alone() -> None:
+    assert expand_query('title:@osce AND (x OR "@kz") NOT y*', TERMS) == (
+        'title:("OSCE" OR "ОБСЕ" OR "Organization for Security and Co-operation in Europe")'
+        ' AND (x OR "@kz") NOT y*'
+    )
+
+
+def test_undefined_name_names_the_topic_and_the_name() -> None:
+    with pytest.raises(QueryError) as err:
+        expand_query("@kz AND @nope", TERMS, topic_id="kz-test")
+    assert "@nope" in str(err.value)
+    assert "kz-test" in str(err.value)
+    assert err.value.context["topic"] == "kz-test"
+
+
+def test_empty_term_list_is_an_error() -> None:
+    with pytest.raises(QueryError, match="empty"):
+        expand_query("@none", {"none": ["  ", "*"]}, topic_id="t")
+
+
+def test_build_fts_query_folds_exclude_in() -> None:
+    assert build_fts_query("@strike", "football", TERMS) == (
+        '(("strike"* OR "забастов"* OR "ереуіл"*)) NOT (football)'
+    )
+    assert build_fts_query("a", None, TERMS) == "a"
+    assert build_fts_query("a", "  ", TERMS) == "a"
+
+
+# ---------------------------------------------------------------- validation
+
+
+def test_valid_queries_pass() -> None:
+    for q in ['"a b"* AND NEAR(c d, 5)', "title:x OR summary:(y AND z)", "^a + b"]:
+        validate_query(q)
+
+
+@pytest.mark.parametrize("query", [
+    "a AND", '"unterminated', "nosuchcolumn:x", "a-b", "*", "", "   ", "a\x00b", "(a OR",
+])
+def test_invalid_queries_raise_query_error(query: str) -> None:
+    with pytest.raises(QueryError) as err:
+        validate_query(query, topic_id="t9")
+    assert err.value.message.startswith("invalid query")
+    assert err.value.context["topic"] == "t9"
+
+
+def test_expansion_makes_punctuated_terms_safe() -> None:
+    # Unquoted, "Nur-Sultan" is a column filter SQLite rejects; expanded it is a phrase.
+    with pytest.raises(QueryError):
+        validate_query("Nur-Sultan")
+    validate_query(expand_query("@kz OR @quoted", TERMS))
+
+
+# ---------------------------------------------------------------- percolation
+
+
+def test_hits_carry_terms_and_snippet() -> None:
+    m = Matcher([topic("t", "@kz AND @strike")])
+    hits = m.match([
+        entry("a", "Miners strike in Kazakhstan", "Workers at the Karaganda coalfield walked out."),
+        entry("b", "Weather in Kazakhstan"),
+    ])
+    assert [h.entry_key for h in hits] == ["a"]
+    assert hits[0].topic_id == "t"
+    assert hits[0].terms == ("strike", "kazakhstan")
+    assert set(marked(hits[0].snippet)) == {"strike", "Kazakhstan"}
+
+
+def test_russian_inflected_text_matches_cyrillic_prefixes() -> None:
+    m = Matcher([topic("t", "@kz AND @strike")])
+    hits = m.match([entry("ru", "Забастовка нефтяников в Казахстане продолжается")])
+    assert hits and hits[0].terms == ("забастовка", "казахстане")
+
+
+@pytest.mark.parametrize("text", [
+    "Қазақстанда мұнайшылар ереуілге шықты",  # Kazakh Cyrillic
+    "Qazaqstanda ereuil: strike at the oilfield",  # Kazakh Latin
+    "KAZAKHSTÁN: STRIKE",  # case and diacritics folded
+])
+def test_kazakh_scripts_and_folding(text: str) -> None:
+    m = Matcher([topic("t", "@kz AND @strike")])
+    assert len(m.match([entry("k", text)])) == 1
+
+
+def test_title_filter_sees_only_titles() -> None:
+    m = Matcher([topic("t", "title:@kz")])
+    hits = m.match([entry("t", "Kazakhstan votes"), entry("s", "Elections", "in Kazakhstan")])
+    assert [h.entry_key for h in hits] == ["t"]
+
+
+def test_terms_are_distinct_lowercase_in_order_and_capped() -> None:
+    m = Matcher([topic("t", "@kz")])
+    words = " ".join(f"Kazakh{i}" for i in range(30))
+    (hit,) = m.match([entry("x", "KAZAKHSTAN kazakhstan Kazakhs", words)])
+    assert hit.terms[:2] == ("kazakhstan", "kazakhs")
+    assert len(hit.terms) == MAX_TERMS
+
+
+def test_feed_text_cannot_forge_highlight_markers() -> None:
+    m = Matcher([topic("t", "@kz")])
+    for fake in (f"{HIGHLIGHT_OPEN}fake{HIGHLIGHT_CLOSE}", "[[[fake]]]", "]]]x[[[["):
+        (hit,) = m.match([entry("x", f"{fake} news from Kazakhstan")])
+        assert marked(hit.snippet) == ["Kazakhstan"]
+        assert hit.terms == ("kazakhstan",)
+
+
+def test_one_bad_entry_or_topic_does_not_lose_the_others() -> None:
+    good = topic("good", "@kz")
+    broken = Topic(id="broken", name="broken", query="a AND", fts_query="a AND")
+    m = Matcher([broken, good])
+    hits = m.match([
+        entry("surrogate", "Kazakhstan \ud800 lone surrogate"),
+        entry("nul", "Kazakhstan\x00after the NUL"),
+        entry("huge", "Kazakhstan", "word " * 200_000),
+        entry("plain", "Astana", "nothing about it"),
+    ])
+    assert [(h.topic_id, h.entry_key) for h in hits] == [
+        ("good", "surrogate"), ("good", "nul"), ("good", "huge")]
+
+
+def test_empty_inputs() -> None:
+    assert Matcher([topic("t", "@kz")]).match([]) == []
+    assert Matcher([]).match([entry("a", "Kazakhstan")]) == []
+
+
+def test_snippet_shows_the_topic_words_not_the_context() -> None:
+    places = "Almaty, Astana, Kazakhstan and the Kazakh steppe. " * 5
+    summary = places + "Later that month the economic crisis reached the mines. " + places
+    m = Matcher([topic("t", '@kz AND ("economic crisis" OR inflation)')])
+    (hit,) = m.match([entry("x", "A long report", summary)])
+    assert "economic crisis" in marked(hit.snippet)
+
+
+# ---------------------------------------------------------------- explain
+
+
+def test_entry_from_text_puts_first_line_in_title_and_all_in_summary() -> None:
+    e = entry_from_text("\n  Headline here \nBody text")
+    assert e.title == "Headline here"
+    assert e.summary == "\n  Headline here \nBody text"
+    assert entry_from_text("body", title="T").title == "T"
+
+
+def test_explain_matched_and_close_clauses() -> None:
+    m = Matcher([topic("t", "@kz AND @osce AND @strike"), topic("u", "@osce")])
+    near, other = m.explain("Kazakhstan hosts a summit\nMiners strike in Karaganda")
+    assert not near.matched
+    assert near.close_clauses == ("@kz", "@strike")
+    assert near.terms == () and near.snippet == ""
+    assert not other.matched and other.close_clauses == ()
+    hit = m.explain("OSCE says Kazakh miners' strike is legal")[0]
+    assert hit.matched
+    assert hit.terms == ("osce", "kazakh", "strike")
+    assert HIGHLIGHT_OPEN in hit.snippet
+
+
+def test_explain_reports_an_exclusion() -> None:
+    m = Matcher([topic("t", "@kz AND @strike", exclude="football")])
+    (e,) = m.explain("Kazakhstan football team strikes late")
+    assert not e.matched and e.excluded
+    assert e.close_clauses == ("@kz", "@strike")
+
+
+@pytest.mark.parametrize(("query", "clauses"), [
+    ("@kz AND @strike", ["@kz", "@strike"]),
+    ('@kz AND (a OR "b AND c") AND title:x', ["@kz", '(a OR "b AND c")', "title:x"]),
+    ("a NOT b AND c", ["a NOT b", "c"]),
+    ("a OR b AND c", ["a OR b AND c"]),
+    ("a b", ["a b"]),
+    ("NEAR(a b, 5) AND c", ["NEAR(a b, 5)", "c"]),
+    ("", []),
+])
+def test_split_clauses(query: str, clauses: list[str]) -> None:
+    assert split_clauses(query) == clauses
+
+
+# ---------------------------------------------------------------- shipped topics
+
+
+def test_shipped_topics_are_the_designed_eight(shipped: tuple[Topic, ...]) -> None:
+    assert {t.id for t in shipped} == TOPIC_IDS
+    cyrillic = re.compile("[\u0400-\u04ff]")
+    for t in shipped:
+        assert len(t.examples.match) >= 3 and len(t.examples.no_match) >= 3, t.id
+        assert any(cyrillic.search(x) for x in t.examples.match + t.examples.no_match), t.id
+
+
+def test_seed_article_matches_every_topic(shipped: tuple[Topic, ...]) -> None:
+    title, _, summary = (DATA / "seed-article.txt").read_text(encoding="utf-8").partition("\n")
+    hits = Matcher(shipped).match([entry("seed", title.strip(), summary)])
+    assert {h.topic_id for h in hits} == TOPIC_IDS
+    for h in hits:
+        assert h.terms and marked(h.snippet), h.topic_id
+
+
+@pytest.mark.parametrize("topic_id", sorted(TOPIC_IDS))
+def test_shipped_examples_behave(shipped: tuple[Topic, ...], topic_id: str) -> None:
+    (t,) = [t for t in shipped if t.id == topic_id]
+    m = Matcher([t])
+    for text in t.examples.match:
+        assert m.explain(text)[0].matched, text
+    for text in t.examples.no_match:
+        assert not m.explain(text)[0].matched, text
+
+
+def test_shipped_feeds_cover_the_sources() -> None:
+    feeds = load_config(ROOT / "feeds.yaml").feeds
+    assert len(feeds) >= 24
+    assert len({f.id for f in feeds}) == len(feeds)
+    assert {f.language for f in feeds} == {"en", "ru", "kk"}
+    for f in feeds:
+        assert re.fullmatch(r"[a-z0-9-]+", f.id) and f.url.startswith("https://") and f.tags
+
+
+# ---------------------------------------------------------------- properties
+
+ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=()), max_size=200)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(ANY_TEXT, ANY_TEXT), max_size=5))
+def test_match_never_raises(pairs: list[tuple[str, str]]) -> None:
+    m = Matcher([topic("a", "@kz AND @strike"), topic("b", "title:@osce OR NEAR(x y, 3)")])
+    entries = [entry(str(i), t, s) for i, (t, s) in enumerate(pairs)]
+    for h in m.match(entries):
+        assert h.entry_key in {e.key for e in entries}
+    for t, _ in pairs[:1]:
+        assert len(m.explain(t)) == 2
+
+
+NAMES = st.from_regex(r"[A-Za-z0-9_-]{1,8}", fullmatch=True)
+BODY = st.text(
+    alphabet=st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="*"), min_size=1,
+    max_size=12,
+).map(str.strip).filter(bool)
+TERM = st.tuples(BODY, st.booleans()).map(lambda bp: bp[0] + ("*" if bp[1] else ""))
+STRING = re.compile(r'"((?:[^"]|"")*)"(\*?)')
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(NAMES, st.lists(TERM, min_size=1, max_size=5), min_size=1, max_size=4))
+def test_expand_round_trip(terms: dict[str, list[str]]) -> None:
+    names = list(terms)
+    expanded = expand_query(" AND ".join(f"@{n}" for n in names), terms)
+    groups = split_clauses(expanded)
+    assert len(groups) == len(names)
+    for name, group in zip(names, groups, strict=True):
+        assert group.startswith("(") and group.endswith(")")
+        found = [body.replace('""', '"') + star for body, star in STRING.findall(group)]
+        assert found == terms[name]
+    validate_query(expanded)  # SQLite accepts whatever the term lists hold
+
+
+def test_rehighlight_keeps_marked_spans_whole() -> None:
+    from monitor.match import _rehighlight
+
+    h = "Intro. The [[OSCE]] chair goes to [[Kazakhstan]] in [[two thousand ten]] says Moscow."
+    assert _rehighlight("…chair goes to Kazakhstan in two…", [h]) == (
+        "…chair goes to [[Kazakhstan]] in [[two thousand ten]]…")
+    assert _rehighlight("…SCE chair goes…", [h]) == "…[[OSCE]] chair goes…"
+    assert _rehighlight("Intro. The OSCE…", ["x", h]) == "Intro. The [[OSCE]]…"
+    assert _rehighlight("not there", [h]) is None
+
+
+# Pruning (only the alternatives a batch can match reach SQLite) must never
+# change a result: compare with the full queries run on a plain FTS5 table.
+
+def _shipped_words() -> list[str]:
+    import yaml
+
+    data = yaml.safe_load((ROOT / "feeds.yaml").read_text(encoding="utf-8"))
+    words = [w.rstrip("*") for terms in data["terms"].values() for w in terms]
+    return [*words, "the", "и", "в", "strike", "Kazakhstan's", "news", "2024", "-", ":"]
+
+
+WORDS = _shipped_words()
+SUFFIXES = ["", "", "а", "е", "ы", "да", "s", "'s", "ing", "ов"]
+WORD = st.tuples(st.sampled_from(WORDS), st.sampled_from(SUFFIXES)).map("".join)
+TEXT = st.lists(WORD, max_size=25).map(" ".join)
+
+
+def _reference(topics: tuple[Topic, ...], entries: list[Entry]) -> set[tuple[str, str]]:
+    import sqlite3
+
+    from monitor.match import TOKENIZER
+
+    db = sqlite3.connect(":memory:")
+    db.execute(f"CREATE VIRTUAL TABLE r USING fts5(title, summary, tokenize='{TOKENIZER}')")
+    db.executemany("INSERT INTO r(rowid, title, summary) VALUES (?, ?, ?)",
+                   [(i, e.title, e.summary) for i, e in enumerate(entries)])
+    out = {(t.id, entries[rowid].key) for t in topics
+           for (rowid,) in db.execute("SELECT rowid FROM r WHERE r MATCH ?", (t.fts_query,))}
+    db.close()
+    return out
+
+
+@functools.cache
+def _shipped_matcher() -> tuple[tuple[Topic, ...], Matcher]:
+    topics = tuple(load_config(ROOT / "feeds.yaml").topics)
+    return topics, Matcher(topics)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(TEXT, TEXT), min_size=1, max_size=6))
+def test_pruned_queries_find_exactly_what_full_queries_find(
+        pairs: list[tuple[str, str]]) -> None:
+    topics, matcher = _shipped_matcher()
+    entries = [entry(str(i), t, s) for i, (t, s) in enumerate(pairs)]
+    got = {(h.topic_id, h.entry_key) for h in matcher.match(entries)}
+    assert got == _reference(topics, entries)
