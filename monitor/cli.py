@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -162,6 +163,80 @@ def topics_check(obj: Ctx) -> None:
         sys.exit(2)
 
 
+@topics.command("apply")
+@click.option("--topic", "topic_ids", multiple=True, metavar="ID",
+              help="Only this topic (repeatable; default: every topic).")
+@click.option("--since", metavar="30d|DATE", help="Only items published since then.")
+@click.pass_obj
+@handle_errors
+def topics_apply(obj: Ctx, topic_ids: tuple[str, ...], since: str | None) -> None:
+    """Re-run topics over stored items, adding and removing hits to match the
+    current queries (after a topic is added or changed)."""
+    from monitor.reapply import reapply
+
+    config = obj.config()
+    chosen = [config.topic(t) for t in topic_ids] if topic_ids else list(config.topics)
+    since_dt = parse_since(since)
+    with obj.store() as store:
+        store.sync_topics(config.topics, datetime.now(UTC))
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True,
+                      disable=not err.is_terminal) as bar:
+            tasks: dict[str, Any] = {}
+
+            def advance(topic_id: str, done: int, total: int) -> None:
+                if topic_id not in tasks:
+                    tasks[topic_id] = bar.add_task(topic_id, total=total)
+                bar.update(tasks[topic_id], completed=done)
+
+            results = reapply(store, chosen, since=since_dt, progress=advance)
+    table = Table("topic", "items", "hits added", "hits removed")
+    for r in results:
+        table.add_row(r.topic_id, str(r.items), str(r.added), str(r.removed))
+    out.print(table)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def search(obj: Ctx, query: str, limit: int, as_json: bool) -> None:
+    """Full-text search of the whole archive, in the topic query language
+    (@name term lists of feeds.yaml included); best and newest first, one row per story.
+
+    Example: monitor search '@kazakhstan AND strike*'
+    """
+    terms = _terms_if_any(obj)
+    fts = match.expand_query(query, terms)
+    match.validate_query(fts)
+    with obj.store() as store:
+        rows = store.search(fts, limit=limit)
+    if as_json:
+        out.print_json(data=rows)
+        return
+    if not rows:
+        out.print(f"Nothing matches {escape(query)}.")
+        return
+    for r in rows:
+        out.print(f"[bold]{escape(r['title'] or '(no title)')}[/bold]")
+        out.print(f"  {r['published_at']} · {escape(', '.join(r['feeds']))}"
+                  + (f" · {escape(r['url'])}" if r["url"] else ""))
+        out.print(f"  {highlight(r['snippet'])}")
+    out.print(f"{len(rows)} stories")
+
+
+def _terms_if_any(obj: Ctx) -> dict[str, tuple[str, ...]]:
+    """The config's term lists, or none when there is no config to read."""
+    try:
+        return dict(obj.config().terms)
+    except ConfigError:
+        if Path(obj.config_path).exists():
+            raise
+        return {}
+
+
 # --- poll / run ------------------------------------------------------------------------------
 
 def _prepare(obj: Ctx) -> tuple[Config, Store]:
@@ -176,8 +251,8 @@ def _prepare(obj: Ctx) -> tuple[Config, Store]:
     now = datetime.now(UTC)
     store.sync_feeds(config.feeds, now)
     for topic_id in store.sync_topics(config.topics, now):
-        err.print(f"[yellow]topic {topic_id} changed:[/yellow] its stored hits follow the old "
-                  f"query; run `monitor topics apply --topic {topic_id}` to re-apply it")
+        err.print(f"[yellow]topic {topic_id}:[/yellow] its stored hits do not reflect its current "
+                  f"query; run `monitor topics apply --topic {topic_id}` to apply it to stored items")
     return config, store
 
 
@@ -253,14 +328,22 @@ def _print_summary(s: PollSummary) -> None:
 
 @cli.command()
 @click.option("--tick", default=10.0, show_default=True, metavar="SECONDS",
-              help="How often to look for due feeds.")
-@click.pass_obj
+              type=click.FloatRange(min=0.1), help="How often to look for due feeds.")
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@click.option("--digest-retry", default=60.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(min=1),
+              help="Wait before re-sending a digest that failed (x4 each time, then hourly).")
+@click.pass_context
 @handle_errors
-def run(obj: Ctx, tick: float) -> None:
-    """The daemon: poll feeds when due until SIGTERM/SIGINT; SIGHUP reloads feeds.yaml."""
-    from monitor.daemon import Daemon
+def run(ctx: click.Context, tick: float, log_json: bool, digest_retry: float) -> None:
+    """The daemon: poll feeds when due, send scheduled digests, prune; SIGTERM/SIGINT stop
+    it cleanly, SIGHUP reloads feeds.yaml. Logs one line per poll (-v: debug)."""
+    from monitor.daemon import Daemon, configure_logging
 
-    sys.exit(Daemon(obj.config_path, obj.db_path, tick=tick).run())
+    root = ctx.find_root().params
+    configure_logging(verbose=root["verbose"], quiet=root["quiet"], json_lines=log_json)
+    obj: Ctx = ctx.obj
+    sys.exit(Daemon(obj.config_path, obj.db_path, tick=tick, digest_retry=digest_retry).run())
 
 
 # --- reports ---------------------------------------------------------------------------------
@@ -375,11 +458,20 @@ def _ago(iso: str | None) -> str:
 _DIGEST_FORMATS = ("text", "markdown", "html", "json")
 
 
+def _since_before(text: str, until: datetime) -> datetime:
+    """A duration counts back from --until (itself now by default); else a date."""
+    try:
+        return until - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        return parse_since(text) or until
+
+
 @cli.command()
 @click.option("--name", default="default", show_default=True, metavar="NAME",
               help="Digest name: by default a digest starts where the last one of its name ended.")
 @click.option("--since", metavar="24h|DATE",
-              help="Start (default: the end of the last digest of this name, else 24h ago).")
+              help="Start: a date, or a duration before --until (default: the end of the "
+                   "last digest of this name, else 24h).")
 @click.option("--until", metavar="DATE", help="End (default: now).")
 @click.option("--topic", "topic_ids", multiple=True, metavar="ID",
               help="Only this topic (repeatable).")
@@ -406,7 +498,7 @@ def digest(obj: Ctx, name: str, since: str | None, until: str | None,
     from monitor.mail import ADDRESS
 
     for addr in emails:
-        if not ADDRESS.fullmatch(addr):
+        if not ADDRESS.fullmatch(addr) or "=?" in addr:
             raise click.BadParameter(f"not an e-mail address: {addr!r}", param_hint="--email")
     config = obj.config()
     for topic_id in topic_ids:
@@ -415,8 +507,8 @@ def digest(obj: Ctx, name: str, since: str | None, until: str | None,
     now = datetime.now(UTC)
     until_dt = (parse_since(until) if until else None) or now
     with obj.store() as store:
-        since_dt = ((parse_since(since) if since else None)
-                    or digests.default_since(store, name, until_dt))
+        since_dt = (_since_before(since, until_dt) if since
+                    else digests.default_since(store, name, until_dt))
         if since_dt > until_dt:
             raise click.BadParameter("--since is after --until", param_hint="--since")
         report = digests.build(store, topics=topics, since=since_dt, until=until_dt, now=now,
@@ -431,6 +523,45 @@ def digest(obj: Ctx, name: str, since: str | None, until: str | None,
             err.print(f"digest mailed to {escape(', '.join(emails))}")
         if not no_record:
             digests.record(store, report, fmt=fmt, output=output, sent_to=emails)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def status(obj: Ctx, as_json: bool) -> None:
+    """The daemon's state: pid, start, last tick, next due feed, failing feeds, digests
+    waiting to be sent. Safe to run while the daemon runs."""
+    from monitor.daemon import status as daemon_status
+
+    data = daemon_status(obj.db_path)
+    if as_json:
+        out.print_json(data=data)
+        return
+    d = data["daemon"] or {}
+    colour = {"running": "green", "dead": "red"}.get(data["state"], "yellow")
+    line = f"daemon: [{colour}]{data['state']}[/{colour}]"
+    if d.get("pid"):
+        line += (f", pid {d['pid']} on {escape(str(d['host']))}, started "
+                 f"{_ago(d['started_at'])}, last tick {_ago(d['last_tick_at'])}")
+    if d.get("stopped_at"):
+        line += f", stopped {_ago(d['stopped_at'])}"
+    out.print(line)
+    nxt = data["next_due"]
+    out.print(f"feeds: {data['feeds']} active, {data['failing']} failing, {data['disabled']} "
+              f"disabled; next due: "
+              + (f"{nxt['id']} ({_ago(nxt['next_due_at'])})" if nxt else "—"))
+    for p in data["pending_digests"]:
+        out.print(f"[yellow]digest {p['digest_id']} not sent[/yellow] (since "
+                  f"{_ago(p['scheduled_at'])}, {p['attempts']} failed attempts): "
+                  f"{escape(str(p['last_error'] or 'in progress'))}; next attempt "
+                  f"{_ago(p['next_attempt_at'])}")
+    if d.get("last_reload_error"):
+        out.print(f"[red]last reload refused[/red] ({_ago(d['last_reload_at'])}): "
+                  f"{escape(d['last_reload_error'])}")
+    if d.get("last_maintenance_at"):
+        out.print(f"maintenance: {_ago(d['last_maintenance_at'])}, {d['last_pruned']} items "
+                  f"pruned; FTS index merged {_ago(d['last_optimize_at'])}")
 
 
 _MARK = re.compile(re.escape(match.HIGHLIGHT_OPEN) + "(.*?)" + re.escape(match.HIGHLIGHT_CLOSE))

@@ -52,7 +52,8 @@ def m001_initial(db: Database) -> None:
 
     db.table("topics").create(
         {"id": str, "name": str, "description": str, "query": str, "fts_query": str,
-         "position": int, "active": int, "updated_at": str},
+         # the query the stored hits reflect; differs from fts_query until re-applied
+         "applied_query": str, "position": int, "active": int, "updated_at": str},
         pk="id",
         defaults={"active": 1},
     )

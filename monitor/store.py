@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from monitor import stories
-from monitor.errors import StorageError
+from monitor.errors import QueryError, StorageError
+from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.migrations import migrations
 from monitor.types import Entry, FeedConfig, FeedState, FeedUpdate, Hit, Topic
 
@@ -141,26 +142,98 @@ class Store:
                 db.table("feeds").update(feed_id, {"active": 0})
 
     def sync_topics(self, topics: Sequence[Topic], now: datetime) -> list[str]:
-        """Store the topics; returns the ids whose query changed since last time
-        (their stored hits may be stale until `monitor topics apply`)."""
-        changed = []
+        """Store the topics; returns the ids whose stored hits do not reflect the
+        current query (changed, or new while items are stored) until
+        `monitor topics apply` re-applies them."""
         with self.write() as db:
             known = {r["id"]: r for r in db.query("SELECT id, fts_query FROM topics")}
+            has_items = db.execute("SELECT EXISTS (SELECT 1 FROM items)").fetchone()[0]
             for pos, topic in enumerate(topics):
                 row = known.get(topic.id)
                 values = {"name": topic.name, "description": topic.description,
                           "query": topic.query, "fts_query": topic.fts_query,
                           "position": pos, "active": 1}
                 if row is None:
-                    db.table("topics").insert({"id": topic.id, "updated_at": to_iso(now), **values})
+                    applied = None if has_items else topic.fts_query
+                    db.table("topics").insert({"id": topic.id, "updated_at": to_iso(now),
+                                               "applied_query": applied, **values})
                     continue
                 if row["fts_query"] != topic.fts_query:
-                    changed.append(topic.id)
                     values["updated_at"] = to_iso(now)
                 db.table("topics").update(topic.id, values)
             for topic_id in set(known) - {t.id for t in topics}:
                 db.table("topics").update(topic_id, {"active": 0})
-        return changed
+        return self.stale_topics()
+
+    def stale_topics(self) -> list[str]:
+        rows = self.query("SELECT id FROM topics WHERE active = 1 AND applied_query IS NOT "
+                          "fts_query ORDER BY position")
+        return [r["id"] for r in rows]
+
+    def mark_applied(self, topic_id: str, fts_query: str) -> None:
+        with self.write() as db:
+            db.execute("UPDATE topics SET applied_query = ? WHERE id = ?", [fts_query, topic_id])
+
+    def item_batch(self, *, after_id: int, since: datetime | None,
+                   limit: int) -> list[dict[str, Any]]:
+        """Stored items in id order, for re-applying topics in bounded batches."""
+        sql = "SELECT id, feed_id, key, title, summary, url, published_at FROM items WHERE id > ?"
+        params: list[Any] = [after_id]
+        if since is not None:
+            sql += " AND published_at >= ?"
+            params.append(to_iso(since))
+        return self.query(sql + " ORDER BY id LIMIT ?", [*params, limit])
+
+    def count_items(self, since: datetime | None = None) -> int:
+        if since is None:
+            return int(self.conn.execute("SELECT count(*) FROM items").fetchone()[0])
+        return int(self.conn.execute("SELECT count(*) FROM items WHERE published_at >= ?",
+                                     [to_iso(since)]).fetchone()[0])
+
+    def replace_hits(self, topic_id: str, item_ids: Sequence[int],
+                     hits: dict[int, Hit], now: datetime) -> tuple[int, int]:
+        """Make the topic's hits among ``item_ids`` exactly ``hits``: (added, removed)."""
+        with self.write() as db:
+            marks = ",".join("?" * len(item_ids))
+            have = {r[0] for r in db.execute(
+                f"SELECT item_id FROM hits WHERE topic_id = ? AND item_id IN ({marks})",
+                [topic_id, *item_ids])}
+            gone = [i for i in have if i not in hits]
+            for chunk in _chunks([str(i) for i in gone], 500):
+                db.execute(f"DELETE FROM hits WHERE topic_id = ? AND item_id IN "
+                           f"({','.join('?' * len(chunk))})", [topic_id, *chunk])
+            added = self._insert_hits(db, {str(i): i for i in hits if i not in have},
+                                      [Hit(h.topic_id, str(i), h.terms, h.snippet)
+                                       for i, h in hits.items() if i not in have], now)
+        return added, len(gone)
+
+    def search(self, fts_query: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        """Stories matching an FTS5 query over the whole archive, best first: bm25
+        (title weighted 3x) discounted by age; one row per story with its feeds."""
+        try:
+            cur = self.conn.execute("""
+                SELECT i.id, i.title, i.url, i.feed_id, i.published_at, i.story_key,
+                       snippet(items_fts, -1, ?, ?, '…', 16) AS snippet,
+                       bm25(items_fts, 3.0, 1.0) AS score
+                FROM items_fts JOIN items i ON i.id = items_fts.rowid
+                WHERE items_fts MATCH ?
+                ORDER BY bm25(items_fts, 3.0, 1.0)
+                         / (1.0 + max(0.0, julianday('now') - julianday(i.published_at)) / 30.0)
+                LIMIT ?""", [HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, fts_query, limit * 5])
+        except sqlite3.OperationalError as exc:
+            raise QueryError(f"invalid query: {exc}", query=fts_query) from None
+        names = [d[0] for d in cur.description]
+        stories: dict[str, dict[str, Any]] = {}
+        for row in cur.fetchall():
+            rec = dict(zip(names, row, strict=True))
+            if rec["story_key"] not in stories and len(stories) < limit:
+                stories[rec["story_key"]] = rec
+        for rec in stories.values():
+            feeds = self.query("SELECT DISTINCT feed_id FROM items WHERE story_key = ? "
+                               "ORDER BY feed_id", [rec["story_key"]])
+            rec["feeds"] = [f["feed_id"] for f in feeds]
+            rec["score"] = round(rec["score"], 4)
+        return list(stories.values())
 
     # --- polling -----------------------------------------------------------------------
 
@@ -369,6 +442,149 @@ class Store:
         for table in ("feeds", "items", "hits", "topics", "fetches"):
             out[table] = int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
         return out
+
+    # --- maintenance (daemon) ------------------------------------------------------------
+
+    def prune(self, retention: float, now: datetime, *, batch: int = 2000,
+              should_stop: Callable[[], bool] | None = None) -> int:
+        """Delete the items no topic hit that were first fetched more than
+        ``retention`` seconds before ``now``; returns how many.
+
+        By ``fetched_at``, not ``published_at``: the publication date is the
+        feed's word (missing, in the future, or years old on an archive
+        re-published today), and an item pruned while its feed still carries it
+        would come back at the next poll as new, with new hits. Items with hits
+        are kept with their hits; the FTS triggers remove the rest from the
+        index. One short transaction per ``batch`` so polls interleave;
+        ``should_stop`` ends it early (the next run carries on)."""
+        cutoff = to_iso(now - timedelta(seconds=retention))
+        total = 0
+        while True:
+            with self.write() as db:
+                cur = db.execute(
+                    "DELETE FROM items WHERE id IN (SELECT i.id FROM items i "
+                    "WHERE i.fetched_at < ? AND NOT EXISTS "
+                    "(SELECT 1 FROM hits h WHERE h.item_id = i.id) ORDER BY i.id LIMIT ?)",
+                    [cutoff, batch])
+            total += cur.rowcount
+            if cur.rowcount < batch or (should_stop is not None and should_stop()):
+                return total
+
+    def optimize_fts(self, *, pages: int = 1000,
+                     should_stop: Callable[[], bool] | None = None) -> bool:
+        """Merge the full-text index's b-trees, ``pages`` pages per transaction
+        (an FTS5 'merge' with a negative count: the incremental form of
+        'optimize', so a large index never holds the write lock for long).
+        True when done, False when ``should_stop`` cut it short."""
+        while True:
+            with self.write() as db:
+                before = self.conn.total_changes
+                db.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('merge', ?)",
+                           [-abs(pages)])
+                worked = self.conn.total_changes - before >= 2  # per the FTS5 docs
+            if not worked:
+                self.conn.execute("PRAGMA optimize")
+                return True
+            if should_stop is not None and should_stop():
+                return False
+
+    def wal_bytes(self) -> int:
+        try:
+            return os.path.getsize(self.path + "-wal")
+        except OSError:
+            return 0
+
+    def checkpoint(self, *, min_wal_bytes: int = 0) -> tuple[int, int, int] | None:
+        """``PRAGMA wal_checkpoint(TRUNCATE)`` once the WAL file has grown to
+        ``min_wal_bytes``: its pages go into the database and it is cut back to
+        zero. Returns SQLite's (busy, wal pages, pages checkpointed), or None
+        when the WAL was small enough. A reader in the middle of a transaction
+        can make it partial (busy = 1); the next call finishes the job."""
+        if min_wal_bytes and self.wal_bytes() < min_wal_bytes:
+            return None
+        try:
+            row = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise _storage_error(exc, self.path, "checkpoint") from None
+        return int(row[0]), int(row[1]), int(row[2])
+
+    _DAEMON_COLUMNS = frozenset({
+        "pid", "host", "started_at", "last_tick_at", "stopped_at", "config", "tick",
+        "last_maintenance_at", "last_optimize_at", "last_pruned", "last_reload_at",
+        "last_reload_error"})
+
+    def daemon_started(self, *, pid: int, host: str, config: str, tick: float,
+                       now: datetime) -> None:
+        """The heartbeat row of a daemon that just took the lock (housekeeping
+        dates of the previous run are kept)."""
+        self.daemon_update(pid=pid, host=host, config=config, tick=tick,
+                           started_at=to_iso(now), last_tick_at=None, stopped_at=None,
+                           last_reload_at=None, last_reload_error=None)
+
+    def daemon_update(self, **values: Any) -> None:
+        unknown = set(values) - self._DAEMON_COLUMNS
+        if unknown:
+            raise ValueError(f"not a daemon column: {', '.join(sorted(unknown))}")
+        with self.write() as db:
+            db.table("daemon").upsert({"id": 1, **values}, pk="id")
+
+    def daemon_row(self) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM daemon WHERE id = 1")
+        return rows[0] if rows else None
+
+    def status(self) -> dict[str, Any]:
+        """What `monitor status` shows: the daemon row, the next due feed,
+        feed health counts and digests waiting to be sent."""
+        nxt = self.query("""
+            SELECT id, next_due_at FROM feeds WHERE active = 1 AND disabled_reason IS NULL
+            ORDER BY next_due_at IS NOT NULL, next_due_at, id LIMIT 1""")
+        counts = self.query("""
+            SELECT count(*) AS feeds,
+                   coalesce(sum(error_count > 0 AND disabled_reason IS NULL), 0) AS failing,
+                   coalesce(sum(disabled_reason IS NOT NULL), 0) AS disabled
+            FROM feeds WHERE active = 1""")[0]
+        return {"daemon": self.daemon_row(), "next_due": nxt[0] if nxt else None, **counts,
+                "pending_digests": self.query(
+                    "SELECT * FROM digest_pending ORDER BY next_attempt_at, digest_id")}
+
+    def digest_pending(self, digest_id: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM digest_pending WHERE digest_id = ?", [digest_id])
+        return rows[0] if rows else None
+
+    def digest_started(self, digest_id: str, now: datetime) -> None:
+        """A digest run begins: until it is sent, the row stays and is due at
+        once, so a crash or a kill mid-send is retried at the next start."""
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO digest_pending (digest_id, scheduled_at, attempts, last_attempt_at, "
+                "next_attempt_at) VALUES (?, ?, 0, ?, ?) ON CONFLICT (digest_id) DO UPDATE "
+                "SET last_attempt_at = excluded.last_attempt_at",
+                [digest_id, to_iso(now), to_iso(now), to_iso(now)])
+
+    def digest_missed(self, digest_id: str, scheduled_at: datetime, now: datetime,
+                      reason: str) -> None:
+        """A run that should have happened (while no daemon ran): due at once."""
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO digest_pending (digest_id, scheduled_at, attempts, next_attempt_at, "
+                "last_error) VALUES (?, ?, 0, ?, ?) ON CONFLICT (digest_id) DO NOTHING",
+                [digest_id, to_iso(scheduled_at), to_iso(now), reason])
+
+    def digest_failed(self, digest_id: str, *, attempts: int, error: str,
+                      next_attempt_at: datetime) -> None:
+        with self.write() as db:
+            db.execute(
+                "UPDATE digest_pending SET attempts = ?, last_error = ?, next_attempt_at = ? "
+                "WHERE digest_id = ?", [attempts, error, to_iso(next_attempt_at), digest_id])
+
+    def digest_sent(self, digest_id: str) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM digest_pending WHERE digest_id = ?", [digest_id])
+
+    def digest_retries_due(self, now: datetime) -> list[str]:
+        return [r["digest_id"] for r in self.query(
+            "SELECT digest_id FROM digest_pending WHERE next_attempt_at <= ? "
+            "ORDER BY next_attempt_at, digest_id", [to_iso(now)])]
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -167,6 +167,9 @@ def test_due_feeds_respects_schedule_and_force(store: Store):
 def test_topic_change_is_reported(store: Store):
     changed = store.sync_topics([Topic(id="t1", name="T1", query="x", fts_query="x")], NOW)
     assert changed == ["t1"]
+    # still reported on every sync until re-applied
+    assert store.sync_topics([Topic(id="t1", name="T1", query="x", fts_query="x")], NOW) == ["t1"]
+    store.mark_applied("t1", "x")
     assert store.sync_topics([Topic(id="t1", name="T1", query="x", fts_query="x")], NOW) == []
 
 
