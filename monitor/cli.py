@@ -384,14 +384,15 @@ def hits(obj: Ctx, topic_ids: tuple[str, ...], since: str | None, limit: int,
         out.print("No hits" + (f" since {since}" if since else "") + ".")
         return
     for r in rows:
-        sources = ", ".join(r["feeds"])
         out.print(f"[bold]{escape(r['title'] or '(no title)')}[/bold]")
-        out.print(f"  [cyan]{r['topic_id']}[/cyan] · {r['published_at']} · {escape(sources)}")
+        out.print(f"  {r['published_at']} · {len(r['feeds'])} source(s): "
+                  f"{escape(', '.join(r['feeds']))}")
         if r["url"]:
             out.print(f"  {escape(r['url'])}")
-        out.print(f"  terms: {escape(', '.join(r['terms']))}")
+        for topic_id, words in r["matched"].items():
+            out.print(f"  [cyan]{topic_id}[/cyan]: {escape(', '.join(words))}")
         out.print(f"  {highlight(r['snippet'])}")
-    out.print(f"{len(rows)} hits")
+    out.print(f"{len(rows)} stories")
 
 
 @cli.command()

@@ -406,7 +406,8 @@ class Store:
 
     def hits(self, *, topics: Sequence[str] = (), since: datetime | None = None,
              limit: int = 50) -> list[dict[str, Any]]:
-        """Recent hits, one row per (story, topic), with every feed that carried it."""
+        """Recent hits, one row per story: every feed that carried it, every topic
+        it matched with the words that matched each, and a snippet."""
         where = ["1 = 1"]
         params: list[Any] = []
         if topics:
@@ -415,27 +416,38 @@ class Store:
         if since is not None:
             where.append("h.matched_at >= ?")
             params.append(to_iso(since))
-        params.append(limit)
         rows = self.query(f"""
-            SELECT h.topic_id, i.story_key, max(h.matched_at) AS matched_at,
-                   min(i.published_at) AS published_at,
-                   group_concat(DISTINCT i.feed_id) AS feeds,
-                   count(DISTINCT i.feed_id) AS n_feeds,
-                   min(h.id) AS first_hit
+            SELECT i.story_key, max(h.matched_at) AS matched_at,
+                   min(i.published_at) AS published_at, min(h.id) AS first_hit
             FROM hits h JOIN items i ON i.id = h.item_id
             WHERE {' AND '.join(where)}
-            GROUP BY h.topic_id, i.story_key
+            GROUP BY i.story_key
             ORDER BY matched_at DESC, published_at DESC
-            LIMIT ?""", params)
-        for row in rows:
-            first = self.query("""SELECT i.title, i.url, i.feed_id, h.terms, h.snippet
-                                  FROM hits h JOIN items i ON i.id = h.item_id WHERE h.id = ?""",
-                               [row["first_hit"]])[0]
-            row.update(title=first["title"], url=first["url"], snippet=first["snippet"],
-                       terms=json.loads(first["terms"]),
-                       feeds=sorted((row["feeds"] or "").split(",")))
-            del row["first_hit"]
-        return rows
+            LIMIT ?""", [*params, limit])
+        return [self._story(row, where, params) for row in rows]
+
+    def _story(self, row: dict[str, Any], where: list[str], params: list[Any]) -> dict[str, Any]:
+        first = self.query("SELECT i.title, i.url, h.topic_id, h.snippet FROM hits h "
+                           "JOIN items i ON i.id = h.item_id WHERE h.id = ?",
+                           [row["first_hit"]])[0]
+        matched = self.query(f"""
+            SELECT h.topic_id, h.terms, i.feed_id FROM hits h JOIN items i ON i.id = h.item_id
+            WHERE i.story_key = ? AND {' AND '.join(where)} ORDER BY h.id""",
+                             [row["story_key"], *params])
+        by_topic: dict[str, list[str]] = {}
+        for m in matched:
+            words = by_topic.setdefault(m["topic_id"], [])
+            words += [w for w in json.loads(m["terms"]) if w not in words]
+        feeds = self.query("SELECT DISTINCT feed_id FROM items WHERE story_key = ? "
+                           "ORDER BY feed_id", [row["story_key"]])
+        terms: list[str] = []
+        for words in by_topic.values():
+            terms += [w for w in words if w not in terms]
+        return {"title": first["title"], "url": first["url"],
+                "published_at": row["published_at"], "matched_at": row["matched_at"],
+                "topics": list(by_topic), "terms": terms, "matched": by_topic,
+                "snippet": first["snippet"], "feeds": [f["feed_id"] for f in feeds],
+                "story_key": row["story_key"]}
 
     def counts(self) -> dict[str, int]:
         out = {}

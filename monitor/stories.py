@@ -57,7 +57,7 @@ _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 def normalise_title(title: str) -> str:
     """Case-, accent- and punctuation-insensitive form of a headline."""
-    text = unicodedata.normalize("NFKD", title.casefold())
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", title).casefold())
     text = "".join(c for c in text if not unicodedata.combining(c))
     return _NON_WORD.sub(" ", text).strip()
 

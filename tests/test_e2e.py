@@ -111,8 +111,12 @@ def test_hits_carry_terms_and_snippets_in_every_script(setup):
     titles = {r["title"] for r in rows}
     # Russian text matched through the Cyrillic variants of the topics
     assert any("Алматы" in t for t in titles)
+    # one row per story, however many topics it matched, each with its own words
+    assert len({r["story_key"] for r in rows}) == len(rows)
+    multi = [r for r in rows if len(r["topics"]) > 1]
+    assert multi and all(set(r["matched"]) == set(r["topics"]) for r in multi)
     text = run_cli("hits", config=config, db=db).output
-    assert "kz-" in text and "terms:" in text
+    assert "kz-" in text and "stories" in text
 
 
 def test_feeds_command_shows_health(setup, server):
