@@ -51,3 +51,8 @@ class StorageError(MonitorError):
 
 class QueryError(MonitorError):
     """A topic or search query SQLite's FTS5 rejects (context: topic, query)."""
+
+
+class MailError(MonitorError):
+    """A digest could not be mailed; the message carries the SMTP server's
+    answer (context: host, port)."""
