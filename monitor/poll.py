@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from monitor.config import Config
-from monitor.errors import MonitorError, ParseError
+from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.parse import parse_feed
@@ -38,6 +38,12 @@ from monitor.types import (
 log = logging.getLogger("monitor.poll")
 
 MOVE_CONFIRMATIONS = 3  # polls a 301/308 must be seen before the stored URL changes
+
+# (database path, feed id) -> when the feed is next due, for feeds whose poll
+# could not be committed (disk full, I/O error): the database still says "due",
+# so without this a daemon would fetch them again at every tick until space
+# returns. In memory only: a restart, or `poll --force`, retries at once.
+_held: dict[tuple[str, str], datetime] = {}
 
 Progress = Callable[[PollResult], None]
 
@@ -78,7 +84,8 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
                      stop: StopFlag | None = None) -> PollSummary:
     started = datetime.now(UTC)
     t0 = time.monotonic()
-    states = store.due_feeds(started, ids=feed_ids, force=force)
+    states = [s for s in store.due_feeds(started, ids=feed_ids, force=force)
+              if force or _held.get((store.path, s.id), started) <= started]
     if on_start:
         on_start(len(states))
     cycle = _Cycle(config, store, Matcher(config.topics), rng or random.Random())
@@ -163,7 +170,7 @@ class _Cycle:
             return self._failed(state, fetched, fetched.failure)
         if fetched.not_modified or fetched.unchanged or fetched.body is None:
             outcome = "not-modified" if fetched.not_modified else "unchanged"
-            self.store.commit_poll(self._update(state, fetched, outcome, None))
+            self._commit(self._update(state, fetched, outcome, None))
             return PollResult(state.id, outcome, http_status=fetched.status)
         try:
             parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers,
@@ -180,7 +187,7 @@ class _Cycle:
         changed = [e for e in parsed.entries if e.key in known and known[e.key] != e.content_hash]
         hits = self.matcher.match(new + changed)
         update = self._update(state, fetched, "new" if new else "unchanged", parsed)
-        inserted, n_hits = self.store.commit_poll(update, new=new, changed=changed, hits=hits)
+        inserted, n_hits = self._commit(update, new=new, changed=changed, hits=hits)
         return PollResult(state.id, "new" if inserted else "unchanged",
                           http_status=fetched.status, new_items=inserted,
                           updated_items=len(changed), hits=n_hits,
@@ -202,8 +209,18 @@ class _Cycle:
             retry_after=fetched.retry_after, disabled_reason=disabled,
             moved_to=state.moved_to, moved_count=state.moved_count,
             bytes_read=fetched.bytes_read, duration=fetched.duration, request_url=fetched.url)
-        self.store.commit_poll(update)
+        self._commit(update)
         return PollResult(state.id, "failed", http_status=fetched.status, error=failure)
+
+    def _commit(self, update: FeedUpdate, **items: Any) -> tuple[int, int]:
+        key = (self.store.path, update.feed_id)
+        try:
+            done = self.store.commit_poll(update, **items)
+        except StorageError:
+            _held[key] = update.next_due_at  # the schedule the rollback lost
+            raise
+        _held.pop(key, None)
+        return done
 
     def _update(self, state: FeedState, fetched: FetchResult, outcome: str,
                 parsed: ParsedFeed | None) -> FeedUpdate:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -614,7 +615,7 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                                check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _wal_mode(conn, busy_timeout)
         conn.execute("PRAGMA foreign_keys = ON")
         # NORMAL in WAL: a power cut may lose the last polls, never corrupt; their
         # validators are lost with them, so the next poll fetches them again.
@@ -625,6 +626,23 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         conn.close()
         raise StorageError(f"cannot switch the database to WAL mode (got {mode})", db=path)
     return conn
+
+
+def _wal_mode(conn: sqlite3.Connection, busy_timeout: float) -> str:
+    """Switch a connection to WAL; returns the journal mode now in force.
+
+    On a new file, processes opening it at once race to make the switch and
+    SQLite may answer the loser "database is locked" at once, without waiting
+    for the busy timeout: so retry until that timeout (once the file is in WAL
+    mode, the pragma changes nothing and never waits)."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _quick_check(conn: sqlite3.Connection, path: str) -> None:
@@ -648,8 +666,11 @@ def _storage_error(exc: sqlite3.Error, path: str, action: str) -> StorageError:
     if "readonly" in text or "unable to open" in text:
         return StorageError(f"cannot {action} the database ({text}): check the folder's "
                             "permissions", db=path)
-    if "disk is full" in text or "database or disk is full" in text:
-        return StorageError(f"disk full while trying to {action}; nothing was written",
+    if "disk is full" in text or getattr(exc, "sqlite_errorname", "") == "SQLITE_IOERR_WRITE":
+        # A file size limit (EFBIG) or a failing disk surfaces as a write I/O
+        # error, not SQLITE_FULL; the transaction is rolled back either way.
+        return StorageError(f"cannot write while trying to {action} (disk full, file size "
+                            f"limit or I/O error: {text}); the transaction was rolled back",
                             db=path)
     return StorageError(f"cannot {action} the database: {text}", db=path)
 
