@@ -47,8 +47,11 @@ class Ctx:
         return load_config(self.config_path)
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
-        with Store(self.db_path) as store:
+    def store(self, *, check: bool = False) -> Iterator[Store]:
+        """The database; the full integrity check is for commands that write
+        (reads of a corrupted file fail on their own, and the check costs
+        seconds on a large archive)."""
+        with Store(self.db_path, check=check) as store:
             yield store
 
 
@@ -177,7 +180,7 @@ def topics_apply(obj: Ctx, topic_ids: tuple[str, ...], since: str | None) -> Non
     config = obj.config()
     chosen = [config.topic(t) for t in topic_ids] if topic_ids else list(config.topics)
     since_dt = parse_since(since)
-    with obj.store() as store:
+    with obj.store(check=True) as store:
         store.sync_topics(config.topics, datetime.now(UTC))
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True,

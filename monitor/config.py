@@ -378,7 +378,7 @@ def _fails(query: str, terms: Mapping[str, Sequence[str]]) -> bool:
 
 def _digests(digests: list[DigestModel], topic_ids: set[str], root: yaml.Node | None,
              path: str) -> tuple[DigestConfig, ...]:
-    from apscheduler.triggers.cron import CronTrigger
+    from monitor.cron import cron_trigger
 
     seen: set[str] = set()
     out = []
@@ -390,11 +390,11 @@ def _digests(digests: list[DigestModel], topic_ids: set[str], root: yaml.Node | 
             raise err("duplicate digest id", "id")
         seen.add(d.id)
         try:
-            CronTrigger.from_crontab(d.schedule)
+            cron_trigger(d.schedule)  # 5 fields, or 6 with seconds first
         except ValueError as exc:
             raise err(f"not a cron expression: {exc}", "schedule") from None
         for addr in d.to:
-            if not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+", addr):
+            if "=?" in addr or not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+", addr):
                 raise err(f"not an e-mail address: {addr!r}", "to")
         unknown = [t for t in d.topics if t not in topic_ids]
         if unknown:

@@ -1,44 +1,106 @@
 """`monitor run`: the long-running service on APScheduler 3.x.
 
-Owns scheduling and process concerns only: a polling tick that runs one poll
-cycle of the due feeds, a heartbeat in the database, the single-instance lock,
-and signals (SIGTERM/SIGINT stop cleanly, SIGHUP reloads feeds.yaml). What a
-poll does is poll.py's business; when a feed is due is stored per feed.
+Owns scheduling and process concerns only:
+
+- a polling tick that polls the feeds whose ``next_due_at`` (stored per feed,
+  so it survives restarts) has come, with a deadline per cycle;
+- scheduled digests (cron, local time) with retries that survive restarts;
+- daily housekeeping: retention, the FTS index, the WAL file;
+- a heartbeat in the ``daemon`` table for `monitor status`;
+- the single-instance lock, signals (SIGTERM/SIGINT stop cleanly, SIGHUP
+  reloads feeds.yaml between two ticks) and the log format.
+
+What a poll, a digest or a prune does is poll.py's, digest.py's and store.py's
+business.
+
+Every job runs through ``_job``: an exception is logged and the job runs again
+at its next time, and stopping waits (up to ``STOP_GRACE``) for jobs in flight.
+All jobs have ``coalesce=True`` and ``max_instances=1`` (a late or long run is
+never doubled) and ``misfire_grace_time=None``: in APScheduler 3.x a run later
+than its grace time is skipped with only a warning, so after a suspended
+laptop or a busy moment the missed run happens late instead of never.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
+import tzlocal
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from monitor import digest as digests
 from monitor.config import Config, check_examples, load_config
+from monitor.cron import cron_trigger
 from monitor.errors import ConfigError, MonitorError, StorageError
 from monitor.poll import poll_async
-from monitor.store import Store, to_iso
+from monitor.store import Store, from_iso, to_iso
+from monitor.types import Settings
 
 log = logging.getLogger("monitor.daemon")
 
 TICK_SECONDS = 10.0  # how often due feeds are looked for; feeds keep their own intervals
+STOP_GRACE = 6.0  # seconds a stop waits for jobs in flight: exit stays within 10 s
+POLL_MARGIN = 30.0  # seconds added to a poll cycle's deadline beyond its fetches
+MAINTENANCE_EVERY = 86400.0
+MAINTENANCE_DELAY = 300.0  # first housekeeping after start, once the first polls are done
+MAINTENANCE_BUDGET = 120.0  # seconds of pruning/merging per run; the rest waits a day
+OPTIMIZE_EVERY = timedelta(days=7)
+OPTIMIZE_AFTER_PRUNED = 10_000  # items pruned that make an FTS merge worth it at once
+WAL_LIMIT = 64 * 1024 * 1024  # bytes of WAL file before a TRUNCATE checkpoint
+DIGEST_RETRY = 60.0  # seconds before a failed digest is tried again; x4 per failure
+DIGEST_RETRY_MAX = 3600.0  # then hourly, until it is sent
+DIGEST_ERROR_AFTER = 3  # failed attempts before it is logged as an error
+
+
+def poll_deadline(settings: Settings) -> float:
+    """Seconds a poll cycle may take. Room for three rounds of fetches at the
+    full timeout (feeds queued behind a busy host or the concurrency limit
+    start late) plus ingesting; feeds not reached stay due and go first at the
+    next tick, so a hung cycle never blocks the later ones."""
+    return settings.timeout * 3 + POLL_MARGIN
+
+
+class Deadline:
+    """A stop flag for a job: set by a stop request or once ``seconds`` pass."""
+
+    def __init__(self, stop: threading.Event, seconds: float) -> None:
+        self.stop = stop
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def is_set(self) -> bool:
+        return self.stop.is_set() or self.expired
 
 
 class InstanceLock:
-    """An exclusive flock beside the database: one daemon per database."""
+    """An exclusive flock beside the database: one daemon per database. The
+    kernel drops it when the process dies, however it dies."""
 
     def __init__(self, db_path: str) -> None:
         self.path = db_path + ".lock"
         self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the process life
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,101 +128,396 @@ def db_path_of(lock_path: str) -> str:
 
 
 class Daemon:
-    def __init__(self, config_path: str, db_path: str, *, tick: float = TICK_SECONDS) -> None:
+    def __init__(self, config_path: str, db_path: str, *, tick: float = TICK_SECONDS,
+                 digest_retry: float = DIGEST_RETRY, timezone: tzinfo | None = None) -> None:
+        if tick <= 0 or digest_retry <= 0:
+            raise ConfigError("--tick and --digest-retry must be positive")
         self.config_path = config_path
         self.db_path = db_path
         self.tick_seconds = tick
+        self.digest_retry = digest_retry
         self.config: Config = _load_checked(config_path)
+        # A named zone (not a fixed offset) so "0 7 * * *" stays 07:00 across DST.
+        self.timezone = timezone or tzlocal.get_localzone()
         self.stopping = threading.Event()
+        self._reload_requested = threading.Event()
+        self._digest_lock = threading.Lock()  # one digest at a time, scheduled or retried
+        self._idle = threading.Condition()
+        self._active = 0
+        self._store: Store | None = None  # the poll tick's connection
         self.scheduler = BlockingScheduler(
-            timezone=datetime.now().astimezone().tzinfo,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+            timezone=self.timezone,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self.lock = InstanceLock(db_path)
 
+    # --- life cycle ----------------------------------------------------------------------
+
     def run(self) -> int:
+        """Run until SIGTERM/SIGINT; 0 after a clean stop. Raises StorageError
+        at once if another daemon holds this database."""
         self.lock.acquire()
         try:
-            with Store(self.db_path) as store:
-                self._sync(store)
-                self._heartbeat(store, started=True)
             self._install_signals()
-            self.scheduler.add_job(self.tick, "interval", seconds=self.tick_seconds, id="poll",
-                                   next_run_time=datetime.now(UTC))
-            log.info("monitor daemon started: pid %d, %d feeds, %d topics, database %s",
-                     os.getpid(), len(self.config.feeds), len(self.config.topics), self.db_path)
-            self.scheduler.start()  # blocks until stop()
-            log.info("monitor daemon stopped")
-            with Store(self.db_path) as store, store.write() as db:
-                db.execute("UPDATE daemon SET stopped_at = ? WHERE id = 1",
-                           [to_iso(datetime.now(UTC))])
-            return 0
+            return self._run()
         finally:
             self.lock.release()
 
-    def tick(self) -> None:
-        if self.stopping.is_set():
-            return
-        try:
-            with Store(self.db_path) as store:
-                self._heartbeat(store)
-                summary = asyncio.run(poll_async(self.config, store, stop=self.stopping))
-                if summary.due:
-                    log.info("cycle: %d feeds polled, %d new items, %d hits, %d failed in %.1fs",
-                             len(summary.results), summary.new_items, summary.hits,
-                             summary.failed, summary.duration)
-        except MonitorError as exc:
-            log.error("poll cycle failed: %s", exc)
-        except Exception:
-            log.exception("poll cycle failed unexpectedly; the next tick will retry")
+    def _run(self) -> int:
+        now = datetime.now(UTC)
+        store = self._store = Store(self.db_path)  # the integrity check, once
+        self._sync(store, self.config)
+        store.daemon_started(pid=os.getpid(), host=socket.gethostname(),
+                             config=os.path.abspath(self.config_path), tick=self.tick_seconds,
+                             now=now)
+        self._catch_up_digests(store, now)
+        self._schedule_jobs(now)
+        log.info("monitor daemon started: pid %d, %d feeds, %d topics, %d digests, "
+                 "database %s", os.getpid(), len(self.config.feeds), len(self.config.topics),
+                 len(self.config.digests), self.db_path)
+        if not self.stopping.is_set():
+            self.scheduler.start()  # blocks until stop() shuts it down
+        if not self._wait_idle(STOP_GRACE):
+            self._abandon()
+        store.daemon_update(stopped_at=to_iso(datetime.now(UTC)))
+        store.close()
+        log.info("monitor daemon stopped")
+        return 0
 
     def stop(self) -> None:
-        self.stopping.set()
-        # wait=True: the tick in flight finishes or rolls back its feed first.
-        threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
-                         daemon=True).start()
-
-    def reload(self) -> None:
-        try:
-            config = _load_checked(self.config_path)
-            with Store(self.db_path) as store:
-                self.config = config
-                self._sync(store)
-        except MonitorError as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc)
+        if self.stopping.is_set():
+            log.info("already stopping: waiting for the job in flight (at most %.0f s)",
+                     STOP_GRACE)
             return
-        log.info("configuration reloaded: %d feeds, %d topics", len(config.feeds),
-                 len(config.topics))
+        self.stopping.set()
+        # Not from the signal handler itself: it may have interrupted the
+        # scheduler's own loop in the main thread.
+        threading.Thread(target=self._shutdown, name="monitor-stop", daemon=True).start()
 
-    def _sync(self, store: Store) -> None:
-        now = datetime.now(UTC)
-        store.sync_feeds(self.config.feeds, now)
-        changed = store.sync_topics(self.config.topics, now)
-        for topic_id in changed:
-            log.warning("topic %s changed: stored hits follow the old query until "
-                        "`monitor topics apply --topic %s`", topic_id, topic_id)
+    def _shutdown(self) -> None:
+        for _ in range(100):  # a signal during start-up: the scheduler may not run yet
+            try:
+                self.scheduler.shutdown(wait=False)
+                return
+            except SchedulerNotRunningError:
+                time.sleep(0.05)
 
-    def _heartbeat(self, store: Store, started: bool = False) -> None:
-        now = to_iso(datetime.now(UTC))
-        with store.write() as db:
-            if started:
-                db["daemon"].upsert({"id": 1, "pid": os.getpid(), "host": socket.gethostname(),
-                                     "started_at": now, "last_tick_at": None,
-                                     "stopped_at": None}, pk="id")
-            else:
-                db.execute("UPDATE daemon SET last_tick_at = ? WHERE id = 1", [now])
+    def _wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    def _abandon(self) -> None:
+        """A job still runs after the grace period (a mail server that does not
+        answer): stop anyway. Its work is not lost: a digest not recorded as
+        sent is still pending and goes out at the next start."""
+        log.warning("a job is still running after %.0f s; stopping without it", STOP_GRACE)
+        try:
+            with Store(self.db_path, check=False) as store:
+                store.daemon_update(stopped_at=to_iso(datetime.now(UTC)))
+        except MonitorError as exc:
+            log.error("could not record the stop: %s", exc)
+        log.info("monitor daemon stopped")
+        logging.shutdown()
+        self.lock.release()
+        os._exit(0)  # worker threads would otherwise keep the interpreter alive
 
     def _install_signals(self) -> None:
         def on_stop(signum: int, frame: FrameType | None) -> None:
-            log.info("signal %s: stopping", signal.Signals(signum).name)
+            log.info("%s: stopping", signal.Signals(signum).name)
             self.stop()
 
         def on_hup(signum: int, frame: FrameType | None) -> None:
-            threading.Thread(target=self.reload, daemon=True).start()
+            log.info("SIGHUP: feeds.yaml will be reloaded before the next poll")
+            self._reload_requested.set()
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    def _schedule_jobs(self, now: datetime) -> None:
+        self._add("poll", "interval", self.tick, seconds=self.tick_seconds, next_run_time=now)
+        self._add("digest-retries", "interval", self.retry_digests, seconds=self.tick_seconds,
+                  next_run_time=now)
+        self._add("maintenance", "interval", self.maintain, seconds=MAINTENANCE_EVERY,
+                  next_run_time=now + timedelta(seconds=MAINTENANCE_DELAY))
+        self._schedule_digests()
+
+    def _add(self, job_id: str, trigger: Any, fn: Callable[..., None], *args: Any,
+             name: str | None = None, **trigger_args: Any) -> None:
+        self.scheduler.add_job(self._job, trigger, args=[job_id, fn, *args], id=job_id,
+                               name=name or job_id, replace_existing=True, **trigger_args)
+
+    def _job(self, job_id: str, fn: Callable[..., None], *args: Any) -> None:
+        with self._idle:
+            if self.stopping.is_set():
+                return
+            self._active += 1
+        try:
+            fn(*args)
+        except MonitorError as exc:
+            log.error("%s failed: %s; it runs again at its next time", job_id, exc)
+        except Exception:
+            log.exception("%s failed unexpectedly; it runs again at its next time", job_id)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def tick(self) -> None:
+        """One poll cycle of the due feeds, after a pending reload."""
+        store = self._store
+        assert store is not None, "tick() runs inside run()"
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
+            self._reload(store)
+        now = datetime.now(UTC)
+        store.daemon_update(last_tick_at=to_iso(now))
+        if not store.due_feeds(now):
+            # Most ticks: skip building the matcher, the event loop and the
+            # HTTP client (its TLS context alone costs tens of ms).
+            log.debug("tick: no feed due")
+            self._checkpoint(store)
+            return
+        deadline = Deadline(self.stopping, poll_deadline(self.config.settings))
+        summary = asyncio.run(poll_async(self.config, store, stop=deadline))
+        if deadline.expired and not self.stopping.is_set():
+            log.warning("poll cycle reached its deadline (%.0f s): %d of %d due feeds done; "
+                        "the others stay due and go first next time", deadline.seconds,
+                        len(summary.results), summary.due)
+        log.info("cycle: %d feeds polled, %d new items, %d hits, %d failed in %.1fs",
+                 len(summary.results), summary.new_items, summary.hits, summary.failed,
+                 summary.duration,
+                 extra={"event": "cycle", "due": summary.due, "polled": len(summary.results),
+                        "new_items": summary.new_items, "hits": summary.hits,
+                        "failed": summary.failed, "duration": round(summary.duration, 3)})
+        self._checkpoint(store)
+
+    def _checkpoint(self, store: Store) -> None:
+        size = store.wal_bytes()
+        done = store.checkpoint(min_wal_bytes=WAL_LIMIT)
+        if done is not None:
+            log.info("WAL file reached %.0f MB: checkpointed (%d of %d pages%s)",
+                     size / 1e6, done[2], done[1], ", readers busy" if done[0] else "")
+
+    # --- reload --------------------------------------------------------------------------
+
+    def _reload(self, store: Store) -> None:
+        """Apply feeds.yaml again, between two poll cycles; a bad file is
+        refused with its error and the running configuration kept."""
+        now = to_iso(datetime.now(UTC))
+        try:
+            config = _load_checked(self.config_path)
+            self._sync(store, config)
+        except MonitorError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            store.daemon_update(last_reload_at=now, last_reload_error=str(exc))
+            return
+        self.config = config
+        self._schedule_digests()
+        store.daemon_update(last_reload_at=now, last_reload_error=None)
+        log.info("configuration reloaded: %d feeds, %d topics, %d digests",
+                 len(config.feeds), len(config.topics), len(config.digests))
+
+    def _sync(self, store: Store, config: Config) -> None:
+        now = datetime.now(UTC)
+        store.sync_feeds(config.feeds, now)
+        for topic_id in store.sync_topics(config.topics, now):
+            log.warning("topic %s changed: stored hits follow the old query until "
+                        "`monitor topics apply --topic %s`", topic_id, topic_id)
+
+    # --- digests -------------------------------------------------------------------------
+
+    def _schedule_digests(self) -> None:
+        wanted = {f"digest:{d.id}": d for d in self.config.digests}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("digest:") and job.id not in wanted:
+                job.remove()
+        for job_id, d in wanted.items():
+            name = f"digest {d.id} ({d.schedule})"
+            existing = self.scheduler.get_job(job_id)
+            if existing is not None and existing.name == name:
+                continue  # same schedule: keep its next run time
+            self._add(job_id, cron_trigger(d.schedule, self.timezone), self.run_digest, d.id,
+                      name=name)
+
+    def _catch_up_digests(self, store: Store, now: datetime) -> None:
+        """Digests whose time came while no daemon ran, or that were never
+        confirmed sent, go out now: a stopped daemon loses no digest."""
+        for d in self.config.digests:
+            pending = store.digest_pending(d.id)
+            if pending is not None:
+                log.warning("digest %s was not sent last time (%s): trying again", d.id,
+                            pending["last_error"] or "interrupted")
+                continue
+            last = digests.last_until(store, d.id)
+            if last is None:
+                continue
+            # +1 s: `until` is stored to the second, and equals the run it recorded.
+            missed = cron_trigger(d.schedule, self.timezone).get_next_fire_time(
+                None, last + timedelta(seconds=1))
+            if missed is not None and missed <= now:
+                log.warning("digest %s: its run at %s was missed while the daemon was "
+                            "stopped: sending it now", d.id, missed.isoformat())
+                store.digest_missed(d.id, missed, now, "missed while the daemon was stopped")
+
+    def retry_digests(self) -> None:
+        with Store(self.db_path, check=False) as store:
+            due = store.digest_retries_due(datetime.now(UTC))
+        for digest_id in due:
+            if self.stopping.is_set():
+                return
+            self.run_digest(digest_id, retry=True)
+
+    def run_digest(self, digest_id: str, *, retry: bool = False) -> None:
+        """Build, write and/or mail one digest; a failure is recorded and retried
+        with backoff (x4 from ``digest_retry``, then hourly) until it is sent."""
+        with self._digest_lock, Store(self.db_path, check=False) as store:
+            now = datetime.now(UTC)
+            digest = next((d for d in self.config.digests if d.id == digest_id), None)
+            if digest is None:
+                log.info("digest %s is no longer configured: dropping its pending run",
+                         digest_id)
+                store.digest_sent(digest_id)
+                return
+            if retry:
+                row = store.digest_pending(digest_id)
+                if row is None or (from_iso(row["next_attempt_at"]) or now) > now:
+                    return  # sent meanwhile by its scheduled run
+            store.digest_started(digest_id, now)
+            try:
+                outcome = digests.run_digest(self.config, store, digest, now=now)
+            except Exception as exc:
+                self._digest_failed(store, digest_id, exc, now)
+                return
+            store.digest_sent(digest_id)
+        log.info("digest %s: %d stories%s%s", digest_id, outcome.digest.story_count,
+                 f", written to {outcome.path}" if outcome.path else "",
+                 f", mailed to {', '.join(outcome.sent_to)}" if outcome.sent_to else "",
+                 extra={"event": "digest", "digest": digest_id,
+                        "stories": outcome.digest.story_count,
+                        "path": str(outcome.path) if outcome.path else None,
+                        "sent_to": list(outcome.sent_to)})
+
+    def _digest_failed(self, store: Store, digest_id: str, exc: Exception,
+                       now: datetime) -> None:
+        row = store.digest_pending(digest_id)
+        attempts = (row["attempts"] if row else 0) + 1
+        delay = min(self.digest_retry * 4 ** (attempts - 1), DIGEST_RETRY_MAX)
+        reason = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
+        store.digest_failed(digest_id, attempts=attempts, error=reason,
+                            next_attempt_at=now + timedelta(seconds=delay))
+        level = logging.ERROR if attempts >= DIGEST_ERROR_AFTER else logging.WARNING
+        log.log(level, "digest %s not sent (attempt %d): %s; next attempt in %.0f s", digest_id,
+                attempts, reason, delay, exc_info=not isinstance(exc, MonitorError),
+                extra={"event": "digest-failed", "digest": digest_id, "attempts": attempts,
+                       "error": reason})
+
+    # --- housekeeping --------------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Retention, FTS merging and the WAL, within ``MAINTENANCE_BUDGET``."""
+        now = datetime.now(UTC)
+        t0 = time.monotonic()
+        budget = Deadline(self.stopping, MAINTENANCE_BUDGET)
+        with Store(self.db_path, check=False) as store:
+            pruned = store.prune(self.config.settings.retention, now, should_stop=budget.is_set)
+            row = store.daemon_row() or {}
+            last = from_iso(row.get("last_optimize_at"))
+            values: dict[str, Any] = {"last_maintenance_at": to_iso(now), "last_pruned": pruned}
+            merged = "not needed"
+            if pruned >= OPTIMIZE_AFTER_PRUNED or last is None or now - last >= OPTIMIZE_EVERY:
+                done = not budget.is_set() and store.optimize_fts(should_stop=budget.is_set)
+                merged = "merged" if done else "merge left for next time"
+                if done:
+                    values["last_optimize_at"] = to_iso(now)
+            wal = store.wal_bytes()
+            checkpoint = store.checkpoint(min_wal_bytes=WAL_LIMIT)
+            store.daemon_update(**values)
+        log.info("maintenance: %d items without hits older than %.0f days pruned; FTS index %s; "
+                 "WAL %.1f MB%s; %.1fs", pruned, self.config.settings.retention / 86400, merged,
+                 wal / 1e6, " checkpointed" if checkpoint else "", time.monotonic() - t0,
+                 extra={"event": "maintenance", "pruned": pruned})
+
+
+# --- status ------------------------------------------------------------------------------
+
+def status(db_path: str) -> dict[str, Any]:
+    """The daemon's state as `monitor status` shows it; safe while it runs."""
+    if db_path != ":memory:" and not Path(db_path).exists():
+        raise StorageError("no database here yet: start `monitor run` or `monitor poll` first",
+                           db=db_path)
+    with Store(db_path, check=False) as store:
+        data = store.status()
+    d = data["daemon"]
+    if d is None or d["started_at"] is None:
+        data["state"] = "never started"
+    elif d["stopped_at"]:
+        data["state"] = "stopped"
+    elif d["host"] != socket.gethostname() or _alive(int(d["pid"])):
+        data["state"] = "running"
+    else:
+        data["state"] = "dead"  # no clean stop: killed or crashed
+    data["running"] = data["state"] == "running"
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- logging -----------------------------------------------------------------------------
+
+_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message",
+                                                                              "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any
+    ``extra=`` fields (feed, status, new_items...) for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update({k: v for k, v in vars(record).items()
+                     if k not in _RECORD_FIELDS and not k.startswith("_")})
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+class _QuietOverlap(logging.Filter):
+    """A poll tick that finds the previous cycle still running is expected
+    (the cycle runs on); APScheduler's warning for it would repeat every tick."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not ("maximum number of running instances" in record.getMessage()
+                    and '"poll' in record.getMessage())
+
+
+def configure_logging(*, verbose: int = 0, quiet: bool = False, json_lines: bool = False) -> None:
+    """The daemon logs one line per poll at INFO by default; ``-v`` adds our
+    debug lines, ``-vv`` those of httpx and APScheduler too; ``-q`` only
+    warnings and errors."""
+    level = logging.WARNING if quiet else (logging.INFO if verbose == 0 else logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_QuietOverlap())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for noisy in ("httpx", "httpcore", "apscheduler", "asyncio", "tzlocal"):
+        logging.getLogger(noisy).setLevel(level if verbose >= 2 else logging.WARNING)
 
 
 def _load_checked(path: str) -> Config:

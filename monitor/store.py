@@ -358,7 +358,8 @@ class Store:
     def _update_feed(self, db: Database, u: FeedUpdate, inserted: int) -> None:
         values: dict[str, Any] = {
             "last_fetch_at": to_iso(u.fetched_at), "last_status": u.http_status,
-            "next_due_at": to_iso(u.next_due_at),
+            # rounded up: stored to the second, a feed must not come due early
+            "next_due_at": to_iso(u.next_due_at + timedelta(microseconds=999_999)),
             "retry_after": to_iso(u.retry_after) if u.retry_after else None,
             "error_count": u.error_count, "moved_to": u.moved_to, "moved_count": u.moved_count,
         }
