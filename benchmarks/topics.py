@@ -8,7 +8,7 @@ correct pairs / labelled pairs, per topic and micro-averaged.
 
     python -m benchmarks.topics [--items F --labels F] [--config feeds.yaml]
 
-Default data: tests/data/topic-eval/, else /work/shared/data/topic-eval/.
+Default data: tests/data/topic-eval/, else ../shared/data/topic-eval/ beside the repository.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from monitor.match import Matcher
 from monitor.types import Entry, Topic
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIRS = (ROOT / "tests" / "data" / "topic-eval", Path("/work/shared/data/topic-eval"))
+DATA_DIRS = (ROOT / "tests" / "data" / "topic-eval", ROOT.parent / "shared" / "data" / "topic-eval")
 DEFAULT_CONFIG = ROOT / "feeds.yaml"
 
 
