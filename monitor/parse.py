@@ -6,6 +6,8 @@ detection (HTTP header, BOM, XML prolog, via feedparser), the XML-entity guard,
 plain-text titles and summaries, and the per-feed item cap. It never does I/O
 and never lets feedparser fetch anything: feedparser only ever sees a BytesIO.
 Any failure leaves as ParseError (kind "not-a-feed" or "parse"), nothing else.
+Well-formed RSS/RDF/Atom documents with a certain encoding take a faster road
+to the same records (monitor.fastparse, lxml); feedparser parses the rest.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 from feedparser.encodings import convert_to_utf8
 
+from monitor import fastparse
 from monitor.errors import ParseError
 from monitor.types import Entry, ParsedFeed
 
-__all__ = ["parse_feed"]
+__all__ = ["parse_feed", "takes_fast_path"]
 
 TITLE_MAX = 1_000
 SUMMARY_MAX = 10_000
@@ -53,6 +56,7 @@ def parse_feed(
     headers: Mapping[str, str] | Sequence[tuple[str, str]],
     fetched_at: datetime,
     max_items: int = 1000,
+    fast: bool = True,
 ) -> ParsedFeed:
     """Parse one fetched body into a ParsedFeed.
 
@@ -67,9 +71,15 @@ def parse_feed(
     document without a feed and without entries; ParseError(kind="parse") for
     anything that goes wrong inside. A malformed feed that still yields entries
     is returned with ``bozo_reason`` set.
+
+    With ``fast`` (the default) a well-formed RSS/RDF/Atom document whose
+    encoding is certain goes through monitor.fastparse (lxml), which gives the
+    same result as feedparser or declines; ``fast=False`` always runs feedparser.
     """
     try:
-        return _parse(body, url=url, headers=headers, fetched_at=fetched_at, max_items=max_items)
+        return _parse(
+            body, url=url, headers=headers, fetched_at=fetched_at, max_items=max_items, fast=fast
+        )
     except ParseError:
         raise
     except Exception as exc:  # the contract: nothing but ParseError leaves
@@ -87,6 +97,7 @@ def _parse(
     headers: Mapping[str, str] | Sequence[tuple[str, str]],
     fetched_at: datetime,
     max_items: int,
+    fast: bool,
 ) -> ParsedFeed:
     if not isinstance(body, bytes | bytearray | memoryview):
         raise ParseError(f"body is {type(body).__name__}, not bytes", kind="parse", url=url)
@@ -96,12 +107,16 @@ def _parse(
     now = _as_utc(fetched_at)
     hdrs = _header_dict(headers)
 
-    data, notes = _to_utf8(body, hdrs)
+    data, notes, certain = _to_utf8(body, hdrs)
     data, removed = _guard_entities(data, url)
     data = _defuse_charrefs(data)
     if removed:
         notes.append("entity declarations removed")
-    result = _run_feedparser(data, hdrs.get("content-language"))
+    language = hdrs.get("content-language")
+    # Any doubt (charset guessed or overridden, entities dropped) is feedparser's.
+    result = _run_fast(data, language) if fast and certain and not notes else None
+    if result is None:
+        result = _run_feedparser(data, language)
     # The parser's complaint first: it is the one that says "malformed".
     reasons = [_describe(_get(result, "bozo_exception")) if _get(result, "bozo") else "", *notes]
     bozo_reason = _short("; ".join(r for r in reasons if r), _REASON_MAX) or None
@@ -135,11 +150,12 @@ def _header_dict(headers: Mapping[str, str] | Sequence[tuple[str, str]]) -> dict
     return out
 
 
-def _to_utf8(body: bytes, hdrs: Mapping[str, str]) -> tuple[bytes, list[str]]:
+def _to_utf8(body: bytes, hdrs: Mapping[str, str]) -> tuple[bytes, list[str], bool]:
     """Decode as feedparser would (RFC 3023: header charset, BOM, prolog,
     fallbacks) and return UTF-8 bytes, so the entity guard below sees exactly
     the characters the XML parser will see, whatever the encoding (UTF-16,
-    UTF-7 and EBCDIC could otherwise hide a ``<!ENTITY`` from a byte scan)."""
+    UTF-7 and EBCDIC could otherwise hide a ``<!ENTITY`` from a byte scan).
+    Also returns whether feedparser found an encoding at all."""
     content_type = hdrs.get("content-type")
     # No Content-Type at all: treat like a local file (prolog, else UTF-8)
     # rather than feedparser's HTTP default of ISO-8859-1.
@@ -150,8 +166,35 @@ def _to_utf8(body: bytes, hdrs: Mapping[str, str]) -> tuple[bytes, list[str]]:
     if probe.get("bozo"):
         notes.append(_describe(probe.get("bozo_exception")))
     if not probe.get("encoding"):
-        data = body.decode("utf-8", "replace").encode("utf-8")
-    return data, notes
+        return body.decode("utf-8", "replace").encode("utf-8"), notes, False
+    return data, notes, True
+
+
+def _run_fast(data: bytes, language: str | None) -> Any:
+    """monitor.fastparse's result, or None to run feedparser instead."""
+    try:
+        return fastparse.extract(data, language)
+    except Exception:  # a bug or an odd document in the fast path: feedparser decides
+        return None
+
+
+def takes_fast_path(
+    body: bytes, *, url: str, headers: Mapping[str, str] | Sequence[tuple[str, str]]
+) -> bool:
+    """Whether parse_feed(body, ...) would use the fast path (for tests and benchmarks)."""
+    try:
+        body = bytes(body)
+        if not body.strip():
+            return False
+        hdrs = _header_dict(headers)
+        data, notes, certain = _to_utf8(body, hdrs)
+        data, removed = _guard_entities(data, url)
+        data = _defuse_charrefs(data)
+    except Exception:
+        return False
+    if removed or notes or not certain:
+        return False
+    return _run_fast(data, hdrs.get("content-language")) is not None
 
 
 def _run_feedparser(data: bytes, language: str | None) -> Any:
@@ -610,9 +653,78 @@ class _TextExtractor(HTMLParser):
 
 
 _TAG = re.compile(r"<[^>]*>")
+# A tag in the plain shapes html.parser reads the same way every time: a name,
+# attributes with quoted or bare values, an optional "/" before ">".
+_WS_CLASS = "[ \t\n\r\f]"
+_SIMPLE_TAG = re.compile(
+    rf"<(/?)([a-zA-Z][-.a-zA-Z0-9:_]*)"
+    rf"((?:{_WS_CLASS}+[^\s\"'<>/=`]+"
+    rf"(?:{_WS_CLASS}*={_WS_CLASS}*(?:\"[^\"<>]*\"|'[^'<>]*'|[^\s\"'<>=`]+))?)*)"
+    rf"{_WS_CLASS}*(/?)>"
+)
+# A comment every html.parser version ends at its first "-->".
+_SIMPLE_COMMENT = re.compile(r"<!--(?![->])(?:(?!--)[^<>])*-->")
+# Elements whose content this Python's html.parser reads as raw text, and the
+# ones _TextExtractor skips: only script and style, when they are html.parser's
+# raw-text elements and hold no "</", are taken here.
+_RAW_TEXT = (
+    frozenset(HTMLParser.CDATA_CONTENT_ELEMENTS)
+    | frozenset(getattr(HTMLParser, "RCDATA_CONTENT_ELEMENTS", ()))
+    | frozenset({"template", "textarea", "title", "plaintext", "xmp"})
+)
+_SKIPPED_RAW = frozenset({"script", "style"}) & frozenset(HTMLParser.CDATA_CONTENT_ELEMENTS)
 
 
 def _html_to_text(html: str) -> str:
+    fast = _simple_html_to_text(html)
+    return fast if fast is not None else _parsed_html_to_text(html)
+
+
+def _simple_html_to_text(html: str) -> str | None:
+    """What _TextExtractor gives, for HTML made only of simple tags, simple
+    comments, script/style blocks and text (None for anything else: other
+    declarations, raw-text elements, a stray "<"). html.parser unescapes the
+    text between two tags as one piece, and so does this;
+    tests/test_fastparse.py checks the two agree."""
+    parts: list[str] = []
+    pos = 0
+    while (lt := html.find("<", pos)) != -1:
+        if lt > pos:
+            parts.append(unescape(html[pos:lt]))
+        if html.startswith("<!--", lt):
+            comment = _SIMPLE_COMMENT.match(html, lt)
+            if comment is None:
+                return None
+            pos = comment.end()
+            continue
+        match = _SIMPLE_TAG.match(html, lt)
+        if match is None:
+            following = html[lt + 1 : lt + 2]
+            if not following or following.isalpha() or following in "/!?":
+                return None
+            parts.append("<")  # "a < b": html.parser keeps a lone "<" as text
+            pos = lt + 1
+            continue
+        closing, name, attributes, self_closing = match.groups()
+        name = name.lower()
+        if closing and (attributes or self_closing):
+            return None
+        if name in _SKIPPED_RAW and not closing and not self_closing:
+            end = html.find("</", match.end())
+            if end == -1 or html[end + 2 : end + 3 + len(name)].lower() != name + ">":
+                return None
+            pos = end + 3 + len(name)  # the script or style text is skipped
+            continue
+        if name in _RAW_TEXT:
+            return None
+        if name in _TextExtractor._BREAKS:
+            parts.append(" ")
+        pos = match.end()
+    parts.append(unescape(html[pos:]))
+    return "".join(parts)
+
+
+def _parsed_html_to_text(html: str) -> str:
     parser = _TextExtractor()
     try:
         parser.feed(html)
