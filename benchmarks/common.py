@@ -1,0 +1,372 @@
+"""Shared parts of the benchmarks: the real-feed corpus, a local feed server,
+measured subprocesses, machine facts and plain-text tables.
+
+Everything here is for ``benchmarks/`` only: nothing in ``monitor`` imports it.
+The feed server listens on 127.0.0.x loopback addresses only and is started
+and stopped by the benchmark that uses it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import platform
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_FEEDS = Path(os.environ.get("MONITOR_BENCH_FEEDS")
+                    or ROOT.parent / "shared" / "data" / "real-feeds")
+TEST_FEEDS = ROOT / "tests" / "data" / "feeds"
+PACKAGES = ("feedparser", "lxml", "httpx", "sqlite-utils", "reader", "requests", "psutil",
+            "monitor")
+
+
+# ---------------------------------------------------------------- corpus
+
+
+@dataclass(frozen=True)
+class CorpusFeed:
+    name: str  # path relative to the corpus folder
+    body: bytes
+    items: int  # as feedparser counted them in INDEX.tsv (0 when unknown)
+
+
+def load_corpus(folder: Path = SHARED_FEEDS) -> list[CorpusFeed]:
+    """The XML feeds of the shared corpus that feedparser finds items in,
+    sorted by name (JSON Feeds are left out: feedparser, hence monitor and
+    reader's default parser path, do not read them)."""
+    index = folder / "INDEX.tsv"
+    if not index.exists():
+        return []
+    out = []
+    with index.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            items = int(row.get("items") or 0)
+            path = folder / row["file"]
+            if items <= 0 or not row.get("feedparser_version") or not path.exists():
+                continue
+            out.append(CorpusFeed(row["file"], path.read_bytes(), items))
+    return sorted(out, key=lambda c: c.name)
+
+
+# Identifiers of items (and of the feed itself, harmlessly): RSS guid and link,
+# Atom id and link href, RSS 1.0 rdf:about. Group 2 is the identifier text.
+_ID_PATTERNS = tuple(re.compile(p, re.S) for p in (
+    rb"(<guid\b[^>]*>\s*)(.*?)(\s*</guid>)",
+    rb"(<id>\s*)(.*?)(\s*</id>)",
+    rb"(<link>\s*)(.*?)(\s*</link>)",
+    rb"(<link\b[^>]*?\bhref=\")([^\"]*)(\")",
+    rb"(\brdf:about=\")([^\"]*)(\")",
+))
+
+
+_WIDE_DECL = re.compile(rb"<\?xml[^>]*encoding=[\"']utf-(16|32)", re.I)
+
+
+def retag(body: bytes, tag: str, *, count: int = 0) -> tuple[bytes, int]:
+    """``body`` with ``/tag`` appended to item identifiers (the first ``count``
+    of each kind, all if 0), so copies of one feed hold distinct items.
+    Returns the new body and how many identifiers changed; a body in (or
+    declared in) an encoding that is not ASCII-compatible comes back unchanged."""
+    if _WIDE_DECL.match(body):
+        # A UTF-8 body declared as UTF-16 (one corpus file) parses only while
+        # its length is odd (an even one "decodes" as UTF-16 garbage): leave it.
+        return body, 0
+    suffix = b"/" + tag.encode("ascii")
+    total = 0
+    for pattern in _ID_PATTERNS:
+        body, n = pattern.subn(lambda m: m.group(1) + m.group(2) + suffix + m.group(3),
+                               body, count=count)
+        total += n
+    return body, total
+
+
+# ---------------------------------------------------------------- feed server
+
+
+@dataclass
+class _Served:
+    body: bytes
+    etag: str
+    last_modified: str
+
+
+@dataclass
+class FeedHost:
+    """Feeds served by one threaded HTTP server per loopback address, with
+    ETag/Last-Modified and 304 answers to conditional requests. Several
+    addresses stand in for several sites, so a per-host limit applies as it
+    would on real feeds."""
+
+    addresses: tuple[str, ...]
+    files: dict[str, _Served] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ports: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+    not_modified: int = 0
+    # perf_counter of the first and last full (200) response: how long the
+    # tool took to download everything, whatever it did with it afterwards.
+    first_body_at: float | None = None
+    last_body_at: float | None = None
+
+    def url(self, index: int, path: str) -> str:
+        host = self.addresses[index % len(self.addresses)]
+        return f"http://{host}:{self.ports[host]}{path}"
+
+    def put(self, path: str, body: bytes) -> None:
+        digest = hashlib.sha256(body).hexdigest()[:20]
+        # Validators derived from the body alone: putting the same bytes back
+        # restores the same ETag, so every tool starts from the same state.
+        stamp = 1_700_000_000 + int(digest[:6], 16)
+        with self.lock:
+            self.files[path] = _Served(body, f'"{digest}"', _http_date(stamp))
+
+    def counts(self) -> tuple[int, int]:
+        with self.lock:
+            return self.requests, self.not_modified
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.requests = self.not_modified = 0
+            self.first_body_at = self.last_body_at = None
+
+    def body_span(self) -> float | None:
+        """Seconds from the first to the last full response since reset_counts()."""
+        with self.lock:
+            if self.first_body_at is None or self.last_body_at is None:
+                return None
+            return self.last_body_at - self.first_body_at
+
+
+def _http_date(stamp: int) -> str:
+    from email.utils import formatdate
+
+    return formatdate(stamp, usegmt=True)
+
+
+def _handler(host: FeedHost) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            with host.lock:
+                host.requests += 1
+                served = host.files.get(self.path)
+            if served is None:
+                self._send(404, b"not found", {"Content-Type": "text/plain"})
+                return
+            validators = {"ETag": served.etag, "Last-Modified": served.last_modified}
+            inm = self.headers.get("If-None-Match")
+            ims = self.headers.get("If-Modified-Since")
+            if (inm and inm == served.etag) or (not inm and ims == served.last_modified):
+                with host.lock:
+                    host.not_modified += 1
+                self._send(304, b"", validators)
+                return
+            # No charset: the XML prolog (or BOM) decides, as RFC 7303 says.
+            self._send(200, served.body, {"Content-Type": "application/xml", **validators})
+            now = time.perf_counter()
+            with host.lock:
+                host.first_body_at = host.first_body_at or now
+                host.last_body_at = now
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if body:
+                self.wfile.write(body)
+
+    return Handler
+
+
+@contextmanager
+def serve_feeds(n_addresses: int = 10) -> Iterator[FeedHost]:
+    """Start servers on 127.0.0.1 .. 127.0.0.n; stopped on exit."""
+    addresses = tuple(f"127.0.0.{i}" for i in range(1, max(1, n_addresses) + 1))
+    host = FeedHost(addresses)
+    servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+    try:
+        for address in addresses:
+            httpd = ThreadingHTTPServer((address, 0), _handler(host))
+            httpd.daemon_threads = True
+            httpd.request_queue_size = 128
+            host.ports[address] = int(httpd.server_address[1])
+            thread = threading.Thread(target=httpd.serve_forever,
+                                      kwargs={"poll_interval": 0.05}, daemon=True)
+            thread.start()
+            servers.append((httpd, thread))
+        yield host
+    finally:
+        for httpd, thread in servers:
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------- measured runs
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One child process: wall seconds, its CPU seconds (user + system) and
+    peak resident set size, from wait4's rusage of that child alone."""
+
+    wall: float
+    cpu: float
+    peak_rss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+# A small launcher between us and the measured command: a forked child starts
+# with its parent's peak RSS (Linux carries the old high-water mark across
+# fork and exec), so the command must be forked from a small process, not
+# from this one, which holds every feed body in memory.
+_LAUNCHER = """
+import json, os, sys
+out = sys.argv[1]
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+with open(out, "w") as f:
+    json.dump({"cpu": ru.ru_utime + ru.ru_stime, "maxrss_kb": ru.ru_maxrss}, f)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_measured(cmd: Sequence[str], *, timeout: float = 3600.0,
+                 env: dict[str, str] | None = None) -> Measured:
+    """Run ``cmd`` from the repository root and measure it (through the
+    launcher above); output goes through temporary files so a chatty child
+    never blocks on a full pipe. On timeout its whole process group is killed."""
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
+        usage = Path(tmp) / "rusage.json"
+        out_path, err_path = Path(tmp) / "out", Path(tmp) / "err"
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            started = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER, str(usage), *cmd],
+                                    stdout=out, stderr=err, env=env, cwd=ROOT,
+                                    start_new_session=True)
+            try:
+                returncode = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                returncode = proc.wait()
+            wall = time.perf_counter() - started
+        cpu, rss = float("nan"), float("nan")
+        if usage.exists():
+            data = json.loads(usage.read_text())
+            cpu, rss = float(data["cpu"]), data["maxrss_kb"] / 1024  # Linux: KiB
+        stdout = out_path.read_text("utf-8", "replace")
+        stderr = err_path.read_text("utf-8", "replace")
+    return Measured(wall, cpu, rss, returncode, stdout, stderr)
+
+
+# ---------------------------------------------------------------- machine
+
+
+def machine() -> dict[str, str]:
+    info = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus (nproc)": str(os.cpu_count() or "?"),
+        "cpu model": _cpu_model(),
+        "ram": _ram(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+    info["monitor code"] = _code_state()
+    for package in PACKAGES:
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            info[package] = "not installed"
+    return info
+
+
+def _code_state() -> str:
+    """The commit measured, and which files of monitor/ differed from it."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                                "monitor"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    if not head:
+        return "unknown (not a git checkout)"
+    changed = sorted(line[3:].strip() for line in dirty.splitlines() if line.strip())
+    return f"git {head}" + (f" + uncommitted: {', '.join(changed)}" if changed else "")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _ram() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "?"
+
+
+# ---------------------------------------------------------------- tables
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (reads fine in a terminal too)."""
+    cells = [[str(h) for h in headers], *[[_cell(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), sep, *[line(r) for r in cells[1:]]])
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        if value >= 1000:
+            return f"{value:,.0f}"
+        if value >= 100:
+            return f"{value:.0f}"
+        if value >= 10:
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
