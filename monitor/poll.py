@@ -89,7 +89,6 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
     if on_start:
         on_start(len(states))
     cycle = _Cycle(config, store, Matcher(config.topics), rng or random.Random())
-    by_id = {s.id: s for s in states}
     results: list[PollResult] = []
     # One worker: the store's connection is used by one thread at a time, and
     # parsing there leaves the event loop free to keep downloading.
@@ -97,11 +96,31 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
         loop = asyncio.get_running_loop()
         pending: list[asyncio.Future[None]] = []
 
+        # Fetching outruns the single ingest thread: without a bound, every body
+        # of a large cycle would wait in memory at once.
+        room = asyncio.Semaphore(max(2 * config.settings.concurrency, 8))
+
+        async def fetch_one(fetcher: Fetcher, state: FeedState) -> None:
+            try:
+                fetched = await fetcher.fetch(state)
+            except BaseException:
+                room.release()
+                raise
+            fut = loop.run_in_executor(pool, cycle.ingest, state, fetched)
+            pending.append(asyncio.ensure_future(_report(fut, results, progress, room)))
+
         async def fetch_all() -> None:
             async with Fetcher(config.settings) as fetcher:
-                async for fetched in fetcher.fetch_many(states):
-                    fut = loop.run_in_executor(pool, cycle.ingest, by_id[fetched.feed_id], fetched)
-                    pending.append(asyncio.ensure_future(_report(fut, results, progress)))
+                tasks: list[asyncio.Future[None]] = []
+                try:
+                    for state in states:
+                        await room.acquire()
+                        tasks.append(asyncio.ensure_future(fetch_one(fetcher, state)))
+                    await asyncio.gather(*tasks)
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
 
         fetching = asyncio.ensure_future(fetch_all())
         watcher = asyncio.ensure_future(_watch(stop, fetching)) if stop is not None else None
@@ -133,8 +152,11 @@ async def _watch(stop: StopFlag, task: asyncio.Future[None]) -> None:
 
 
 async def _report(fut: asyncio.Future[PollResult], results: list[PollResult],
-                  progress: Progress | None) -> None:
-    result = await fut
+                  progress: Progress | None, room: asyncio.Semaphore) -> None:
+    try:
+        result = await fut
+    finally:
+        room.release()
     results.append(result)
     if progress:
         progress(result)
