@@ -31,6 +31,7 @@ from monitor.types import Entry, FeedConfig, FeedState, FeedUpdate, Hit, Topic
 DEFAULT_DB = "storage/monitor.db"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another writer
 FETCH_LOG_PER_FEED = 100
+SEARCH_WINDOW = 20_000  # newest items searched first, doubling (see Store.search)
 
 
 def to_iso(dt: datetime) -> str:
@@ -210,17 +211,25 @@ class Store:
 
     def search(self, fts_query: str, *, limit: int = 20) -> list[dict[str, Any]]:
         """Stories matching an FTS5 query over the whole archive, best first: bm25
-        (title weighted 3x) discounted by age; one row per story with its feeds."""
+        (title weighted 3x) discounted by age; one row per story with its feeds.
+
+        Ranking every match of a common word costs seconds on a large archive, so
+        the newest items (by rowid) are searched first, in windows that double
+        until they hold enough matches; only those are ranked. A rare term ends
+        up searching the whole archive; an old item of a common word may be
+        passed over for newer ones, which the age discount prefers anyway."""
+        wanted = limit * 5
         try:
+            low = self._search_window(fts_query, wanted)
             cur = self.conn.execute("""
                 SELECT i.id, i.title, i.url, i.feed_id, i.published_at, i.story_key,
                        snippet(items_fts, -1, ?, ?, '…', 16) AS snippet,
                        bm25(items_fts, 3.0, 1.0) AS score
                 FROM items_fts JOIN items i ON i.id = items_fts.rowid
-                WHERE items_fts MATCH ?
+                WHERE items_fts MATCH ? AND items_fts.rowid > ?
                 ORDER BY bm25(items_fts, 3.0, 1.0)
                          / (1.0 + max(0.0, julianday('now') - julianday(i.published_at)) / 30.0)
-                LIMIT ?""", [HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, fts_query, limit * 5])
+                LIMIT ?""", [HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, fts_query, low, wanted])
         except sqlite3.OperationalError as exc:
             raise QueryError(f"invalid query: {exc}", query=fts_query) from None
         names = [d[0] for d in cur.description]
@@ -235,6 +244,21 @@ class Store:
             rec["feeds"] = [f["feed_id"] for f in feeds]
             rec["score"] = round(rec["score"], 4)
         return list(stories.values())
+
+    def _search_window(self, fts_query: str, wanted: int) -> int:
+        """The lowest rowid (exclusive) of the newest window holding ``wanted``
+        matches, or 0 for the whole archive."""
+        top = int(self.conn.execute("SELECT coalesce(max(rowid), 0) FROM items").fetchone()[0])
+        window, found, high = SEARCH_WINDOW, 0, top
+        while high > 0:
+            low = max(high - window, 0)
+            found += int(self.conn.execute(
+                "SELECT count(*) FROM items_fts WHERE items_fts MATCH ? AND rowid > ? "
+                "AND rowid <= ?", [fts_query, low, high]).fetchone()[0])
+            if found >= wanted:
+                return low
+            high, window = low, window * 2
+        return 0
 
     # --- polling -----------------------------------------------------------------------
 

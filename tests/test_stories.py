@@ -181,3 +181,29 @@ def test_topics_apply_adds_and_removes_exactly_what_the_new_query_implies(tmp_pa
         assert str(len(after - before)) in result.output
         # applied: no more warning
         assert "topics apply" not in run_cli("poll", config=config, db=db).output
+
+
+def test_search_windows_find_rare_old_items_and_stop_early_on_common_words(tmp_path,
+                                                                           monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from monitor import store as store_module
+    from monitor.store import Store
+    from monitor.types import Entry, FeedConfig, FeedUpdate
+
+    monkeypatch.setattr(store_module, "SEARCH_WINDOW", 4)
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    entries = [Entry(key=f"k{i}", title=f"common headline number {i}"
+                     + (" rarest" if i == 0 else ""), summary="text",
+                     url=f"https://example.org/{i}", published_at=now + timedelta(hours=i),
+                     content_hash=str(i)) for i in range(60)]
+    with Store(tmp_path / "m.db") as store:
+        store.sync_feeds([FeedConfig(id="f", url="https://example.org/f", name="f")], now)
+        store.commit_poll(FeedUpdate(feed_id="f", fetched_at=now, outcome="new",
+                                     next_due_at=now), new=entries)
+        rare = store.search("rarest", limit=5)
+        assert [r["title"] for r in rare] == ["common headline number 0 rarest"]
+        common = store.search("common", limit=2)
+        assert len(common) == 2
+        # the newest window was enough: the oldest items were never ranked
+        assert all(int(r["title"].split()[3]) >= 40 for r in common)
