@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faultserver import (
+from faultserver import (  # noqa: F401 - closed_port is a fixture
     FaultServer,
+    closed_port,
     empty,
     gzip_bomb,
     length_lie,
@@ -54,7 +55,7 @@ FAULTS = {
 
 
 @pytest.fixture
-def farm(tmp_path: Path) -> Iterator[tuple[FaultServer, Path, Path]]:
+def farm(tmp_path: Path, closed_port: int) -> Iterator[tuple[FaultServer, Path, Path]]:  # noqa: F811
     with FaultServer() as server:
         feeds = []
         for i, body in enumerate(healthy_bodies()):
@@ -64,22 +65,12 @@ def farm(tmp_path: Path) -> Iterator[tuple[FaultServer, Path, Path]]:
         for feed_id, (handler, _) in FAULTS.items():
             server.route(f"/{feed_id}", handler)
             feeds.append({"id": feed_id, "name": feed_id, "url": server.url(f"/{feed_id}")})
-        sock_port = _closed_port()
         feeds.append({"id": "f-refused", "name": "refused",
-                      "url": f"http://127.0.0.1:{sock_port}/feed"})
+                      "url": f"http://127.0.0.1:{closed_port}/feed"})
         config = write_config(tmp_path / "feeds.yaml", feeds, settings={
             "timeout": f"{TIMEOUT}s", "connect_timeout": "1s", "max_bytes": "2MB",
             "concurrency": 20, "interval": "15m"})
         yield server, config, tmp_path / "m.db"
-
-
-def _closed_port() -> int:
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def peak_rss_of(cmd: list[str]) -> tuple[bytes, int]:
