@@ -311,8 +311,9 @@ class Daemon:
             config = _load_checked(self.config_path)
             self._sync(store, config)
         except MonitorError as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc)
+            # Recorded before it is logged: `monitor status` must agree with the log.
             store.daemon_update(last_reload_at=now, last_reload_error=str(exc))
+            log.error("reload refused, keeping the running configuration: %s", exc)
             return
         self.config = config
         self._schedule_digests()
