@@ -250,16 +250,21 @@ def test_disk_full_daemon_keeps_running_and_recovers_when_space_returns(tmp_path
                  "every item stored once space is back", lines)
         assert proc.poll() is None, "".join(lines)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
+        code = terminate(proc)
     assert code == 0, "".join(lines)
     assert "Traceback" not in "".join(lines)
     check_database(db, load(config), farm)
+
+def terminate(proc: subprocess.Popen[str]) -> int:
+    """SIGTERM, and the exit code within 15 s (killed and raised otherwise)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
 
 def wait_for(check: Callable[[], object], timeout: float, what: str,
              log: list[str] | None = None) -> None:
@@ -339,13 +344,7 @@ def test_sigstop_then_sigcont_coalesces_missed_polls_into_one(tmp_path, server):
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGCONT)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
+        code = terminate(proc)
     assert code == 0, "".join(lines)
     assert not any(word in line for line in lines for word in
                    ("was missed by", "maximum number of running instances", "Traceback")), lines
