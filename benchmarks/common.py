@@ -160,6 +160,18 @@ def _http_date(stamp: int) -> str:
     return formatdate(stamp, usegmt=True)
 
 
+def send(handler: BaseHTTPRequestHandler, status: int, body: bytes,
+         headers: dict[str, str]) -> None:
+    """One whole response with a Content-Length (the servers speak HTTP/1.1)."""
+    handler.send_response(status)
+    for k, v in headers.items():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if body:
+        handler.wfile.write(body)
+
+
 def _handler(host: FeedHost) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -190,13 +202,7 @@ def _handler(host: FeedHost) -> type[BaseHTTPRequestHandler]:
                 host.last_body_at = now
 
         def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if body:
-                self.wfile.write(body)
+            send(self, status, body, headers)
 
     return Handler
 

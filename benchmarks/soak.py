@@ -50,6 +50,8 @@ from xml.sax.saxutils import escape
 
 import yaml
 
+from benchmarks.common import send
+
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW = 20  # items per feed document
 INITIAL = 10  # items each feed has before the run starts
@@ -146,13 +148,7 @@ def _handler(farm: FeedFarm) -> type[BaseHTTPRequestHandler]:
                        {"ETag": etag, "Content-Type": "application/rss+xml; charset=utf-8"})
 
         def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if body:
-                self.wfile.write(body)
+            send(self, status, body, headers)
 
     return Handler
 
