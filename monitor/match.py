@@ -6,14 +6,17 @@ list. SQLite parses and validates every query; the only syntax handled here is
 the ``@name`` substitution and, for ``explain()``, a split of a query at its
 top-level ``AND`` so that a near miss can say which parts did match.
 
-Matching is percolation: a batch of entries goes into a fresh in-memory FTS5
-table with the columns ``title`` and ``summary`` and every topic query runs
-once against it. Each hit carries the matched words (from ``highlight()``) and
-a short ``snippet()`` with the words wrapped in HIGHLIGHT_OPEN/HIGHLIGHT_CLOSE,
-so "why did this match?" always has an answer. Before a topic runs, its
-@name groups are pruned to the alternatives the batch's own tokens can match
-(see "Pruning" below), so long term lists cost little. No HTTP, no persistent
-storage.
+Matching is percolation in two stages. First, in Python, each entry's tokens
+(exactly those of SQLite's tokenizer, see "Tokens without SQLite") are checked
+against what each topic's query needs (see "Necessary conditions"), which
+leaves the few (topic, entry) pairs that could match. Then those entries go
+into a fresh in-memory FTS5 table with the columns ``title`` and ``summary``
+and each remaining topic's query runs once against it: SQLite has the last
+word. Each hit carries the matched words (from ``highlight()``) and a short
+``snippet()`` with the words wrapped in HIGHLIGHT_OPEN/HIGHLIGHT_CLOSE, so "why
+did this match?" always has an answer. Before a topic runs, its @name groups
+are pruned to the alternatives the entries' tokens can match (see "Pruning"),
+so long term lists cost little. No HTTP, no persistent storage.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import bisect
 import logging
 import re
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import filterfalse
 
 from monitor.errors import QueryError
 from monitor.types import Entry, Hit, Topic
@@ -61,6 +66,7 @@ MAX_TERMS = 10
 _NAME_RE = re.compile(r"@([A-Za-z0-9_-]+)")
 # A space after every "[" or "]" that another follows: "[[[x]]]" -> "[ [ [x] ] ]".
 _MARKER_RUN_RE = re.compile(r"\[(?=\[)|\](?=\])")
+_MARKER_RE = re.compile(re.escape(HIGHLIGHT_OPEN) + "|" + re.escape(HIGHLIGHT_CLOSE))
 _MARKED_RE = re.compile(re.escape(HIGHLIGHT_OPEN) + r"(.*?)" + re.escape(HIGHLIGHT_CLOSE), re.S)
 _SCHEMA = f"CREATE VIRTUAL TABLE {{name}} USING fts5(title, summary, tokenize='{TOKENIZER}')"
 
@@ -290,10 +296,6 @@ class _Alt:
 
 _Group = tuple[_Alt, ...]
 _Template = tuple[str | _Group, ...]
-# What may stand between the groups of a clause that is only an OR of groups.
-_JOINERS_RE = re.compile(r"[\s()]*(?:OR[\s()]*)*")
-
-
 def _group_spans(fts: str) -> list[tuple[int, int]]:
     """Spans of the OR-groups of plain strings, found outside any string."""
     spans: list[tuple[int, int]] = []
@@ -352,32 +354,22 @@ def _template(fts: str, tokens: Mapping[str, tuple[str, ...]]) -> _Template:
     return tuple(p for p in parts if p != "")
 
 
-def _or_of_groups(template: _Template) -> tuple[_Group, ...] | None:
-    """The groups of a clause made of nothing but OR-ed groups, else None."""
-    groups: list[_Group] = []
-    for part in template:
-        if isinstance(part, str):
-            if not _JOINERS_RE.fullmatch(part):
-                return None
-        else:
-            groups.append(part)
-    return tuple(groups) or None
-
-
 class _Vocab:
     """The distinct tokens of a batch, and templates rendered against them."""
 
     def __init__(self, terms: Iterable[str]) -> None:
         self.terms = set(terms)
-        self.sorted = sorted(self.terms)
+        self._sorted: list[str] | None = None
         self.never = "zq0"
         while self.never in self.terms:
             self.never += "0"
         self._cache: dict[str, bool] = {}
 
     def _has_prefix(self, prefix: str) -> bool:
-        i = bisect.bisect_left(self.sorted, prefix)
-        return i < len(self.sorted) and self.sorted[i].startswith(prefix)
+        if self._sorted is None:
+            self._sorted = sorted(self.terms)
+        i = bisect.bisect_left(self._sorted, prefix)
+        return i < len(self._sorted) and self._sorted[i].startswith(prefix)
 
     def can_match(self, alt: _Alt) -> bool:
         hit = self._cache.get(alt.text)
@@ -391,10 +383,6 @@ class _Vocab:
             self._cache[alt.text] = hit
         return hit
 
-    def possible(self, required: Sequence[Sequence[_Group]]) -> bool:
-        """False when some required clause has no alternative that can match."""
-        return all(any(self.can_match(a) for g in groups for a in g) for groups in required)
-
     def render(self, template: _Template) -> str:
         out = []
         for part in template:
@@ -404,6 +392,439 @@ class _Vocab:
             kept = [a.text for a in part if self.can_match(a)]
             out.append("(" + " OR ".join(kept) + ")" if kept else f'("{self.never}")')
         return "".join(out)
+
+
+# --------------------------------------------------------------------------
+# Tokens without SQLite: the cheap first stage of percolation
+#
+# Indexing every item of a batch in FTS5 costs tens of microseconds per item,
+# and nearly every item of a real feed matches no topic. So the tokens of each
+# item are first computed in Python, exactly as the unicode61 tokenizer makes
+# them, and only items that some topic could match go into FTS5. Exactness
+# matters: a token set that missed a token the tokenizer makes would drop a
+# true hit. The per-character rules (which characters separate tokens, what
+# each one folds to) are therefore not re-implemented but read from SQLite
+# itself, one character at a time, and remembered.
+
+# ASCII bytes as unicode61 treats them: letters and digits are token bytes
+# (letters lowered), every other ASCII byte separates. Bytes >= 0x80 (UTF-8
+# of everything else) pass through and are judged by the learned table.
+_ASCII_FOLD = bytes(c + 32 if 0x41 <= c <= 0x5A else
+                    c if 0x30 <= c <= 0x39 or 0x61 <= c <= 0x7A or c >= 0x80 else 0x20
+                    for c in range(256))
+# Ranges learned in one go on first use: Latin, Greek, Cyrillic and the
+# punctuation feeds use most. Any other character is learned when first seen.
+_EAGER_RANGES = ((0x80, 0x530), (0x1E00, 0x1F00), (0x2000, 0x2070), (0x20A0, 0x20D0))
+
+
+class _FoldTable(dict[int, str]):
+    """Code point -> what unicode61 (TOKENIZER) turns it into inside a token:
+    its folded form, "" for a mark it drops, or " " for a separator. A
+    ``str.translate`` table that learns a character on first lookup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def __missing__(self, code: int) -> str:
+        with self._lock:
+            if code not in self:
+                if not self:
+                    self._learn([c for a, b in _EAGER_RANGES for c in range(a, b)])
+                if code not in self:
+                    self._learn([code])
+            return self[code]
+
+    def _learn(self, codes: Sequence[int]) -> None:
+        if self._db is None:
+            self._db = _connect()
+            self._db.execute(_SCHEMA.format(name="f"))
+            self._db.execute("CREATE VIRTUAL TABLE fv USING fts5vocab(f, instance)")
+        db = self._db
+        probes = [c for c in codes if not 0xD800 <= c <= 0xDFFF and c != 0]
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO f(rowid, title) VALUES (?, ?)",
+                       [(c, f"a{chr(c)}b") for c in probes])
+        seen: dict[int, list[str]] = {}
+        for doc, term in db.execute("SELECT doc, term FROM fv ORDER BY doc, offset"):
+            seen.setdefault(int(doc), []).append(str(term))
+        db.execute("DELETE FROM f")
+        db.execute("COMMIT")
+        for c in codes:
+            toks = seen.get(c, [])
+            # "a<c>b" is one token "a<fold>b" when c is a token character;
+            # anything else (two tokens, or a NUL/surrogate never probed) separates.
+            one = len(toks) == 1 and toks[0].startswith("a") and toks[0].endswith("b")
+            self[c] = toks[0][1:-1] if one else " "
+
+
+_FOLD = _FoldTable()
+
+
+_WORDS: dict[bytes, tuple[bytes, ...]] = {}  # non-ASCII word -> its tokens
+_WORDS_MAX = 200_000  # feeds repeat their words, so lookups dominate
+
+
+def _fold_word(word: bytes) -> tuple[bytes, ...]:
+    if word.isascii():
+        return (word,)
+    return tuple(t.encode() for t in word.decode().translate(_FOLD).split())
+
+
+def token_bytes(text: str) -> set[bytes]:
+    """The distinct tokens TOKENIZER makes of ``_clean(text)``, UTF-8
+    encoded: working in bytes keeps the common all-ASCII case in C."""
+    # "replace" turns a lone surrogate into "?", a separator, as _clean does.
+    words = set(text.encode("utf-8", "replace").translate(_ASCII_FOLD).split())
+    if text.isascii():
+        return words
+    odd = list(filterfalse(bytes.isascii, words))
+    words.difference_update(odd)
+    if len(_WORDS) > _WORDS_MAX:
+        _WORDS.clear()
+    for word in odd:
+        tokens = _WORDS.get(word)
+        if tokens is None:
+            tokens = _WORDS[word] = _fold_word(word)
+        words.update(tokens)
+    return words
+
+
+def text_tokens(text: str) -> set[str]:
+    """The distinct tokens TOKENIZER makes of ``_clean(text)``."""
+    return {t.decode() for t in token_bytes(text)}
+
+
+def ordered_tokens(text: str) -> list[str]:
+    """The tokens TOKENIZER makes of ``text``, in order."""
+    words = text.encode().translate(_ASCII_FOLD).split()
+    return [t.decode() for w in words for t in _fold_word(w)]
+
+
+# --------------------------------------------------------------------------
+# Necessary conditions: which tokens an item must have for a query to match
+#
+# A topic query is read (leniently: anything unexpected means "no condition")
+# into a conjunction of clauses, each an OR of _Needs, every _Need a set of
+# tokens that must all be present. It is implied by the query, never the
+# other way round: NOT's right side is ignored, NEAR and phrases need their
+# tokens but not their order, column filters are dropped, and where an OR of
+# two conjunctions would multiply into too many clauses some are left out.
+# Leaving a clause out only lets more items through to SQLite, which decides.
+
+
+@dataclass(frozen=True)
+class _Need:
+    exact: frozenset[str]
+    prefixes: frozenset[str]  # some token must start with each of these
+
+    def key(self) -> tuple[str, bool]:
+        """The token to look the need up by: the longest exact one, else
+        the longest prefix (longer words are rarer)."""
+        if self.exact:
+            return max(self.exact, key=lambda t: (len(t), t)), False
+        return max(self.prefixes, key=lambda t: (len(t), t)), True
+
+
+_Cnf = tuple[frozenset[_Need], ...]  # () is "true": no condition
+_MAX_CLAUSES = 24
+
+
+class _Unparsable(Exception):
+    pass
+
+
+_LEX_RE = re.compile(r'\s+|"(?:[^"]|"")*"|[(){}:+*,^-]|[0-9A-Za-z_\x1a\x80-\U0010ffff]+')
+
+
+def _lex(query: str) -> list[str]:
+    out, i = [], 0
+    while i < len(query):
+        m = _LEX_RE.match(query, i)
+        if m is None or (m.group(0).startswith('"') and len(m.group(0)) < 2):
+            raise _Unparsable(query[i:])
+        if not m.group(0).isspace():
+            out.append(m.group(0))
+        i = m.end()
+    return out
+
+
+class _CnfReader:
+    """Recursive descent over FTS5's query grammar (NOT binds tighter than
+    AND, AND than OR; juxtaposition is AND), producing a _Cnf."""
+
+    def __init__(self, query: str) -> None:
+        self.toks = _lex(query)
+        self.i = 0
+
+    def read(self) -> _Cnf:
+        cnf = self._or()
+        if self.i != len(self.toks):
+            raise _Unparsable(" ".join(self.toks[self.i:]))
+        return cnf
+
+    def _peek(self) -> str | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def _take(self, want: str | None = None) -> str:
+        tok = self._peek()
+        if tok is None or (want is not None and tok != want):
+            raise _Unparsable(f"expected {want!r}")
+        self.i += 1
+        return tok
+
+    def _or(self) -> _Cnf:
+        cnf = self._and()
+        while self._peek() == "OR":
+            self._take()
+            cnf = _cnf_or(cnf, self._and())
+        return cnf
+
+    def _and(self) -> _Cnf:
+        cnf = self._not()
+        while True:
+            tok = self._peek()
+            if tok == "AND":
+                self._take()
+            elif tok is None or tok in ("OR", "NOT", ")", ","):
+                return cnf
+            cnf = _cnf_and(cnf, self._not())
+
+    def _not(self) -> _Cnf:
+        cnf = self._primary()
+        while self._peek() == "NOT":
+            self._take()
+            self._primary()  # what must be absent says nothing of what is present
+        return cnf
+
+    def _primary(self) -> _Cnf:
+        self._columns()
+        tok = self._peek()
+        if tok == "(":
+            self._take()
+            cnf = self._or()
+            self._take(")")
+            return cnf
+        if tok == "NEAR" and self.i + 1 < len(self.toks) and self.toks[self.i + 1] == "(":
+            return self._near()
+        return _cnf_of(self._phrase())
+
+    def _columns(self) -> None:
+        """Skip a column filter: ``col:``, ``-col:``, ``{a b}:``, ``-{a b}:``."""
+        start = self.i
+        if self._peek() == "-":
+            self._take()
+        tok = self._peek()
+        if tok == "{":
+            while self._take() != "}":
+                pass
+            self._take(":")
+        elif tok is not None and self.i + 1 < len(self.toks) and self.toks[self.i + 1] == ":":
+            self.i += 2
+        elif self.i != start:
+            raise _Unparsable("-")
+
+    def _near(self) -> _Cnf:
+        self._take("NEAR")
+        self._take("(")
+        cnf: _Cnf = ()
+        while self._peek() not in (")", ",", None):
+            cnf = _cnf_and(cnf, _cnf_of(self._phrase()))
+        if self._peek() == ",":
+            self._take()
+            self._take()
+        self._take(")")
+        return cnf
+
+    def _phrase(self) -> _Need:
+        if self._peek() == "^":
+            self._take()
+        exact: set[str] = set()
+        prefixes: set[str] = set()
+        while True:
+            tok = self._take()
+            if tok in ("AND", "OR", "NOT") or not (tok.startswith('"') or _is_word(tok)):
+                raise _Unparsable(tok)
+            text = tok[1:-1].replace('""', '"') if tok.startswith('"') else tok
+            words = ordered_tokens(_clean(text))
+            if self._peek() == "*":
+                self._take()
+                if words:
+                    prefixes.add(words.pop())
+            exact.update(words)
+            if self._peek() != "+":
+                return _Need(frozenset(exact), frozenset(prefixes - exact))
+            self._take()
+
+
+def _is_word(tok: str) -> bool:
+    return _LEX_RE.fullmatch(tok) is not None and tok[0] not in '"(){}:+*,^-' \
+        and not tok.isspace()
+
+
+def _cnf_of(need: _Need) -> _Cnf:
+    return (frozenset({need}),) if need.exact or need.prefixes else ()
+
+
+def _cnf_and(a: _Cnf, b: _Cnf) -> _Cnf:
+    both = tuple(dict.fromkeys(a + b))
+    return tuple(sorted(both, key=len)[:_MAX_CLAUSES])
+
+
+def _cnf_or(a: _Cnf, b: _Cnf) -> _Cnf:
+    """(A1 & A2 ...) | (B1 & B2 ...) implies every Ai | Bj; with too many
+    pairs, only those of the narrowest clauses are kept (still implied)."""
+    if not a or not b:
+        return ()
+    xs, ys = sorted(a, key=len), sorted(b, key=len)
+    while len(xs) * len(ys) > _MAX_CLAUSES:
+        if len(xs) >= len(ys):
+            xs.pop()
+        else:
+            ys.pop()
+    return tuple(dict.fromkeys(x | y for x in xs for y in ys))
+
+
+def necessary(fts_query: str) -> _Cnf:
+    """What every item matching ``fts_query`` contains; () when unknown."""
+    try:
+        return _CnfReader(fts_query).read()
+    except (_Unparsable, IndexError):
+        return ()
+
+
+class _BatchTokens:
+    """The distinct tokens of a batch, and which of them start with a prefix."""
+
+    def __init__(self, vocab: set[bytes]) -> None:
+        self.vocab = vocab
+        self._sorted: list[bytes] | None = None
+        self._starting: dict[bytes, frozenset[bytes]] = {}
+
+    def ordered(self) -> list[bytes]:
+        if self._sorted is None:
+            self._sorted = sorted(self.vocab)
+        return self._sorted
+
+    def starting(self, prefix: bytes) -> frozenset[bytes]:
+        found = self._starting.get(prefix)
+        if found is None:
+            ordered = self.ordered()
+            j = k = bisect.bisect_left(ordered, prefix)
+            while k < len(ordered) and ordered[k].startswith(prefix):
+                k += 1
+            found = self._starting[prefix] = frozenset(ordered[j:k])
+        return found
+
+
+class _Index:
+    """Which topics an item can possibly match, from its tokens alone.
+
+    Every _Need of a topic's necessary condition (see necessary()) is looked
+    up by one of its tokens; an item reaches a topic when each clause of the
+    condition has a need whose tokens the item has all of. Only those (topic,
+    item) pairs reach SQLite. A topic is listed under the needs of one chosen
+    clause only and its other clauses are checked as set intersections, so
+    the work per item follows the needs it meets, not the number of topics."""
+
+    def __init__(self, conditions: Sequence[_Cnf]) -> None:
+        ids: dict[_Need, int] = {}
+        self.needs: list[_Need] = []
+        self.always: list[int] = []  # topics with nothing to go by
+        self.key_of: dict[int, list[int]] = {}  # need -> topics keyed by it
+        self.others: list[tuple[frozenset[int], ...]] = []  # per topic, its other clauses
+        for n, cnf in enumerate(conditions):
+            clauses = [frozenset(self._id(need, ids) for need in c) for c in cnf]
+            if not clauses:
+                self.always.append(n)
+                self.others.append(())
+                continue
+            key = min(clauses, key=self._weight)
+            for i in key:
+                self.key_of.setdefault(i, []).append(n)
+            self.others.append(tuple(c for c in clauses if c is not key))
+        # Items' tokens are UTF-8 bytes (see token_bytes), so are these.
+        self.exact: dict[bytes, list[int]] = {}
+        prefixes: dict[bytes, list[int]] = {}
+        for i, need in enumerate(self.needs):
+            token, is_prefix = need.key()
+            (prefixes if is_prefix else self.exact).setdefault(token.encode(), []).append(i)
+        self.prefixes = sorted(prefixes.items())
+        self.full = [(frozenset(t.encode() for t in n.exact),
+                      tuple(t.encode() for t in n.prefixes)) for n in self.needs]
+
+    def _id(self, need: _Need, ids: dict[_Need, int]) -> int:
+        i = ids.get(need)
+        if i is None:
+            i = ids[need] = len(self.needs)
+            self.needs.append(need)
+        return i
+
+    def _weight(self, clause: frozenset[int]) -> tuple[int, int]:
+        """Lower is a better key: fewer needs met by short or prefix words
+        (which common text has more often), then fewer needs."""
+        loose = 0
+        for i in clause:
+            token, is_prefix = self.needs[i].key()
+            loose += is_prefix or len(token) <= 4
+        return loose, len(clause)
+
+    def candidates(self, token_sets: Sequence[set[bytes] | None]) -> dict[int, list[int]]:
+        """topic index -> indices of the items that topic may match, in
+        order. An item whose tokens are unknown (None) goes to every topic."""
+        batch = _BatchTokens(set().union(*(s for s in token_sets if s is not None)))
+        by_token = self._batch_needs(batch)
+        out: dict[int, list[int]] = {}
+        for i, tokens in enumerate(token_sets):
+            if tokens is None:
+                reached: Iterable[int] = range(len(self.others))
+            else:
+                reached = self._topics_of(self._met(tokens, by_token, batch))
+                if self.always:
+                    reached = [*self.always, *reached]
+            for n in reached:
+                out.setdefault(n, []).append(i)
+        return {n: out[n] for n in sorted(out)}
+
+    def _batch_needs(self, batch: _BatchTokens) -> dict[bytes, list[int]]:
+        """For every token of the batch, the needs looked up by it."""
+        by_token = {t: list(self.exact[t]) for t in batch.vocab & self.exact.keys()}
+        if not self.prefixes:
+            return by_token
+        ordered = batch.ordered()
+        n, bisect_left = len(ordered), bisect.bisect_left
+        for prefix, needs in self.prefixes:  # most find nothing: keep this loop lean
+            j = bisect_left(ordered, prefix)
+            while j < n and ordered[j].startswith(prefix):
+                by_token.setdefault(ordered[j], []).extend(needs)
+                j += 1
+        return by_token
+
+    def _met(self, tokens: set[bytes], by_token: Mapping[bytes, list[int]],
+             batch: _BatchTokens) -> set[int]:
+        met: set[int] = set()
+        full = self.full
+        for t in tokens & by_token.keys():
+            for i in by_token[t]:
+                if i in met:
+                    continue
+                exact, prefixes = full[i]
+                if len(exact) + len(prefixes) == 1 or (  # its one token found it
+                        exact <= tokens
+                        and all(not tokens.isdisjoint(batch.starting(p)) for p in prefixes)):
+                    met.add(i)
+        return met
+
+    def _topics_of(self, met: set[int]) -> list[int]:
+        if not met:
+            return []
+        reached: set[int] = set()
+        for i in met:
+            keyed = self.key_of.get(i)
+            if keyed:
+                reached.update(keyed)
+        return [n for n in reached if all(not met.isdisjoint(c) for c in self.others[n])]
 
 
 # --------------------------------------------------------------------------
@@ -451,6 +872,16 @@ def entry_from_text(text: str, title: str | None = None) -> Entry:
                  published_at=datetime.fromtimestamp(0, UTC))
 
 
+def _entry_tokens(entry: Entry) -> set[bytes] | None:
+    """The tokens of what _Batch indexes for ``entry``; None when the entry
+    is too odd to say (the FTS5 stage then decides, and logs it)."""
+    try:
+        # _clean only changes what separates tokens: no need to run it here.
+        return token_bytes((entry.title or "") + " " + (entry.summary or ""))
+    except Exception:
+        return None
+
+
 def _terms_of(*highlighted: str) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for text in highlighted:
@@ -470,13 +901,13 @@ class _Batch:
     _HITS_SQL = f"SELECT rowid, {_COLS} FROM p WHERE p MATCH ?5 ORDER BY rowid"
     _ROW_SQL = f"SELECT rowid, {_COLS} FROM p WHERE p MATCH ?5 AND rowid = ?6"
 
-    def __init__(self, entries: Sequence[Entry]) -> None:
+    def __init__(self, entries: Sequence[Entry], rowids: Sequence[int] | None = None) -> None:
         self.db = _connect()
         self.db.execute(_SCHEMA.format(name="p"))
         self.keys: dict[int, str] = {}
         self.db.execute("BEGIN")
         for i, entry in enumerate(entries):
-            self._add(i + 1, entry)
+            self._add(rowids[i] if rowids is not None else i + 1, entry)
         self.db.execute("COMMIT")
 
     def vocab(self) -> _Vocab:
@@ -537,9 +968,6 @@ class _Plan:
     fts_clauses: tuple[str, ...]  # the same, expanded; () when they do not line up
     template: _Template = ()
     clause_templates: tuple[_Template, ...] = ()
-    # Top-level AND clauses that are only OR-groups: if one of them cannot
-    # match the batch, the topic cannot either and its query is not run.
-    required: tuple[tuple[_Group, ...], ...] = ()
 
     @classmethod
     def of(cls, topic: Topic) -> _Plan:
@@ -551,9 +979,8 @@ class _Plan:
 
     def with_templates(self, tokens: Mapping[str, tuple[str, ...]]) -> _Plan:
         clause_templates = tuple(_template(c, tokens) for c in self.fts_clauses)
-        required = tuple(g for g in map(_or_of_groups, clause_templates) if g is not None)
         return _Plan(self.topic, self.clauses, self.fts_clauses,
-                     _template(self.topic.fts_query, tokens), clause_templates, required)
+                     _template(self.topic.fts_query, tokens), clause_templates)
 
 
 def _evidence(batch: _Batch, fts_clauses: Sequence[str],
@@ -585,17 +1012,13 @@ def _unmark(highlighted: str) -> tuple[str, list[int]]:
     in ``highlighted`` (plus one entry for the end)."""
     plain: list[str] = []
     where: list[int] = []
-    i, n = 0, len(highlighted)
-    while i < n:
-        for marker in (HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE):
-            if highlighted.startswith(marker, i):
-                i += len(marker)
-                break
-        else:
-            plain.append(highlighted[i])
-            where.append(i)
-            i += 1
-    where.append(n)
+    pos = 0
+    for m in _MARKER_RE.finditer(highlighted):
+        plain.append(highlighted[pos:m.start()])
+        where.extend(range(pos, m.start()))
+        pos = m.end()
+    plain.append(highlighted[pos:])
+    where.extend(range(pos, len(highlighted) + 1))
     return "".join(plain), where
 
 
@@ -641,35 +1064,51 @@ class Matcher:
                 bodies |= _bodies(q)
         tokens = _tokenize(bodies)
         self._plans = tuple(p.with_templates(tokens) for p in plans)
+        self._index = _Index([necessary(t.fts_query) for t in self.topics])
 
     def match(self, entries: Sequence[Entry]) -> list[Hit]:
         """Every (topic, entry) hit of the batch, in topic order then entry
         order. A topic whose query SQLite rejects at run time is logged and
-        skipped; an entry that cannot be indexed is logged and skipped."""
+        skipped; an entry that cannot be indexed is logged and skipped.
+
+        Items no topic can match (by their tokens, see _Index) never reach
+        SQLite; the others are indexed once and each topic's pruned query runs
+        over them."""
         if not entries or not self.topics:
             return []
-        batch = _Batch(entries)
+        tokens = [_entry_tokens(e) for e in entries]
+        wanted = self._index.candidates(tokens)
+        if not wanted:
+            return []
+        rows = sorted({i for items in wanted.values() for i in items})
+        batch = _Batch([entries[i] for i in rows], [i + 1 for i in rows])
         try:
-            vocab = batch.vocab()
+            known = [tokens[i] for i in rows]
+            vocab = (batch.vocab() if any(t is None for t in known) else
+                     _Vocab(t.decode() for t in set().union(*(t for t in known if t))))
             out: list[Hit] = []
-            for plan in self._plans:
-                if not vocab.possible(plan.required):
-                    continue
-                try:
-                    rows = batch.hits(vocab.render(plan.template))
-                except sqlite3.Error as exc:
-                    log.warning("topic %s skipped: invalid query: %s", plan.topic.id, exc)
-                    continue
-                clauses = [vocab.render(t) for t in plan.clause_templates] if rows else []
-                for row in rows:
-                    key = batch.keys.get(row.rowid)
-                    if key is not None:
-                        terms, snippet = _evidence(batch, clauses, row)
-                        out.append(Hit(topic_id=plan.topic.id, entry_key=key,
-                                       terms=terms, snippet=snippet))
+            for n in wanted:
+                out.extend(self._topic_hits(batch, vocab, self._plans[n]))
             return out
         finally:
             batch.close()
+
+    @staticmethod
+    def _topic_hits(batch: _Batch, vocab: _Vocab, plan: _Plan) -> list[Hit]:
+        try:
+            rows = batch.hits(vocab.render(plan.template))
+        except sqlite3.Error as exc:
+            log.warning("topic %s skipped: invalid query: %s", plan.topic.id, exc)
+            return []
+        clauses = [vocab.render(t) for t in plan.clause_templates] if rows else []
+        out = []
+        for row in rows:
+            key = batch.keys.get(row.rowid)
+            if key is not None:
+                terms, snippet = _evidence(batch, clauses, row)
+                out.append(Hit(topic_id=plan.topic.id, entry_key=key, terms=terms,
+                               snippet=snippet))
+        return out
 
     def explain(self, text: str, title: str | None = None) -> list[TopicExplanation]:
         """For every topic: does ``text`` match, on which words, and if not,

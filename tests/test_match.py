@@ -389,3 +389,94 @@ def test_pruned_queries_find_exactly_what_full_queries_find(
     entries = [entry(str(i), t, s) for i, (t, s) in enumerate(pairs)]
     got = {(h.topic_id, h.entry_key) for h in matcher.match(entries)}
     assert got == _reference(topics, entries)
+
+
+# The first stage of percolation reads tokens in Python and the needs of each
+# query from its text; both must agree with SQLite or true hits are lost.
+
+def _sqlite_tokens(text: str) -> set[str]:
+    import sqlite3
+
+    from monitor.match import TOKENIZER, _clean
+
+    db = sqlite3.connect(":memory:")
+    db.execute(f"CREATE VIRTUAL TABLE t USING fts5(x, tokenize='{TOKENIZER}')")
+    db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
+    db.execute("INSERT INTO t(rowid, x) VALUES (1, ?)", (_clean(text),))
+    out = {str(term) for (term,) in db.execute("SELECT term FROM v")}
+    db.close()
+    return out
+
+
+ODD_CHARS = ("_'’“”—–…\u00a0\u00ad\u0301\u0307İıßøÆŒﬁẞ\ue000\U0001f600\U00010400\x1a"
+             "ЁёЙйҚқҒғӘәӨөҮүҰұІі\u200b\u2028\ud800\x00[[]]")
+ANY_TEXT = st.text(alphabet=st.one_of(st.characters(), st.sampled_from(ODD_CHARS)), max_size=120)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ANY_TEXT)
+def test_python_tokens_are_sqlite_tokens(text: str) -> None:
+    from monitor.match import text_tokens
+
+    assert text_tokens(text) == _sqlite_tokens(text)
+
+
+def test_python_tokens_on_every_plane_character() -> None:
+    from monitor.match import text_tokens
+
+    # Every character of the first plane once, between letters, in one text.
+    chars = [chr(c) for c in range(1, 0x10000, 7) if not 0xD800 <= c <= 0xDFFF]
+    text = " ".join(f"a{c}b" for c in chars)
+    assert text_tokens(text) == _sqlite_tokens(text)
+
+
+def test_every_shipped_topic_has_a_necessary_condition(shipped: tuple[Topic, ...]) -> None:
+    from monitor.match import necessary
+
+    # Without one, every item of every feed would go through SQLite.
+    assert all(necessary(t.fts_query) for t in shipped)
+
+
+_ATOMS = ["kazakhstan", "kazakh*", "strike", "strik*", '"air strike"', '"air strike"*',
+          "осбе", "забастов*", "ereuil", "tokayev", "astana", '"st" + "petersburg"',
+          "qazaq*", "osce", "protest*", "a", "x_y"]
+
+
+def _query(depth: int) -> st.SearchStrategy[str]:
+    atom = st.tuples(st.sampled_from(["", "", "title:", "summary:", "- title:",
+                                      "{title summary}:", "^"]),
+                     st.sampled_from(_ATOMS)).map("".join)
+    if depth == 0:
+        return atom
+    sub = _query(depth - 1)
+    return st.one_of(
+        atom,
+        st.tuples(sub, st.sampled_from([" AND ", " OR ", " NOT ", " "]), sub).map(
+            lambda t: f"({t[0]}{t[1]}{t[2]})"),
+        st.lists(st.sampled_from(_ATOMS[:6]), min_size=2, max_size=3).map(
+            lambda ws: f"NEAR({' '.join(ws)}, 3)"),
+        st.tuples(st.sampled_from(["title:", "summary:", ""]), sub).map(
+            lambda t: f"{t[0]}({t[1]})"))
+
+
+_VOCAB = ["Kazakhstan", "Kazakhstani", "strike", "striking", "air", "Air-strike", "strikes",
+          "ОСБЕ", "забастовка", "Ereuil", "Tokayev", "Astana", "St", "Petersburg", "Qazaqstan",
+          "OSCE", "protesters", "a", "x_y", "x", "y", "news", "the", "é", "Ёж"]
+_FIELD = st.lists(st.sampled_from(_VOCAB), max_size=12).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_query(3), min_size=1, max_size=4),
+       st.lists(st.tuples(_FIELD, _FIELD), min_size=1, max_size=8))
+def test_matcher_finds_exactly_what_plain_fts5_finds(queries: list[str],
+                                                    pairs: list[tuple[str, str]]) -> None:
+    topics = []
+    for i, q in enumerate(queries):
+        try:
+            validate_query(q)
+        except QueryError:
+            continue
+        topics.append(Topic(id=f"t{i}", name=f"t{i}", query=q, fts_query=q))
+    entries = [entry(str(i), t, s) for i, (t, s) in enumerate(pairs)]
+    got = {(h.topic_id, h.entry_key) for h in Matcher(topics).match(entries)}
+    assert got == _reference(tuple(topics), entries)
