@@ -181,9 +181,9 @@ def measure(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]],
 
 # Matcher's phases, by the function that does each (monitor/match.py).
 PHASES = (
-    ("_Batch.__init__", "__init__", "index the batch (FTS5 inserts)"),
-    ("_Batch.vocab", "vocab", "read the batch's vocabulary (fts5vocab)"),
-    ("_Vocab.possible", "possible", "prune: can the topic match at all"),
+    ("_entry_tokens", "_entry_tokens", "first stage: each item's tokens, in Python"),
+    ("_Index.candidates", "candidates", "first stage: (topic, item) pairs that could match"),
+    ("_Batch.__init__", "__init__", "index the candidate items (FTS5 inserts)"),
     ("_Vocab.render", "render", "render pruned queries"),
     ("_Batch.hits", "hits", "run topic queries (SQLite MATCH + highlight)"),
     ("_evidence", "_evidence", "hit evidence: per-clause highlight + snippet"),

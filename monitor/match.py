@@ -694,6 +694,10 @@ def necessary(fts_query: str) -> _Cnf:
         return ()
 
 
+_HEAD = 3
+_CHECKED_MAX = 500_000  # distinct tokens remembered per matcher (~30 MB at most)
+
+
 class _BatchTokens:
     """The distinct tokens of a batch, and which of them start with a prefix."""
 
@@ -750,7 +754,21 @@ class _Index:
         for i, need in enumerate(self.needs):
             token, is_prefix = need.key()
             (prefixes if is_prefix else self.exact).setdefault(token.encode(), []).append(i)
-        self.prefixes = sorted(prefixes.items())
+        self.prefixes = prefixes
+        # Prefixes by their first _HEAD bytes: a token is compared only with
+        # those sharing its head (and with the few shorter ones).
+        self.by_head: dict[bytes, list[tuple[bytes, list[int]]]] = {}
+        self.short: list[tuple[bytes, list[int]]] = []
+        for prefix, needs in prefixes.items():
+            if len(prefix) >= _HEAD:
+                self.by_head.setdefault(prefix[:_HEAD], []).append((prefix, needs))
+            else:
+                self.short.append((prefix, needs))
+        # token -> the needs its prefixes find; every token ever seen is looked
+        # at once (feeds repeat their words), so a batch costs a set difference.
+        self._lock = threading.Lock()
+        self._checked: set[bytes] = set()
+        self._prefixed: dict[bytes, list[int]] = {}
         self.full = [(frozenset(t.encode() for t in n.exact),
                       tuple(t.encode() for t in n.prefixes)) for n in self.needs]
 
@@ -789,17 +807,32 @@ class _Index:
 
     def _batch_needs(self, batch: _BatchTokens) -> dict[bytes, list[int]]:
         """For every token of the batch, the needs looked up by it."""
-        by_token = {t: list(self.exact[t]) for t in batch.vocab & self.exact.keys()}
+        vocab = batch.vocab
+        by_token = {t: list(self.exact[t]) for t in vocab & self.exact.keys()}
         if not self.prefixes:
             return by_token
-        ordered = batch.ordered()
-        n, bisect_left = len(ordered), bisect.bisect_left
-        for prefix, needs in self.prefixes:  # most find nothing: keep this loop lean
-            j = bisect_left(ordered, prefix)
-            while j < n and ordered[j].startswith(prefix):
-                by_token.setdefault(ordered[j], []).extend(needs)
-                j += 1
+        with self._lock:
+            self._learn_prefixes(vocab)
+            for t in vocab & self._prefixed.keys():
+                by_token.setdefault(t, []).extend(self._prefixed[t])
         return by_token
+
+    def _learn_prefixes(self, vocab: set[bytes]) -> None:
+        new = vocab - self._checked
+        if not new:
+            return
+        if len(self._checked) > _CHECKED_MAX:
+            self._checked, self._prefixed = set(), {}
+            new = vocab
+        by_head, short = self.by_head, self.short
+        for t in new:
+            found = [i for p, needs in by_head.get(t[:_HEAD], ()) if t.startswith(p)
+                     for i in needs]
+            if short:
+                found += [i for p, needs in short if t.startswith(p) for i in needs]
+            if found:
+                self._prefixed[t] = found
+        self._checked |= new
 
     def _met(self, tokens: set[bytes], by_token: Mapping[bytes, list[int]],
              batch: _BatchTokens) -> set[int]:
