@@ -1,0 +1,142 @@
+"""Parsing feed bodies in worker processes, beside the process that fetches
+and stores.
+
+One poll cycle is CPU-bound in one Python process: the event loop fetching,
+and one ingest thread parsing, matching and committing, all under one GIL.
+Parsing is most of that work and needs nothing but the body, so a pool of
+worker processes does it while the main process keeps downloading and
+committing: on two cores the cycle uses both.
+
+What crosses the process boundary is plain data (the body and its headers
+in, a ParsedFeed or an error's kind and message out), so nothing depends on
+exceptions pickling. A worker that dies (a crash in a C library on a hostile
+body, the OOM killer) costs only the feed it was parsing, reported as a parse
+failure; the pool is rebuilt for the next feed. The pool is used only when a
+cycle has enough bodies to repay starting it (see worth_a_pool()).
+
+Owns: the worker processes and their lifetime. Parsing itself is
+monitor.parse's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+
+from monitor.errors import ParseError
+from monitor.parse import parse_feed
+from monitor.types import FetchResult, ParsedFeed
+
+__all__ = ["MIN_FEEDS", "ParsePool", "worth_a_pool"]
+
+log = logging.getLogger("monitor.parsepool")
+
+# Below this many feeds in a cycle, starting workers (~0.3 s) costs more
+# than parsing in the ingest thread saves.
+MIN_FEEDS = 40
+
+_Outcome = tuple[ParsedFeed | None, str | None, str | None]  # (parsed, error kind, message)
+_Args = tuple[bytes, str, tuple[tuple[str, str], ...], datetime, int]
+
+
+def worth_a_pool(feeds: int) -> int:
+    """How many worker processes a cycle of ``feeds`` feeds should use: none
+    on one core or for a small cycle, else one per core but the one the main
+    process needs, at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if feeds < MIN_FEEDS or not cores or cores < 2:
+        return 0
+    return max(1, min(4, cores - 1))
+
+
+def _parse(body: bytes, url: str, headers: tuple[tuple[str, str], ...], fetched_at: datetime,
+           max_items: int) -> _Outcome:
+    """Runs in a worker: parse one body, errors as plain data."""
+    try:
+        return parse_feed(body, url=url, headers=headers, fetched_at=fetched_at,
+                          max_items=max_items), None, None
+    except ParseError as exc:
+        return None, exc.kind, exc.message
+
+
+class ParsePool:
+    """Worker processes parsing bodies; use as ``with``, await parse()."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    def __enter__(self) -> ParsePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # forkserver: workers never inherit the daemon's threads or open
+            # database connections, and start from a process that has already
+            # imported the parser.
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["monitor.parsepool"])
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        return self._pool
+
+    async def parse(self, fetched: FetchResult, *, max_items: int) -> ParsedFeed:
+        """``fetched.body`` parsed in a worker; raises ParseError as
+        parse_feed() would, and ParseError("parse") when it kills its worker."""
+        assert fetched.body is not None
+        args: _Args = (fetched.body, fetched.final_url, fetched.headers, fetched.fetched_at, max_items)
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(self._executor(), _parse, *args)
+        except BrokenProcessPool:
+            # Every feed in flight sees the break, not only the one that caused
+            # it: each is retried alone in a process of its own.
+            if self._reset():
+                log.warning("a parser process died; the feeds it held are retried alone")
+            log.info("feed %s: retried alone after a parser process died", fetched.feed_id)
+            outcome = await self._alone(fetched, args)
+        parsed, kind, message = outcome
+        if parsed is None:
+            raise ParseError(message or "unparseable", kind=kind or "parse",
+                             url=fetched.final_url)
+        return parsed
+
+    async def _alone(self, fetched: FetchResult, args: _Args) -> _Outcome:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:  # a daemon runs a loop per cycle
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        async with self._lock:
+            ctx = multiprocessing.get_context("forkserver")
+            single = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(single, _parse, *args)
+            except BrokenProcessPool:
+                log.error("feed %s: the parser process died on this body", fetched.feed_id)
+                return None, "parse", "the parser process died on this body"
+            finally:
+                single.shutdown(wait=False, cancel_futures=True)
+
+    def pids(self) -> list[int]:
+        """The worker processes alive now (for status and for tests)."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        return [int(pid) for pid in processes]
+
+    def _reset(self) -> bool:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return pool is not None
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,104 @@
+"""monitor.parsepool: bodies parsed in worker processes give exactly what
+parse_feed gives in-process, errors keep their kind, and a worker killed
+mid-parse loses no feed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import ParseError
+from monitor.parse import parse_feed
+from monitor.parsepool import MIN_FEEDS, ParsePool, worth_a_pool
+from monitor.types import FetchResult, ParsedFeed
+
+FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
+AT = datetime(2026, 3, 10, tzinfo=UTC)
+XML = (("content-type", "application/xml"),)
+
+
+def fetched(name: str, body: bytes) -> FetchResult:
+    url = f"http://127.0.0.1/{name}"
+    return FetchResult(feed_id=name, url=url, final_url=url, fetched_at=AT, duration=0.0,
+                       status=200, body=body, headers=XML)
+
+
+def bodies() -> list[tuple[str, bytes]]:
+    return sorted((p.name, p.read_bytes()) for p in FEEDS.iterdir() if p.suffix != ".md")
+
+
+async def parse_all(pool: ParsePool, items: list[FetchResult]) -> list[ParsedFeed]:
+    return list(await asyncio.gather(*(pool.parse(f, max_items=1000) for f in items)))
+
+
+def test_workers_give_what_parse_feed_gives() -> None:
+    items = [fetched(n, b) for n, b in bodies()]
+    assert items
+    with ParsePool(2) as pool:
+        got = asyncio.run(parse_all(pool, items))
+    for f, parsed in zip(items, got, strict=True):
+        assert f.body is not None
+        assert parsed == parse_feed(f.body, url=f.final_url, headers=f.headers,
+                                    fetched_at=AT, max_items=1000)
+
+
+def test_errors_keep_their_kind_and_message() -> None:
+    page = fetched("page.html", b"<!doctype html><html><body><p>Not a feed</p></body></html>")
+    with pytest.raises(ParseError) as in_process:
+        parse_feed(b"<!doctype html><html><body><p>Not a feed</p></body></html>",
+                   url=page.final_url, headers=XML, fetched_at=AT)
+    with ParsePool(1) as pool, pytest.raises(ParseError) as in_worker:
+        asyncio.run(pool.parse(page, max_items=10))
+    assert in_worker.value.kind == in_process.value.kind == "not-a-feed"
+    assert in_worker.value.message == in_process.value.message
+
+
+def _big_feed(items: int) -> bytes:
+    """Not well-formed (a bare "&"), so feedparser's slow path parses it."""
+    entries = "".join(
+        f"<item><title>Story {i} & more</title><link>http://x.invalid/{i}</link>"
+        f"<description>&lt;p&gt;{'Words about Kazakhstan and the OSCE. ' * 40}&lt;/p&gt;"
+        f"</description><guid>id-{i}</guid></item>" for i in range(items))
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Big</title>{entries}</channel></rss>").encode()
+
+
+def test_a_worker_killed_mid_parse_loses_no_feed(caplog: pytest.LogCaptureFixture) -> None:
+    big = fetched("big.xml", _big_feed(3000))
+    small = [fetched(n, b) for n, b in bodies()]
+
+    async def scenario(pool: ParsePool) -> list[ParsedFeed]:
+        task = asyncio.ensure_future(parse_all(pool, [big, *small]))
+        deadline = time.monotonic() + 20
+        while not pool.pids() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # the big body is being parsed now (it takes seconds)
+        assert not task.done()
+        for pid in pool.pids():
+            os.kill(pid, signal.SIGKILL)
+        return await asyncio.wait_for(task, 120)
+
+    with ParsePool(1) as pool:
+        got = asyncio.run(scenario(pool))
+        assert "retried alone" in caplog.text
+        assert len(got[0].entries) == 1000  # max_items
+        for f, parsed in zip(small, got[1:], strict=True):
+            assert f.body is not None
+            assert parsed == parse_feed(f.body, url=f.final_url, headers=f.headers,
+                                        fetched_at=AT, max_items=1000)
+        # and the pool works again afterwards
+        again = asyncio.run(parse_all(pool, small[:1]))
+        assert again[0].entries
+
+
+def test_small_cycles_and_single_cores_parse_in_process() -> None:
+    assert worth_a_pool(MIN_FEEDS - 1) == 0
+    assert worth_a_pool(10_000) in (0, 1, 2, 3, 4)
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert worth_a_pool(10_000) >= 1
