@@ -180,20 +180,54 @@ def make_farm(n_feeds: int, interval: float, seed: int) -> FeedFarm:
 
 # --- memory --------------------------------------------------------------------------------
 
-def memory(pid: int) -> tuple[int, int | None]:
-    """(RSS, peak RSS) of ``pid`` in bytes: /proc VmRSS/VmHWM, else psutil
-    (current RSS only; the peak is then the largest sample)."""
-    status = Path(f"/proc/{pid}/status")
-    if status.exists():
-        fields = {}
-        for line in status.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields[key] = int(value.split()[0]) * 1024
-        return fields.get("VmRSS", 0), fields.get("VmHWM")
-    import psutil
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (the daemon's parser workers and their
+    forkserver), from /proc's children lists; [] where there are none."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:  # bounded: a process tree is finite and /proc lists each child once
+        parent = todo.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in children.read_text().split()]
+            except (OSError, ValueError):
+                continue
+            out += kids
+            todo += kids
+    return out
 
-    return int(psutil.Process(pid).memory_info().rss), None
+
+def _own_memory(pid: int) -> tuple[int, int | None]:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        text = status.read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/status").exists():
+            return 0, 0  # exited meanwhile
+        import psutil
+
+        return int(psutil.Process(pid).memory_info().rss), None
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) * 1024
+    return fields.get("VmRSS", 0), fields.get("VmHWM")
+
+
+def memory(pid: int) -> tuple[int, int | None]:
+    """(RSS, peak RSS) in bytes of ``pid`` and every process below it (the
+    daemon's parser workers): /proc VmRSS/VmHWM summed over the processes, so
+    the peak is an upper bound (each process's own peak, counted as if they
+    coincided, and library pages shared after a fork counted in each); else
+    psutil (current RSS only; the peak is then the largest sample)."""
+    rss, peak = 0, 0
+    for p in [pid, *descendants(pid)]:
+        own, own_peak = _own_memory(p)
+        if own_peak is None:
+            return own, None
+        rss, peak = rss + own, peak + own_peak
+    return rss, peak
 
 
 @dataclass
