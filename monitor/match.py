@@ -22,6 +22,7 @@ so long term lists cost little. No HTTP, no persistent storage.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import re
 import sqlite3
@@ -339,16 +340,22 @@ def _tokenize(bodies: Iterable[str]) -> dict[str, tuple[str, ...]]:
     return {t: tuple(tokens.get(i + 1, ())) for i, t in enumerate(texts)}
 
 
-def _template(fts: str, tokens: Mapping[str, tuple[str, ...]]) -> _Template:
+def _template(fts: str, tokens: Mapping[str, tuple[str, ...]],
+              groups: dict[str, _Group] | None = None) -> _Template:
+    """``fts`` cut into text and prunable groups; ``groups`` caches the
+    groups by their text (topics share their term lists)."""
     parts: list[str | tuple[_Alt, ...]] = []
     last = 0
+    seen = {} if groups is None else groups
     for a, b in _group_spans(fts):
         parts.append(fts[last:a])
-        alts = []
-        for m in _STR_RE.finditer(fts, a, b):
-            body = m.group(1).replace('""', '"')
-            alts.append(_Alt(m.group(0), tokens.get(body, ()), bool(m.group(2))))
-        parts.append(tuple(alts))
+        text = fts[a:b]
+        group = seen.get(text)
+        if group is None:
+            group = seen[text] = tuple(
+                _Alt(m.group(0), tokens.get(m.group(1).replace('""', '"'), ()), bool(m.group(2)))
+                for m in _STR_RE.finditer(text))
+        parts.append(group)
         last = b
     parts.append(fts[last:])
     return tuple(p for p in parts if p != "")
@@ -539,23 +546,28 @@ _LEX_RE = re.compile(r'\s+|"(?:[^"]|"")*"|[(){}:+*,^-]|[0-9A-Za-z_\x1a\x80-\U001
 
 
 def _lex(query: str) -> list[str]:
-    out, i = [], 0
-    while i < len(query):
-        m = _LEX_RE.match(query, i)
-        if m is None or (m.group(0).startswith('"') and len(m.group(0)) < 2):
-            raise _Unparsable(query[i:])
-        if not m.group(0).isspace():
-            out.append(m.group(0))
-        i = m.end()
-    return out
+    found = _LEX_RE.findall(query)
+    # findall skips what no alternative matches: anything skipped is a
+    # character FTS5 would reject, or an unterminated string.
+    if sum(map(len, found)) != len(query) or '"' in found:
+        raise _Unparsable(query)
+    return [t for t in found if not t.isspace()]
 
 
 class _CnfReader:
     """Recursive descent over FTS5's query grammar (NOT binds tighter than
     AND, AND than OR; juxtaposition is AND), producing a _Cnf."""
 
-    def __init__(self, query: str) -> None:
-        self.toks = _lex(query)
+    def __init__(self, query: str, *, groups: bool = True) -> None:
+        # Each OR-group of strings (an expanded @list, shared by many topics)
+        # stands as one token whose clause is read once and cached.
+        self.toks: list[str] = []
+        last = 0
+        for a, b in _group_spans(query) if groups else ():
+            self.toks += _lex(query[last:a])
+            self.toks.append(_GROUP_MARK + query[a:b])
+            last = b
+        self.toks += _lex(query[last:])
         self.i = 0
 
     def read(self) -> _Cnf:
@@ -575,21 +587,31 @@ class _CnfReader:
         return tok
 
     def _or(self) -> _Cnf:
-        cnf = self._and()
+        parts = [self._and()]
         while self._peek() == "OR":
             self._take()
-            cnf = _cnf_or(cnf, self._and())
+            parts.append(self._and())
+        if len(parts) == 1:
+            return parts[0]
+        if not all(parts):
+            return ()
+        # An expanded @list is a long OR of single phrases: merged in one go.
+        singles = [p[0] for p in parts if len(p) == 1]
+        rest = [p for p in parts if len(p) > 1]
+        cnf = (frozenset().union(*singles),) if singles else rest.pop()
+        for p in rest:
+            cnf = _cnf_or(cnf, p)
         return cnf
 
     def _and(self) -> _Cnf:
-        cnf = self._not()
+        parts = [self._not()]
         while True:
             tok = self._peek()
             if tok == "AND":
                 self._take()
             elif tok is None or tok in ("OR", "NOT", ")", ","):
-                return cnf
-            cnf = _cnf_and(cnf, self._not())
+                return _cnf_and(*parts)
+            parts.append(self._not())
 
     def _not(self) -> _Cnf:
         cnf = self._primary()
@@ -601,6 +623,9 @@ class _CnfReader:
     def _primary(self) -> _Cnf:
         self._columns()
         tok = self._peek()
+        if tok is not None and tok.startswith(_GROUP_MARK):
+            self._take()
+            return _group_cnf(tok[len(_GROUP_MARK):])
         if tok == "(":
             self._take()
             cnf = self._or()
@@ -628,14 +653,14 @@ class _CnfReader:
     def _near(self) -> _Cnf:
         self._take("NEAR")
         self._take("(")
-        cnf: _Cnf = ()
+        parts: list[_Cnf] = [()]
         while self._peek() not in (")", ",", None):
-            cnf = _cnf_and(cnf, _cnf_of(self._phrase()))
+            parts.append(_cnf_of(self._phrase()))
         if self._peek() == ",":
             self._take()
             self._take()
         self._take(")")
-        return cnf
+        return _cnf_and(*parts)
 
     def _phrase(self) -> _Need:
         if self._peek() == "^":
@@ -646,8 +671,7 @@ class _CnfReader:
             tok = self._take()
             if tok in ("AND", "OR", "NOT") or not (tok.startswith('"') or _is_word(tok)):
                 raise _Unparsable(tok)
-            text = tok[1:-1].replace('""', '"') if tok.startswith('"') else tok
-            words = ordered_tokens(_clean(text))
+            words = list(_phrase_tokens(tok))
             if self._peek() == "*":
                 self._take()
                 if words:
@@ -656,6 +680,22 @@ class _CnfReader:
             if self._peek() != "+":
                 return _Need(frozenset(exact), frozenset(prefixes - exact))
             self._take()
+
+
+_GROUP_MARK = "\x00"  # never in a lexed token: _lex rejects NUL
+
+
+@functools.lru_cache(maxsize=16384)
+def _group_cnf(group: str) -> _Cnf:
+    """The condition of one parenthesised OR-group of strings."""
+    return _CnfReader(group, groups=False).read()
+
+
+@functools.lru_cache(maxsize=65536)
+def _phrase_tokens(tok: str) -> tuple[str, ...]:
+    """The tokens of a string ("...", with "" for a quote) or bareword."""
+    text = tok[1:-1].replace('""', '"') if tok.startswith('"') else tok
+    return tuple(ordered_tokens(_clean(text)))
 
 
 def _is_word(tok: str) -> bool:
@@ -667,9 +707,11 @@ def _cnf_of(need: _Need) -> _Cnf:
     return (frozenset({need}),) if need.exact or need.prefixes else ()
 
 
-def _cnf_and(a: _Cnf, b: _Cnf) -> _Cnf:
-    both = tuple(dict.fromkeys(a + b))
-    return tuple(sorted(both, key=len)[:_MAX_CLAUSES])
+def _cnf_and(*parts: _Cnf) -> _Cnf:
+    if len(parts) == 1:
+        return parts[0]
+    every = tuple(dict.fromkeys(c for p in parts for c in p))
+    return tuple(sorted(every, key=len)[:_MAX_CLAUSES])
 
 
 def _cnf_or(a: _Cnf, b: _Cnf) -> _Cnf:
@@ -930,9 +972,17 @@ def _terms_of(*highlighted: str) -> tuple[str, ...]:
 class _Batch:
     """A batch of entries in a fresh in-memory FTS5 table; closed after use."""
 
-    _COLS = "highlight(p, 0, ?1, ?2), highlight(p, 1, ?1, ?2), snippet(p, -1, ?1, ?2, ?3, ?4)"
-    _HITS_SQL = f"SELECT rowid, {_COLS} FROM p WHERE p MATCH ?5 ORDER BY rowid"
-    _ROW_SQL = f"SELECT rowid, {_COLS} FROM p WHERE p MATCH ?5 AND rowid = ?6"
+    # SQLite 3.40's snippet() (and in rarer cases highlight()) fails with
+    # "database disk image is malformed" on some valid NEAR queries whose
+    # phrases overlap, e.g. NEAR("air strike" strike). A hit must not be lost
+    # to its evidence: each query falls back to fewer auxiliary functions.
+    _COLUMNS = (
+        "highlight(p, 0, ?1, ?2), highlight(p, 1, ?1, ?2), snippet(p, -1, ?1, ?2, ?3, ?4)",
+        "highlight(p, 0, ?1, ?2), highlight(p, 1, ?1, ?2), NULL",
+        "NULL, NULL, NULL",
+    )
+    _HITS_WHERE = "p MATCH ?5 ORDER BY rowid"
+    _ROW_WHERE = "p MATCH ?5 AND rowid = ?6"
 
     def __init__(self, entries: Sequence[Entry], rowids: Sequence[int] | None = None) -> None:
         self.db = _connect()
@@ -956,17 +1006,39 @@ class _Batch:
         except Exception as exc:  # catalogue B8: one bad entry never loses the batch
             log.warning("entry %r skipped by the matcher: %s", getattr(entry, "key", "?"), exc)
 
-    def _rows(self, sql: str, *params: object) -> list[_Row]:
+    def _rows(self, where: str, *params: object) -> list[_Row]:
         args = (HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, SNIPPET_ELLIPSIS, SNIPPET_TOKENS, *params)
-        return [_Row(int(r[0]), str(r[1] or ""), str(r[2] or ""), str(r[3] or ""))
-                for r in self.db.execute(sql, args)]
+        for n, columns in enumerate(self._COLUMNS):
+            try:
+                found = self.db.execute(f"SELECT rowid, {columns} FROM p WHERE {where}",
+                                        args).fetchall()
+                break
+            except sqlite3.DatabaseError:
+                if n == len(self._COLUMNS) - 1:
+                    raise
+        rows = [_Row(int(r[0]), str(r[1] or ""), str(r[2] or ""), str(r[3] or ""))
+                for r in found]
+        if n:
+            rows = [self._plain_evidence(r) for r in rows]
+        return rows
+
+    def _plain_evidence(self, row: _Row) -> _Row:
+        """What snippet() would give, made in Python from the highlights (or
+        the text itself when there are none)."""
+        title_hl, summary_hl = row.title_hl, row.summary_hl
+        if not (title_hl or summary_hl):
+            title_hl, summary_hl = self.db.execute(
+                "SELECT title, summary FROM p WHERE rowid = ?", (row.rowid,)).fetchone()
+        return _Row(row.rowid, title_hl or "", summary_hl or "",
+                    _window(summary_hl if HIGHLIGHT_OPEN in (summary_hl or "") else
+                            title_hl or summary_hl or ""))
 
     def hits(self, fts_query: str) -> list[_Row]:
-        return self._rows(self._HITS_SQL, fts_query)
+        return self._rows(self._HITS_WHERE, fts_query)
 
     def row(self, fts_query: str, rowid: int) -> _Row | None:
         try:
-            rows = self._rows(self._ROW_SQL, fts_query, rowid)
+            rows = self._rows(self._ROW_WHERE, fts_query, rowid)
         except sqlite3.Error:
             return None
         return rows[0] if rows else None
@@ -980,6 +1052,22 @@ class _Batch:
 
     def close(self) -> None:
         self.db.close()
+
+
+_SPAN_RE = re.compile(re.escape(HIGHLIGHT_OPEN) + r".*?" + re.escape(HIGHLIGHT_CLOSE)
+                      + r"|\S+", re.S)
+
+
+def _window(highlighted: str) -> str:
+    """About SNIPPET_TOKENS words of ``highlighted`` around its first marked
+    span, never cutting one, with SNIPPET_ELLIPSIS where text was left out."""
+    words = _SPAN_RE.findall(highlighted)
+    first = next((i for i, w in enumerate(words) if HIGHLIGHT_OPEN in w), 0)
+    start = max(0, first - SNIPPET_TOKENS // 4)
+    end = min(len(words), start + SNIPPET_TOKENS)
+    head = SNIPPET_ELLIPSIS if start > 0 else ""
+    tail = SNIPPET_ELLIPSIS if end < len(words) else ""
+    return head + " ".join(words[start:end]) + tail
 
 
 @dataclass(frozen=True)
@@ -1010,10 +1098,11 @@ class _Plan:
             return cls(topic, tuple(original), ())
         return cls(topic, tuple(c.strip() for c in original), tuple(expanded))
 
-    def with_templates(self, tokens: Mapping[str, tuple[str, ...]]) -> _Plan:
-        clause_templates = tuple(_template(c, tokens) for c in self.fts_clauses)
+    def with_templates(self, tokens: Mapping[str, tuple[str, ...]],
+                       groups: dict[str, _Group]) -> _Plan:
+        clause_templates = tuple(_template(c, tokens, groups) for c in self.fts_clauses)
         return _Plan(self.topic, self.clauses, self.fts_clauses,
-                     _template(self.topic.fts_query, tokens), clause_templates)
+                     _template(self.topic.fts_query, tokens, groups), clause_templates)
 
 
 def _evidence(batch: _Batch, fts_clauses: Sequence[str],
@@ -1096,7 +1185,8 @@ class Matcher:
             for q in (p.topic.fts_query, *p.fts_clauses):
                 bodies |= _bodies(q)
         tokens = _tokenize(bodies)
-        self._plans = tuple(p.with_templates(tokens) for p in plans)
+        groups: dict[str, _Group] = {}
+        self._plans = tuple(p.with_templates(tokens, groups) for p in plans)
         self._index = _Index([necessary(t.fts_query) for t in self.topics])
 
     def match(self, entries: Sequence[Entry]) -> list[Hit]:

@@ -480,3 +480,16 @@ def test_matcher_finds_exactly_what_plain_fts5_finds(queries: list[str],
     entries = [entry(str(i), t, s) for i, (t, s) in enumerate(pairs)]
     got = {(h.topic_id, h.entry_key) for h in Matcher(topics).match(entries)}
     assert got == _reference(tuple(topics), entries)
+
+
+def test_near_with_overlapping_phrases_still_hits() -> None:
+    # SQLite 3.40's snippet() fails ("database disk image is malformed") on
+    # this valid query; the hit must survive with evidence made in Python.
+    q = 'kazakhstan OR NEAR("air strike" strike, 3)'
+    validate_query(q)
+    t = Topic(id="near", name="near", query=q, fts_query=q)
+    hits = Matcher([t]).match([entry("a", "", "Kazakhstan Air-strike"),
+                               entry("b", "Nothing", "here")])
+    assert [h.entry_key for h in hits] == ["a"]
+    assert HIGHLIGHT_OPEN in hits[0].snippet
+    assert Matcher([t]).explain("An air strike strike in Kazakhstan")[0].matched
