@@ -6,9 +6,10 @@ the keys monitor.parse reads (title, summary, content, link, id, dates, author,
 languages; feed title, link, ttl, language)? lxml builds the tree in C; a small
 replay walks it in document order and applies feedparser 6's element handlers
 literally (same element names, depth rules, first-title and summary/content
-precedence, text clean-ups), reusing feedparser's own helpers for dates, URL
-joining and the HTML sniffing. It answers None ("declined") for anything it
-does not model: not well-formed, DOCTYPEs, unknown roots, xml:base, inline
+precedence, text clean-ups), reusing feedparser's own helpers for dates and
+the HTML sniffing (URL joining is its _urljoin without the re.sub template;
+tests/test_parse_reference.py checks the two agree). It answers None
+("declined") for anything it does not model: not well-formed, DOCTYPEs, unknown roots, xml:base, inline
 XHTML or base64 content, nested items, unknown feedparser handlers, elements in
 an undeclared default namespace. monitor.parse then runs feedparser itself.
 tests/test_fastparse.py holds the proof: on every accepted document of the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -31,7 +33,7 @@ import feedparser
 from feedparser.datetimes import _parse_date
 from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
-from feedparser.urls import _urljoin, make_safe_absolute_uri
+from feedparser.urls import _urifixer, make_safe_absolute_uri
 from lxml import etree
 
 __all__ = ["Declined", "extract"]
@@ -60,7 +62,10 @@ _AUTHOR_EMAIL = re.compile(
     r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
 )
 _LINK_REF = re.compile("&([A-Za-z0-9_]+);")
-_CP1252_RANGE = re.compile("[\x80-\x9f]")
+# The C1 controls feedparser reads as cp1252 (a search per character is
+# several times faster than a regex character class over long content).
+_C1_CONTROLS = tuple(map(chr, range(0x80, 0xA0)))
+_urifixer_match: Callable[[str], re.Match[str] | None] = _urifixer.match
 
 # Handlers that never touch a key monitor.parse reads: their elements are
 # walked (children may matter) but need no replay. "Content" ones swallow
@@ -207,7 +212,7 @@ def extract(data: bytes, language: str | None) -> dict[str, Any] | None:
         _check_namespaces(data, root)
         version = _version(root)
         replay = _Replay(version, language)
-        replay.element(root, 1)
+        replay.element(root, 1, root.tag)
     except Declined:
         return None
     return {"bozo": False, "version": version, "feed": replay.feed, "entries": replay.entries}
@@ -295,11 +300,10 @@ def _version(root: Any) -> str:
 _NAME_CACHE: dict[tuple[str, str | None], tuple[str, bool]] = {}
 
 
-def _fp_name(el: Any) -> tuple[str, bool]:
+def _fp_name(el: Any, tag: str) -> tuple[str, bool]:
     """The handler key feedparser derives from an element's namespace and
-    name, and whether that name has a prefix."""
-    tag: str = el.tag
-    prefix: str | None = el.prefix
+    name (``tag`` is el.tag), and whether that name has a prefix."""
+    prefix: str | None = el.prefix if tag[0] == "{" else None  # none without a namespace
     cached = _NAME_CACHE.get((tag, prefix))
     if cached is not None:
         return cached
@@ -327,10 +331,11 @@ def _fp_attrs(el: Any) -> dict[str, str]:
     """Attributes as feedparser's strict parser names them (lower-cased,
     known namespaces by their standard prefix, then the qualified names)."""
     attrs: dict[str, str] = {}
-    if not len(el.attrib):
+    items: list[tuple[str, str]] = el.items()
+    if not items:
         return attrs
     qualified: list[tuple[str, str]] = []
-    for key, value in el.attrib.items():
+    for key, value in items:
         if key[0] == "{":
             namespace, local = key[1:].split("}", 1)
             std = _NAMESPACES.get(namespace.lower(), "")
@@ -355,6 +360,36 @@ def _attr_prefix(el: Any, namespace: str) -> str | None:
         if uri == namespace and prefix:
             return str(prefix)
     raise Declined("attribute namespace without a prefix")
+
+
+def _urljoin(base: str, uri: str) -> str:
+    """feedparser.urls._urljoin, without the cost of its re.sub template:
+    the substitution only drops extra slashes after "scheme://"."""
+    match = _urifixer_match(uri)
+    if match is not None and match.group(2):
+        uri = match.group(1) + uri[match.end(2) :]
+    if not base:
+        return uri  # what urljoin returns for an empty base
+    try:
+        return urllib.parse.urljoin(base, uri)
+    except ValueError:
+        return ""
+
+
+_SAFE_ABSOLUTE: dict[tuple[str, str], str] = {}
+
+
+def _safe_absolute(base: str, rel: str) -> str:
+    """make_safe_absolute_uri, remembered: every element of a document with
+    an xml:base asks it again for the same pair."""
+    key = (base, rel)
+    uri = _SAFE_ABSOLUTE.get(key)
+    if uri is None:
+        uri = make_safe_absolute_uri(base, rel)
+        if len(_SAFE_ABSOLUTE) >= 4096:
+            _SAFE_ABSOLUTE.clear()
+        _SAFE_ABSOLUTE[key] = uri
+    return uri
 
 
 def _text(el: Any) -> str:
@@ -400,10 +435,10 @@ class _Replay:
 
     # ------------------------------------------------------------ walking
 
-    def element(self, el: Any, depth: int) -> None:
+    def element(self, el: Any, depth: int, tag: str) -> None:
         if depth > _MAX_DEPTH:
             raise Declined("too deep")
-        name, prefixed = _fp_name(el)
+        name, prefixed = _fp_name(el, tag)
         attrs = _fp_attrs(el)
         self._start_common(name, prefixed, attrs)
         self._dispatch(el, name, attrs, depth)
@@ -416,22 +451,26 @@ class _Replay:
 
     def children(self, el: Any, depth: int) -> None:
         for child in el:
-            if isinstance(child.tag, str):
-                self.element(child, depth + 1)
+            tag = child.tag
+            if isinstance(tag, str):
+                self.element(child, depth + 1, tag)
             elif not isinstance(child, etree._Comment | etree._ProcessingInstruction):
                 raise Declined("entity reference")
 
     def _start_common(self, name: str, prefixed: bool, attrs: dict[str, str]) -> None:
-        base = attrs.get("xml:base", attrs.get("base")) or self.baseuri
-        if self.baseuri:
-            self.baseuri = make_safe_absolute_uri(self.baseuri, base) or self.baseuri
+        if attrs:
+            base = attrs.get("xml:base", attrs.get("base")) or self.baseuri
+            lang = attrs.get("xml:lang", attrs.get("lang"))
+            if lang == "":
+                lang = None
+            elif lang is None:
+                lang = self.lang
         else:
-            self.baseuri = _urljoin(self.baseuri, base)
-        lang = attrs.get("xml:lang", attrs.get("lang"))
-        if lang == "":
-            lang = None
-        elif lang is None:
-            lang = self.lang
+            base, lang = self.baseuri, self.lang
+        if self.baseuri:
+            self.baseuri = _safe_absolute(self.baseuri, base) or self.baseuri
+        elif base:
+            self.baseuri = _urljoin("", base)
         if lang and name in ("feed", "rss"):
             self.feed["language"] = lang.replace("_", "-")
         self.lang = lang
@@ -536,13 +575,17 @@ class _Replay:
             params is not None
             and not self.atom
             and params["type"] == "text/plain"
+            # looks_like_html wants a "</" or a "&" before anything else
+            and ("</" in output or "&" in output)
             and _looks_like_html(output)
         ):
             params["type"] = "text/html"
-        with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
-            output = output.encode("iso-8859-1").decode("utf-8")
-        if _CP1252_RANGE.search(output):
-            output = output.translate(_cp1252)
+        # Both steps leave ASCII text as it is.
+        if not output.isascii():
+            with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+                output = output.encode("iso-8859-1").decode("utf-8")
+            if any(c in output for c in _C1_CONTROLS):
+                output = output.translate(_cp1252)
         if element == "title" and -1 < self.title_depth <= depth:
             return output
         if self.inentry and not self.insource:

@@ -17,7 +17,7 @@ import hashlib
 import io
 import re
 import xml.sax
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from html.parser import HTMLParser
@@ -395,12 +395,17 @@ def _is_one_plain_char(value: bytes) -> bool:
 # A character reference to a surrogate or past U+10FFFF makes feedparser's
 # lenient parser raise (chr() or UTF-8 encoding fails), so one "&#xD800;"
 # would cost the whole feed: such references become U+FFFD first.
-_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+# The references that can be out of range: past leading zeros, 4 hex digits
+# from D000 or more, or 5 decimal digits or more. The others (most of them:
+# "&#8217;", "&#x2019;") need no look, so only these go through Python.
+_LARGE_CHARREF = re.compile(
+    rb"&#(?:[xX](0*+(?:[dD][0-9a-fA-F]{3}|[0-9a-fA-F]{5,}+))|(0*+[0-9]{5,}+));"
+)
 _REPLACEMENT_REF = b"&#xFFFD;"
 
 
 def _defuse_charrefs(data: bytes) -> bytes:
-    return _CHARREF.sub(_checked_charref, data) if b"&#" in data else data
+    return _LARGE_CHARREF.sub(_checked_charref, data) if b"&#" in data else data
 
 
 def _checked_charref(match: re.Match[bytes]) -> bytes:
@@ -608,11 +613,51 @@ def _plain(value: Any, content_type: str | None, limit: int) -> str:
         return ""
     text = text[: limit * _INPUT_FACTOR]
     if (content_type or "").lower() in _HTML_TYPES and ("<" in text or "&" in text):
-        text = _html_to_text(text)
-    text = " ".join(_clean(text).split())
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
+        if "\0" in text or _PLAIN_DOC.fullmatch(text) is None:
+            return _fit(_html_to_text(text), limit, _same, tags=False)
+        return _fit(_skip_blocks(text), limit, _markup_to_text, tags=True)
+    return _fit(text, limit, _same, tags=False)
+
+
+def _same(text: str) -> str:
     return text
+
+
+# Where _fit first cuts, in characters of input per character kept: real
+# article bodies give about one character of text for three of HTML.
+_FIRST_PREFIX = 4
+
+
+def _fit(text: str, limit: int, convert: Callable[[str], str], *, tags: bool) -> str:
+    """_one_line(convert(text)) cut to limit characters ("…" marks the cut).
+
+    The words of a prefix's text are the first words of the whole text (the
+    last one perhaps cut short), and convert reads the text between two tags
+    on its own, so once a prefix ending before a tag (``tags``) or anywhere
+    yields more than limit characters, the rest cannot change the result:
+    long bodies stop there instead of being converted to the end."""
+    size = _FIRST_PREFIX * limit
+    while size < len(text):
+        end = text.find("<", size) if tags else size
+        if end == -1:
+            break
+        line = _one_line(convert(text[:end]))
+        if len(line) > limit:
+            if tags and _HUGE_DECIMAL_REF.search(text, end):
+                break  # html.unescape raises on it: so must we, as before
+            return line[: limit - 1].rstrip() + "…"
+        # Aim past the cap by the ratio seen so far; at least double.
+        size = max(2 * end + 1, end * (limit + 1) // max(len(line), 1) * 5 // 4)
+    line = _one_line(convert(text))
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+# int() refuses more digits than sys.get_int_max_str_digits() (640 at least).
+_HUGE_DECIMAL_REF = re.compile("&#[0-9]{640}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_clean(text).split())
 
 
 class _TextExtractor(HTMLParser):
@@ -675,6 +720,67 @@ _RAW_TEXT = (
 _SKIPPED_RAW = frozenset({"script", "style"}) & frozenset(HTMLParser.CDATA_CONTENT_ELEMENTS)
 
 
+def _caseless(word: str) -> str:
+    """A pattern for word in any ASCII case (re.IGNORECASE would also let
+    "\u017f" match "s" and the Kelvin sign match "k")."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+def _names(words: Iterable[str]) -> str:
+    """A pattern for a whole tag name that is one of words, in any ASCII case."""
+    return rf"(?:{_trie(sorted({w.lower() for w in words}))})(?![-.a-zA-Z0-9:_])"
+
+
+def _trie(words: Sequence[str]) -> str:
+    """An alternation of words that reads each character once (a flat one
+    tries every word in turn at every "<")."""
+    tails: dict[str, list[str]] = {}
+    for word in words:
+        tails.setdefault(word[:1], []).append(word[1:])
+    branches = [_caseless(first) + _trie(rest) for first, rest in tails.items() if first]
+    if "" in tails:
+        branches.append("")
+    return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+
+
+_NAME = "[a-zA-Z][-.a-zA-Z0-9:_]*"
+_TAG_REST = _SIMPLE_TAG.pattern[len(rf"<(/?)({_NAME})") :]
+_START_TAG_REST = _TAG_REST.removesuffix("(/?)>") + ">"  # not self-closing
+# Script and style blocks the loop skips: a start tag that is not
+# self-closing, text without "</", and the end tag right after that "</".
+_SKIPPED_BLOCK = re.compile(
+    "<(?:"
+    + "|".join(
+        rf"(?>{_names([name])}{_START_TAG_REST})(?:[^<]++|<(?!/))*+</{_caseless(name)}>"
+        for name in sorted(_SKIPPED_RAW)
+    )
+    + ")"
+    if _SKIPPED_RAW
+    else "(?!)"
+)
+# A document _looped_html_to_text reads token by token without declining:
+# text, skipped blocks, simple tags (no raw-text names), simple comments, and
+# a lone "<" before an ASCII character that cannot start markup. A tag or a
+# comment ends at its first ">" and contains no other "<", so the tokens are
+# the ones the loop finds, and possessive and atomic groups keep this linear.
+_PLAIN_DOC = re.compile(
+    rf"(?:[^<]++"
+    rf"|(?></(?!{_names(_RAW_TEXT)}){_NAME}{_WS_CLASS}*>)"
+    rf"|(?><(?!{_names(_RAW_TEXT)}){_NAME}{_TAG_REST})"
+    rf"|{_SKIPPED_BLOCK.pattern}"
+    rf"|(?>{_SIMPLE_COMMENT.pattern})"
+    r"|<(?=[\x01-\x20\"#$%&'()*+,\-.0-9:;<=>@\[\\\]^_`{|}~\x7f]))*+"
+)
+# In such a document, once its blocks are marked, a "<" followed by a letter
+# or "/" starts a tag and "<!" a comment, each ending at its first ">".
+_BREAK_TAG = re.compile(rf"</?{_names(_TextExtractor._BREAKS)}[^>]*>")
+_OTHER_MARKUP = re.compile(r"<[a-zA-Z/!][^>]*>")
+# What removed markup leaves until the text is unescaped: html.unescape never
+# reads across a "<", so the text between two tags is unescaped as one piece,
+# as html.parser does; "\0" (refused in the input) marks the "<" as ours.
+_MARK = "<\0"
+
+
 def _html_to_text(html: str) -> str:
     fast = _simple_html_to_text(html)
     return fast if fast is not None else _parsed_html_to_text(html)
@@ -685,7 +791,31 @@ def _simple_html_to_text(html: str) -> str | None:
     comments, script/style blocks and text (None for anything else: other
     declarations, raw-text elements, a stray "<"). html.parser unescapes the
     text between two tags as one piece, and so does this;
-    tests/test_fastparse.py checks the two agree."""
+    tests/test_fastparse.py checks the two agree. The common shapes take three
+    passes in C (check, break tags to spaces, other markup to a mark); the
+    rest is read token by token."""
+    if "\0" in html or _PLAIN_DOC.fullmatch(html) is None:
+        return _looped_html_to_text(html)
+    return _markup_to_text(_skip_blocks(html))
+
+
+def _skip_blocks(html: str) -> str:
+    """A document _PLAIN_DOC matches with its script and style blocks marked
+    as removed, so that every "<" left starts a tag, a comment, a mark or is
+    a lone "<"."""
+    if "<s" in html or "<S" in html:
+        return _SKIPPED_BLOCK.sub(_MARK, html)
+    return html
+
+
+def _markup_to_text(html: str) -> str:
+    """_simple_html_to_text of a document _PLAIN_DOC matches, after
+    _skip_blocks, or of the part of one before a "<"."""
+    text = _OTHER_MARKUP.sub(_MARK, _BREAK_TAG.sub(" ", html))
+    return unescape(text).replace(_MARK, "")
+
+
+def _looped_html_to_text(html: str) -> str | None:
     parts: list[str] = []
     pos = 0
     while (lt := html.find("<", pos)) != -1:
