@@ -613,6 +613,8 @@ def _plain(value: Any, content_type: str | None, limit: int) -> str:
         return ""
     text = text[: limit * _INPUT_FACTOR]
     if (content_type or "").lower() in _HTML_TYPES and ("<" in text or "&" in text):
+        if "&#" in text:
+            text = _HUGE_DECIMAL_REF.sub(_small_charref, text)
         if "\0" in text or _PLAIN_DOC.fullmatch(text) is None:
             return _fit(_html_to_text(text), limit, _same, tags=False)
         return _fit(_skip_blocks(text), limit, _markup_to_text, tags=True)
@@ -643,8 +645,6 @@ def _fit(text: str, limit: int, convert: Callable[[str], str], *, tags: bool) ->
             break
         line = _one_line(convert(text[:end]))
         if len(line) > limit:
-            if tags and _HUGE_DECIMAL_REF.search(text, end):
-                break  # html.unescape raises on it: so must we, as before
             return line[: limit - 1].rstrip() + "…"
         # Aim past the cap by the ratio seen so far; at least double.
         size = max(2 * end + 1, end * (limit + 1) // max(len(line), 1) * 5 // 4)
@@ -652,8 +652,15 @@ def _fit(text: str, limit: int, convert: Callable[[str], str], *, tags: bool) ->
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
-# int() refuses more digits than sys.get_int_max_str_digits() (640 at least).
-_HUGE_DECIMAL_REF = re.compile("&#[0-9]{640}")
+# int() refuses more digits than sys.get_int_max_str_digits() (640 at least),
+# so html.unescape raised on such a reference and one item lost its feed.
+# _plain rewrites them first, to what unescape gives for their value.
+_HUGE_DECIMAL_REF = re.compile("&#([0-9]{640,})")
+
+
+def _small_charref(match: re.Match[str]) -> str:
+    significant = match.group(1).lstrip("0") or "0"
+    return "&#65533" if len(significant) > 7 else "&#" + significant
 
 
 def _one_line(text: str) -> str:

@@ -795,3 +795,15 @@ def test_arbitrary_text_never_breaks_the_parser(titles: list[str], summaries: li
 def test_arbitrary_bytes_raise_nothing_but_parse_error(body: bytes) -> None:
     parse_or_error(b'<?xml version="1.0"?><rss version="2.0"><channel><item><title>' + body)
     parse_or_error(body)
+
+
+@pytest.mark.parametrize(("digits", "expected"), [
+    ("9" * 5000, "x \ufffd y"),  # more digits than int() takes: was a ParseError for the feed
+    ("0" * 5000 + "65", "x A y"),
+    ("0" * 700 + "1114112", "x \ufffd y"),
+    ("65", "x A y"),
+])
+def test_escaped_huge_charref_costs_no_item(digits: str, expected: str) -> None:
+    feed = parse(rss(item("a", guid="1", extra=f"<description>x &amp;#{digits}; y</description>")
+                     + item("b", guid="2")))
+    assert [e.summary for e in feed.entries] == [expected, ""]
