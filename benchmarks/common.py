@@ -120,6 +120,7 @@ class FeedHost:
     ports: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     not_modified: int = 0
+    connections: int = 0  # accepted: fewer than requests when a tool keeps them alive
     # perf_counter of the first and last full (200) response: how long the
     # tool took to download everything, whatever it did with it afterwards.
     first_body_at: float | None = None
@@ -141,9 +142,13 @@ class FeedHost:
         with self.lock:
             return self.requests, self.not_modified
 
+    def connection_count(self) -> int:
+        with self.lock:
+            return self.connections
+
     def reset_counts(self) -> None:
         with self.lock:
-            self.requests = self.not_modified = 0
+            self.requests = self.not_modified = self.connections = 0
             self.first_body_at = self.last_body_at = None
 
     def body_span(self) -> float | None:
@@ -174,7 +179,19 @@ def send(handler: BaseHTTPRequestHandler, status: int, body: bytes,
 
 def _handler(host: FeedHost) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        # HTTP/1.1: a connection serves requests until the client closes it or
+        # sends "Connection: close" (every response has a Content-Length), for
+        # every tool alike; whether a tool reuses it is the tool's business.
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm the
+        # body of a response on a kept-alive connection could wait for the
+        # client's delayed ACK of the headers.
+        disable_nagle_algorithm = True
+
+        def setup(self) -> None:
+            super().setup()
+            with host.lock:
+                host.connections += 1
 
         def log_message(self, format: str, *args: object) -> None:
             pass

@@ -17,7 +17,10 @@ each URL in turn, ``feedparser.parse`` on the bytes, insert with sqlite-utils).
 
 feeds/s and items/s use the time of the polling call itself (``monitor``'s own
 cycle duration, the ``update_feeds`` call, the loop); CPU seconds and peak RSS
-are the whole child process's (wait4 rusage), start-up included.
+are the whole child process's (wait4 rusage), start-up included. The servers
+keep HTTP/1.1 connections alive for every tool alike; ``connections`` counts
+the TCP connections a tool opened (reader opened about one per request in its
+re-polls: its connections are not reused after a 304).
 
     python -m benchmarks.poll [--feeds N] [--tools monitor,reader,reader8,naive]
                               [--profile] [--json OUT]
@@ -90,6 +93,7 @@ class Run:
     hits: int | None = None
     note: str = ""
     download_span: float | None = None  # first to last 200 response, seen by the server
+    connections: int | None = None  # TCP connections the server accepted
 
     @property
     def feeds_per_s(self) -> float:
@@ -271,9 +275,11 @@ def peer_main(tool: str, db: str, urls_file: str) -> int:
 
 
 # Functions whose cumulative time answers "where does the first poll go",
-# as (label, file suffix, function name).
+# as (label, file suffix, function name or names joined by "|").
 PROFILE_POINTS = (
-    ("ingest (the per-feed work, ingest thread)", "monitor/poll.py", "ingest"),
+    # Parsing, matching (_prepare) and the grouped commits (_flush); not the
+    # ingest thread's waits for work.
+    ("ingest (the per-feed work, ingest thread)", "monitor/poll.py", "_prepare|_flush"),
     ("parse_feed (all of parsing)", "monitor/parse.py", "parse_feed"),
     ("  monitor.fastparse (lxml fast path)", "monitor/fastparse.py", "extract"),
     ("  feedparser.parse", "feedparser/api.py", "parse"),
@@ -282,7 +288,8 @@ PROFILE_POINTS = (
     ("  entries -> Entry (plain text, keys, dates)", "monitor/parse.py", "_entries"),
     ("Matcher.match (topics on)", "monitor/match.py", "match"),
     ("store: existing_hashes", "monitor/store.py", "existing_hashes"),
-    ("store: commit_poll", "monitor/store.py", "commit_poll"),
+    ("store: commit_polls (feeds grouped per transaction)", "monitor/store.py",
+     "commit_polls"),
     ("fetch (event loop, main thread)", "monitor/fetch.py", "fetch"),
 )
 
@@ -352,10 +359,11 @@ def _profile_one(name: str, config: Any, store: Any) -> PollProfile:
         stats.add(prof)
     raw = stats.stats  # type: ignore[attr-defined]
     points: list[tuple[str, float, int]] = []
-    for label, suffix, func in PROFILE_POINTS:
+    for label, suffix, funcs in PROFILE_POINTS:
+        names = funcs.split("|")
         ct, nc = 0.0, 0
         for (filename, _line, fname), (_cc, ncalls, _tt, cum, _callers) in raw.items():
-            if fname == func and filename.endswith(suffix):
+            if fname in names and filename.endswith(suffix):
                 ct, nc = ct + cum, nc + ncalls
         points.append((label, ct, nc))
     # The event loop's idle wait (epoll) is not work: left out of the top list.
@@ -470,11 +478,13 @@ def measure(feeds: FeedSet, tools: Sequence[str], log: Any = print) -> list[Run]
                     m = run_measured(peer_cmd(tool, db, work / "urls.txt"),
                                      timeout=CHILD_TIMEOUT)
                     run = peer_run(tool, scenario, m)
-                run = replace(run, download_span=host.body_span())
+                run = replace(run, download_span=host.body_span(),
+                              connections=host.connection_count())
                 runs.append(run)
                 log(f"  {TOOL_LABELS[tool]:<44} {scenario:<8} {run.seconds:7.2f}s "
                     f"{run.feeds_per_s:8.1f} feeds/s {run.new_items:7d} new "
-                    f"cpu {run.cpu:6.1f}s rss {run.peak_rss_mb:5.0f} MB {run.note}")
+                    f"cpu {run.cpu:6.1f}s rss {run.peak_rss_mb:5.0f} MB "
+                    f"{run.connections} conns process {run.wall:.2f}s {run.note}")
     return runs
 
 
@@ -496,12 +506,13 @@ def render(runs: Sequence[Run], feeds: FeedSet) -> str:
                      if base and base.feeds_per_s > 0 else "-")
             rows.append([scenario, TOOL_LABELS[r.tool], r.feeds, r.seconds, r.feeds_per_s,
                          r.items_per_s, r.new_items, r.not_modified, r.cpu, r.peak_rss_mb,
-                         r.wall, "-" if r.download_span is None else r.download_span, ratio,
+                         r.wall, "-" if r.download_span is None else r.download_span,
+                         "-" if r.connections is None else r.connections, ratio,
                          "-" if r.hits is None else r.hits,
                          r.errors if r.errors >= 0 else r.note])
     lines.append(table(["poll", "tool", "feeds", "poll s", "feeds/s", "items/s", "new items",
                         "304", "CPU s", "peak RSS MB", "process s", "bodies served in s",
-                        "vs best reader", "hits", "errors"], rows))
+                        "connections", "vs best reader", "hits", "errors"], rows))
     return "\n".join(lines)
 
 

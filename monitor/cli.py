@@ -55,6 +55,16 @@ class Ctx:
             yield store
 
 
+def print_json(data: Any) -> None:
+    """JSON on standard output: coloured by rich on a terminal, else written
+    as is (rich's highlighting of a 1,000-feed poll summary took ~0.5 s)."""
+    if out.is_terminal:
+        out.print_json(data=data)
+        return
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
 def handle_errors(fn: F) -> F:
     """Turn our errors into one line on stderr and the documented exit code."""
     @wraps(fn)
@@ -130,9 +140,9 @@ def topics_test(obj: Ctx, text: str, title: str | None, as_json: bool) -> None:
     config = obj.config()
     explained = match.Matcher(config.topics).explain(text, title=title)
     if as_json:
-        out.print_json(data=[{"topic": e.topic_id, "name": e.name, "matched": e.matched,
-                              "terms": list(e.terms), "snippet": e.snippet,
-                              "close": list(e.close_clauses)} for e in explained])
+        print_json([{"topic": e.topic_id, "name": e.name, "matched": e.matched,
+                     "terms": list(e.terms), "snippet": e.snippet,
+                     "close": list(e.close_clauses)} for e in explained])
         return
     matched = [e for e in explained if e.matched]
     for e in matched:
@@ -217,7 +227,7 @@ def search(obj: Ctx, query: str, limit: int, as_json: bool) -> None:
     with obj.store() as store:
         rows = store.search(fts, limit=limit)
     if as_json:
-        out.print_json(data=rows)
+        print_json(rows)
         return
     if not rows:
         out.print(f"Nothing matches {escape(query)}.")
@@ -275,7 +285,7 @@ def poll(obj: Ctx, feeds: tuple[str, ...], force: bool, as_json: bool) -> None:
         summary = _poll_with_progress(config, store, list(feeds) or None, force,
                                       show=not as_json and err.is_terminal)
     if as_json:
-        out.print_json(data=_summary_json(summary))
+        print_json(_summary_json(summary))
     else:
         _print_summary(summary)
 
@@ -381,7 +391,7 @@ def hits(obj: Ctx, topic_ids: tuple[str, ...], since: str | None, limit: int,
     with obj.store() as store:
         rows = store.hits(topics=topic_ids, since=since_dt, limit=limit)
     if as_json:
-        out.print_json(data=rows)
+        print_json(rows)
         return
     if not rows:
         out.print("No hits" + (f" since {since}" if since else "") + ".")
@@ -410,7 +420,7 @@ def feeds(obj: Ctx, as_json: bool) -> None:
     if as_json:
         for r in rows:
             r["tags"] = json.loads(r["tags"] or "[]")
-        out.print_json(data={"feeds": rows, "daemon": daemon[0] if daemon else None})
+        print_json({"feeds": rows, "daemon": daemon[0] if daemon else None})
         return
     table = Table("feed", "state", "items", "last success", "next due", "last error")
     for r in rows:
@@ -540,7 +550,7 @@ def status(obj: Ctx, as_json: bool) -> None:
 
     data = daemon_status(obj.db_path)
     if as_json:
-        out.print_json(data=data)
+        print_json(data)
         return
     d = data["daemon"] or {}
     colour = {"running": "green", "dead": "red"}.get(data["state"], "yellow")

@@ -1,22 +1,26 @@
 """One polling cycle: due feeds -> fetch (concurrent) -> parse -> match -> store.
 
-Each feed's items, hits and new state are committed in one transaction, after
-its fetch and outside any HTTP wait. What happens next to a feed (when it is
-due, backoff, moves, disabling) is decided by schedule.py's rules applied to
-the fetch outcome; one feed's failure never stops the cycle.
+Each feed's items, hits and new state are committed together, after its fetch
+and outside any HTTP wait; the feeds the ingest thread finishes back to back
+share one transaction (a small, bounded group, committed as soon as nothing
+else is waiting), and a feed's result is reported only once it is committed.
+What happens next to a feed (when it is due, backoff, moves, disabling) is
+decided by schedule.py's rules applied to the fetch outcome; one feed's
+failure never stops the cycle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from monitor.config import Config
@@ -25,7 +29,7 @@ from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.parse import parse_feed
 from monitor.schedule import next_due
-from monitor.store import Store
+from monitor.store import PollWrite, Store
 from monitor.types import (
     FeedState,
     FeedUpdate,
@@ -38,6 +42,14 @@ from monitor.types import (
 log = logging.getLogger("monitor.poll")
 
 MOVE_CONFIRMATIONS = 3  # polls a 301/308 must be seen before the stored URL changes
+
+# Bounds of one commit group of feeds without items (304, unchanged, failed):
+# a few rows each, so a group holds the write lock briefly, and a finished
+# feed never waits long for its commit. A feed with new or changed items ends
+# its group: its own transaction is large already (items, FTS index, hits),
+# so sharing it saves little, and a crash loses at most that one's work.
+GROUP_FEEDS = 100
+GROUP_SECONDS = 0.2  # since the group's first feed was ready
 
 # (database path, feed id) -> when the feed is next due, for feeds whose poll
 # could not be committed (disk full, I/O error): the database still says "due",
@@ -90,51 +102,55 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
         on_start(len(states))
     cycle = _Cycle(config, store, Matcher(config.topics), rng or random.Random())
     results: list[PollResult] = []
-    # One worker: the store's connection is used by one thread at a time, and
-    # parsing there leaves the event loop free to keep downloading.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-ingest") as pool:
-        loop = asyncio.get_running_loop()
-        pending: list[asyncio.Future[None]] = []
 
-        # Fetching outruns the single ingest thread: without a bound, every body
-        # of a large cycle would wait in memory at once.
-        room = asyncio.Semaphore(max(2 * config.settings.concurrency, 8))
+    def committed(batch: list[PollResult]) -> None:
+        results.extend(batch)  # first: a failing progress callback loses no result
+        if progress:
+            for result in batch:
+                progress(result)
 
-        async def fetch_one(fetcher: Fetcher, state: FeedState) -> None:
-            try:
-                fetched = await fetcher.fetch(state)
-            except BaseException:
-                room.release()
-                raise
-            fut = loop.run_in_executor(pool, cycle.ingest, state, fetched)
-            pending.append(asyncio.ensure_future(_report(fut, results, progress, room)))
+    # Fetching outruns the single ingest thread: without a bound, every body
+    # of a large cycle would wait in memory at once. A slot is free again once
+    # the ingest thread has parsed the body (see _Ingest).
+    room = asyncio.Semaphore(max(2 * config.settings.concurrency, 8))
+    # One ingest thread: the store's connection is used by one thread at a
+    # time, and parsing there leaves the event loop free to keep downloading.
+    ingest = _Ingest(cycle, asyncio.get_running_loop(), room.release, committed)
 
-        async def fetch_all() -> None:
-            async with Fetcher(config.settings) as fetcher:
-                tasks: list[asyncio.Future[None]] = []
-                try:
-                    for state in states:
-                        await room.acquire()
-                        tasks.append(asyncio.ensure_future(fetch_one(fetcher, state)))
-                    await asyncio.gather(*tasks)
-                finally:
-                    for task in tasks:
-                        task.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
-
-        fetching = asyncio.ensure_future(fetch_all())
-        watcher = asyncio.ensure_future(_watch(stop, fetching)) if stop is not None else None
+    async def fetch_one(fetcher: Fetcher, state: FeedState) -> None:
         try:
-            await fetching
-        except asyncio.CancelledError:
-            if stop is None or not stop.is_set():
-                raise
-            log.info("poll interrupted: %d of %d feeds done", len(pending), len(states))
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-            # Feeds already fetched are committed (or rolled back) before returning.
-            await asyncio.gather(*pending, return_exceptions=True)
+            fetched = await fetcher.fetch(state)
+        except BaseException:
+            room.release()
+            raise
+        ingest.submit(state, fetched)
+
+    async def fetch_all() -> None:
+        async with Fetcher(config.settings) as fetcher:
+            tasks: list[asyncio.Future[None]] = []
+            try:
+                for state in states:
+                    await room.acquire()
+                    tasks.append(asyncio.ensure_future(fetch_one(fetcher, state)))
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    fetching = asyncio.ensure_future(fetch_all())
+    watcher = asyncio.ensure_future(_watch(stop, fetching)) if stop is not None else None
+    try:
+        await fetching
+    except asyncio.CancelledError:
+        if stop is None or not stop.is_set():
+            raise
+        log.info("poll interrupted: %d of %d feeds fetched", ingest.submitted, len(states))
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        # Feeds already fetched are committed (or rolled back) before returning.
+        await ingest.close()
     return PollSummary(tuple(results), started, time.monotonic() - t0, len(states))
 
 
@@ -151,15 +167,193 @@ async def _watch(stop: StopFlag, task: asyncio.Future[None]) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _report(fut: asyncio.Future[PollResult], results: list[PollResult],
-                  progress: Progress | None, room: asyncio.Semaphore) -> None:
-    try:
-        result = await fut
-    finally:
-        room.release()
-    results.append(result)
-    if progress:
-        progress(result)
+@dataclass(frozen=True)
+class _Job:
+    state: FeedState
+    fetched: FetchResult
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What a feed's poll writes, and its result once written. With
+    ``counted``, the result's status, new items and hits come from the commit."""
+
+    write: PollWrite
+    result: PollResult
+    counted: bool = False
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A feed parsed and matched, waiting for its group's commit."""
+
+    job: _Job
+    prepared: _Prepared
+    started: float  # monotonic, when its ingest began
+
+    @property
+    def write(self) -> PollWrite:
+        return self.prepared.write
+
+
+@dataclass
+class _Group:
+    ready: list[_Ready] = field(default_factory=list)
+    since: float = 0.0
+    closed: bool = False  # ends with a feed that has items
+
+    def add(self, r: _Ready) -> None:
+        if not self.ready:
+            self.since = time.monotonic()
+        self.ready.append(r)
+        self.closed = bool(r.write.new or r.write.changed)
+
+    def full(self) -> bool:
+        return (self.closed or len(self.ready) >= GROUP_FEEDS
+                or time.monotonic() - self.since >= GROUP_SECONDS)
+
+    def take(self) -> list[_Ready]:
+        ready, self.ready, self.closed = self.ready, [], False
+        return ready
+
+
+class _Ingest:
+    """The ingest thread: parses, matches and commits fetched feeds in
+    arrival order. Feeds finished back to back are committed in one
+    transaction, flushed whenever the queue runs dry or the group is full, so
+    a feed waits for its commit only while other work is being done. Results
+    go back to the event loop (``committed``) after their commit or rollback,
+    a group's at once."""
+
+    def __init__(self, cycle: _Cycle, loop: asyncio.AbstractEventLoop,
+                 parsed: Callable[[], None],
+                 committed: Callable[[list[PollResult]], None]) -> None:
+        self._cycle = cycle
+        self._loop = loop
+        self._parsed = parsed  # called (in the loop) once a body is no longer held
+        self._committed = committed  # called in the loop
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._out: list[PollResult] = []  # finished, not yet handed to the loop
+        self._finished: asyncio.Future[None] = loop.create_future()
+        self.submitted = 0
+        self._thread = threading.Thread(target=self._run, name="monitor-ingest", daemon=True)
+        self._thread.start()
+
+    def submit(self, state: FeedState, fetched: FetchResult) -> None:
+        self.submitted += 1
+        self._queue.put(_Job(state, fetched))
+
+    async def close(self) -> None:
+        """Commit what is waiting, hand over every result and stop the thread.
+        Cancelled, it still waits for the thread: the caller may close the
+        store next."""
+        self._queue.put(None)
+        try:
+            await asyncio.shield(self._finished)
+        finally:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            self._work()
+        finally:
+            # Every result was scheduled before this, so it is delivered first.
+            self._loop.call_soon_threadsafe(_set_done, self._finished)
+
+    def _work(self) -> None:
+        group = _Group()
+        while True:
+            try:
+                # Block only while nothing waits for a commit.
+                job = self._queue.get(block=not group.ready)
+            except queue.Empty:
+                self._flush(group.take())
+                continue
+            if job is None:
+                self._flush(group.take())
+                return
+            ready = self._prepare(job)
+            if ready is None:
+                self._hand_over()
+            else:
+                group.add(ready)
+                if group.full():
+                    self._flush(group.take())
+
+    def _prepare(self, job: _Job) -> _Ready | None:
+        t0 = time.monotonic()
+        outcome: _Prepared | PollResult
+        try:
+            outcome = self._cycle.prepare(job.state, job.fetched)
+        except MonitorError as exc:
+            log.error("feed %s: %s", job.state.id, exc)
+            outcome = PollResult(job.state.id, "failed", error=FetchFailure("storage", str(exc)))
+        except Exception as exc:  # a bug must not stop the other feeds
+            log.exception("feed %s: unexpected error while ingesting", job.state.id)
+            outcome = PollResult(job.state.id, "failed",
+                                 error=FetchFailure("internal", f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._loop.call_soon_threadsafe(self._parsed)
+        if isinstance(outcome, PollResult):
+            self._finish(job, outcome, t0)
+            return None
+        return _Ready(job, outcome, t0)
+
+    def _flush(self, ready: list[_Ready]) -> None:
+        if not ready:
+            return
+        if len(ready) > 1:
+            try:
+                counts = self._cycle.store.commit_polls([r.write for r in ready])
+            except Exception as exc:
+                # One bad feed must not fail the others: each on its own.
+                log.info("a group of %d feeds could not be committed (%s); committing them "
+                         "one by one", len(ready), exc)
+            else:
+                for r, n in zip(ready, counts, strict=True):
+                    _held.pop((self._cycle.store.path, r.write.update.feed_id), None)
+                    self._finish(r.job, _counted(r, n), r.started)
+                self._hand_over()
+                return
+        for r in ready:
+            self._finish(r.job, self._commit_one(r), r.started)
+        self._hand_over()
+
+    def _commit_one(self, r: _Ready) -> PollResult:
+        feed_id = r.job.state.id
+        try:
+            return _counted(r, self._cycle.commit(r.write))
+        except MonitorError as exc:
+            log.error("feed %s: %s", feed_id, exc)
+            return PollResult(feed_id, "failed", error=FetchFailure("storage", str(exc)))
+        except Exception as exc:  # a bug must not stop the other feeds
+            log.exception("feed %s: unexpected error while storing", feed_id)
+            return PollResult(feed_id, "failed",
+                              error=FetchFailure("internal", f"{type(exc).__name__}: {exc}"))
+
+    def _finish(self, job: _Job, result: PollResult, started: float) -> None:
+        result = replace(result, duration=job.fetched.duration + (time.monotonic() - started))
+        _log_result(result)
+        self._out.append(result)
+
+    def _hand_over(self) -> None:
+        if self._out:
+            out, self._out = self._out, []
+            self._loop.call_soon_threadsafe(self._committed, out)
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _counted(r: _Ready, counts: tuple[int, int]) -> PollResult:
+    p = r.prepared
+    if not p.counted:
+        return p.result
+    inserted, n_hits = counts
+    return replace(p.result, status="new" if inserted else "unchanged", new_items=inserted,
+                   hits=n_hits)
 
 
 class _Cycle:
@@ -172,28 +366,15 @@ class _Cycle:
         self.matcher = matcher
         self.rng = rng
 
-    def ingest(self, state: FeedState, fetched: FetchResult) -> PollResult:
-        t0 = time.monotonic()
-        try:
-            result = self._ingest(state, fetched)
-        except MonitorError as exc:
-            log.error("feed %s: %s", state.id, exc)
-            result = PollResult(state.id, "failed", error=FetchFailure("storage", str(exc)))
-        except Exception as exc:  # a bug must not stop the other feeds
-            log.exception("feed %s: unexpected error while ingesting", state.id)
-            result = PollResult(state.id, "failed",
-                                error=FetchFailure("internal", f"{type(exc).__name__}: {exc}"))
-        result = replace(result, duration=fetched.duration + (time.monotonic() - t0))
-        _log_result(result)
-        return result
-
-    def _ingest(self, state: FeedState, fetched: FetchResult) -> PollResult:
+    def prepare(self, state: FeedState, fetched: FetchResult) -> _Prepared:
+        """Everything but the commit: what to write, or the result of a feed
+        that has nothing to write."""
         if fetched.failure is not None:
             return self._failed(state, fetched, fetched.failure)
         if fetched.not_modified or fetched.unchanged or fetched.body is None:
             outcome = "not-modified" if fetched.not_modified else "unchanged"
-            self._commit(self._update(state, fetched, outcome, None))
-            return PollResult(state.id, outcome, http_status=fetched.status)
+            return _Prepared(PollWrite(self._update(state, fetched, outcome, None)),
+                          PollResult(state.id, outcome, http_status=fetched.status))
         try:
             parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers,
                                 fetched_at=fetched.fetched_at,
@@ -203,20 +384,19 @@ class _Cycle:
         return self._store_entries(state, fetched, parsed)
 
     def _store_entries(self, state: FeedState, fetched: FetchResult,
-                       parsed: ParsedFeed) -> PollResult:
+                       parsed: ParsedFeed) -> _Prepared:
         known = self.store.existing_hashes(state.id, [e.key for e in parsed.entries])
         new = [e for e in parsed.entries if e.key not in known]
         changed = [e for e in parsed.entries if e.key in known and known[e.key] != e.content_hash]
         hits = self.matcher.match(new + changed)
         update = self._update(state, fetched, "new" if new else "unchanged", parsed)
-        inserted, n_hits = self._commit(update, new=new, changed=changed, hits=hits)
-        return PollResult(state.id, "new" if inserted else "unchanged",
-                          http_status=fetched.status, new_items=inserted,
-                          updated_items=len(changed), hits=n_hits,
-                          bozo_reason=parsed.bozo_reason)
+        return _Prepared(PollWrite(update, tuple(new), tuple(changed), tuple(hits)),
+                      PollResult(state.id, "unchanged", http_status=fetched.status,
+                                 updated_items=len(changed), bozo_reason=parsed.bozo_reason),
+                      counted=True)
 
     def _failed(self, state: FeedState, fetched: FetchResult,
-                failure: FetchFailure) -> PollResult:
+                failure: FetchFailure) -> _Prepared:
         count = state.error_count + 1
         disabled = None
         if failure.kind == "gone":
@@ -231,15 +411,17 @@ class _Cycle:
             retry_after=fetched.retry_after, disabled_reason=disabled,
             moved_to=state.moved_to, moved_count=state.moved_count,
             bytes_read=fetched.bytes_read, duration=fetched.duration, request_url=fetched.url)
-        self._commit(update)
-        return PollResult(state.id, "failed", http_status=fetched.status, error=failure)
+        return _Prepared(PollWrite(update),
+                      PollResult(state.id, "failed", http_status=fetched.status, error=failure))
 
-    def _commit(self, update: FeedUpdate, **items: Any) -> tuple[int, int]:
-        key = (self.store.path, update.feed_id)
+    def commit(self, write: PollWrite) -> tuple[int, int]:
+        """One feed's write in its own transaction; a feed whose write is
+        rolled back is held until its next due time (see ``_held``)."""
+        key = (self.store.path, write.update.feed_id)
         try:
-            done = self.store.commit_poll(update, **items)
+            done = self.store.commit_polls([write])[0]
         except StorageError:
-            _held[key] = update.next_due_at  # the schedule the rollback lost
+            _held[key] = write.update.next_due_at  # the schedule the rollback lost
             raise
         _held.pop(key, None)
         return done

@@ -1,5 +1,5 @@
-"""The SQLite database: opening it safely, one transaction per poll, and the
-queries behind `feeds`, `hits`, `search` and the digest.
+"""The SQLite database: opening it safely, one transaction per poll (or per
+group of polls), and the queries behind `feeds`, `hits`, `search` and the digest.
 
 Owns the connection rules: WAL, a busy timeout, foreign keys, migrations on
 open, a quick integrity check that refuses a corrupted file, and every write
@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,17 @@ def from_iso(text: str | None) -> datetime | None:
 
 def db_path(explicit: str | None = None) -> str:
     return explicit or os.environ.get("MONITOR_DB") or DEFAULT_DB
+
+
+@dataclass(frozen=True)
+class PollWrite:
+    """What one feed's poll writes: its new state and log line, and its new
+    and changed items with their hits."""
+
+    update: FeedUpdate
+    new: Sequence[Entry] = ()
+    changed: Sequence[Entry] = ()
+    hits: Sequence[Hit] = ()
 
 
 class Store:
@@ -123,7 +135,8 @@ class Store:
         """Make the feeds table reflect the config; a changed config URL resets the
         feed's validators and moves, a feed gone from the config is kept inactive."""
         with self.write() as db:
-            known = {r["id"]: r for r in db.query("SELECT id, config_url FROM feeds")}
+            known = {r["id"]: r for r in db.query(
+                "SELECT id, config_url, name, tags, language, interval, active FROM feeds")}
             for feed in feeds:
                 row = known.get(feed.id)
                 values = {"name": feed.name, "tags": json.dumps(list(feed.tags)),
@@ -137,11 +150,15 @@ class Store:
                         "last_modified": None, "body_hash": None, "moved_to": None,
                         "moved_count": 0, "disabled_reason": None, "error_count": 0,
                         "next_due_at": None, "retry_after": None})
-                else:
-                    db.table("feeds").update(feed.id, values)
+                elif any(row[k] != v for k, v in values.items()):
+                    # Only what changed: sqlite-utils' update introspects the
+                    # table on every call, seconds for a few thousand feeds.
+                    db.execute(f"UPDATE feeds SET {', '.join(f'{k} = ?' for k in values)} "
+                               "WHERE id = ?", [*values.values(), feed.id])
             gone = set(known) - {f.id for f in feeds}
             for feed_id in gone:
-                db.table("feeds").update(feed_id, {"active": 0})
+                if known[feed_id]["active"]:
+                    db.execute("UPDATE feeds SET active = 0 WHERE id = ?", [feed_id])
 
     def sync_topics(self, topics: Sequence[Topic], now: datetime) -> list[str]:
         """Store the topics; returns the ids whose stored hits do not reflect the
@@ -301,13 +318,23 @@ class Store:
         """Items, hits, feed state and the fetch log of one poll, in one
         transaction. Returns (items inserted, hits inserted); an item another
         process inserted meanwhile is skipped, with its hits."""
+        return self.commit_polls([PollWrite(update, tuple(new), tuple(changed), tuple(hits))])[0]
+
+    def commit_polls(self, writes: Sequence[PollWrite]) -> list[tuple[int, int]]:
+        """The polls of several feeds in one transaction, all or none: a
+        transaction costs far more than the few rows of an unchanged feed.
+        Returns (items inserted, hits inserted) per write, in order."""
         with self.write() as db:
-            ids = self._insert_items(db, update.feed_id, new, update.fetched_at)
-            ids.update(self._update_items(db, update.feed_id, changed))
-            n_hits = self._insert_hits(db, ids, hits, update.fetched_at)
-            inserted = sum(1 for e in new if e.key in ids)
-            self._update_feed(db, update, inserted)
-            self._log_fetch(db, update, inserted, n_hits)
+            return [self._write_poll(db, w) for w in writes]
+
+    def _write_poll(self, db: Database, w: PollWrite) -> tuple[int, int]:
+        update = w.update
+        ids = self._insert_items(db, update.feed_id, w.new, update.fetched_at)
+        ids.update(self._update_items(db, update.feed_id, w.changed))
+        n_hits = self._insert_hits(db, ids, w.hits, update.fetched_at)
+        inserted = sum(1 for e in w.new if e.key in ids)
+        self._update_feed(db, update, inserted)
+        self._log_fetch(db, update, inserted, n_hits)
         return inserted, n_hits
 
     def _insert_items(self, db: Database, feed_id: str, entries: Sequence[Entry],
