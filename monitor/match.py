@@ -470,7 +470,7 @@ _FOLD = _FoldTable()
 
 
 _WORDS: dict[bytes, tuple[bytes, ...]] = {}  # non-ASCII word -> its tokens
-_WORDS_MAX = 200_000  # feeds repeat their words, so lookups dominate
+_WORDS_MAX = 50_000  # feeds repeat their words, so lookups dominate (~6 MB at most)
 
 
 def _fold_word(word: bytes) -> tuple[bytes, ...]:
@@ -737,7 +737,7 @@ def necessary(fts_query: str) -> _Cnf:
 
 
 _HEAD = 3
-_CHECKED_MAX = 500_000  # distinct tokens remembered per matcher (~30 MB at most)
+_CHECKED_MAX = 100_000  # distinct tokens remembered per matcher (~8 MB at most)
 
 
 class _BatchTokens:

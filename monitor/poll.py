@@ -1,5 +1,7 @@
 """One polling cycle: due feeds -> fetch (concurrent) -> parse -> match -> store.
 
+Bodies are parsed in worker processes when the cycle is large enough to repay
+them (monitor.parsepool), else in the ingest thread, which matches and stores.
 Each feed's items, hits and new state are committed together, after its fetch
 and outside any HTTP wait; the feeds the ingest thread finishes back to back
 share one transaction (a small, bounded group, committed as soon as nothing
@@ -28,6 +30,7 @@ from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.parse import parse_feed
+from monitor.parsepool import ParsePool, worth_a_pool
 from monitor.schedule import next_due
 from monitor.store import PollWrite, Store
 from monitor.types import (
@@ -93,14 +96,33 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
                      force: bool = False, progress: Progress | None = None,
                      on_start: Callable[[int], None] | None = None,
                      rng: random.Random | None = None,
-                     stop: StopFlag | None = None) -> PollSummary:
+                     stop: StopFlag | None = None,
+                     parsers: ParsePool | None = None) -> PollSummary:
+    """One cycle. ``parsers`` parse bodies in worker processes; without it, a
+    cycle with many feeds starts its own for its duration (see
+    parsepool.worth_a_pool) and a small one parses in the ingest thread, so
+    a daemon's steady ticks of a few feeds cost no extra processes."""
     started = datetime.now(UTC)
-    t0 = time.monotonic()
     states = [s for s in store.due_feeds(started, ids=feed_ids, force=force)
               if force or _held.get((store.path, s.id), started) <= started]
     if on_start:
         on_start(len(states))
-    cycle = _Cycle(config, store, Matcher(config.topics), rng or random.Random())
+    own = None
+    if parsers is None and (workers := worth_a_pool(len(states))):
+        parsers = own = ParsePool(workers)
+    try:
+        return await _poll(config, store, states, started, progress=progress, rng=rng,
+                           stop=stop, parsers=parsers, matcher=Matcher(config.topics))
+    finally:
+        if own is not None:
+            own.close()
+
+
+async def _poll(config: Config, store: Store, states: Sequence[FeedState], started: datetime, *,
+                progress: Progress | None, rng: random.Random | None, stop: StopFlag | None,
+                parsers: ParsePool | None, matcher: Matcher) -> PollSummary:
+    t0 = time.monotonic()
+    cycle = _Cycle(config, store, matcher, rng or random.Random())
     results: list[PollResult] = []
 
     def committed(batch: list[PollResult]) -> None:
@@ -120,10 +142,18 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
     async def fetch_one(fetcher: Fetcher, state: FeedState) -> None:
         try:
             fetched = await fetcher.fetch(state)
+            parsed: Parsed | None = None
+            if parsers is not None and fetched.ok and fetched.body is not None \
+                    and not (fetched.not_modified or fetched.unchanged):
+                try:
+                    parsed = await parsers.parse(
+                        fetched, max_items=config.settings.max_items_per_feed)
+                except ParseError as exc:
+                    parsed = exc
         except BaseException:
             room.release()
             raise
-        ingest.submit(state, fetched)
+        ingest.submit(state, fetched, parsed)
 
     async def fetch_all() -> None:
         async with Fetcher(config.settings) as fetcher:
@@ -167,10 +197,15 @@ async def _watch(stop: StopFlag, task: asyncio.Future[None]) -> None:
         await asyncio.sleep(0.1)
 
 
+# What a parser worker made of a body: its ParsedFeed, or the ParseError.
+Parsed = ParsedFeed | ParseError
+
+
 @dataclass(frozen=True)
 class _Job:
     state: FeedState
     fetched: FetchResult
+    parsed: Parsed | None = None  # None: the ingest thread parses it
 
 
 @dataclass(frozen=True)
@@ -239,9 +274,10 @@ class _Ingest:
         self._thread = threading.Thread(target=self._run, name="monitor-ingest", daemon=True)
         self._thread.start()
 
-    def submit(self, state: FeedState, fetched: FetchResult) -> None:
+    def submit(self, state: FeedState, fetched: FetchResult,
+               parsed: Parsed | None = None) -> None:
         self.submitted += 1
-        self._queue.put(_Job(state, fetched))
+        self._queue.put(_Job(state, fetched, parsed))
 
     async def close(self) -> None:
         """Commit what is waiting, hand over every result and stop the thread.
@@ -284,7 +320,7 @@ class _Ingest:
         t0 = time.monotonic()
         outcome: _Prepared | PollResult
         try:
-            outcome = self._cycle.prepare(job.state, job.fetched)
+            outcome = self._cycle.prepare(job.state, job.fetched, job.parsed)
         except MonitorError as exc:
             log.error("feed %s: %s", job.state.id, exc)
             outcome = PollResult(job.state.id, "failed", error=FetchFailure("storage", str(exc)))
@@ -366,21 +402,26 @@ class _Cycle:
         self.matcher = matcher
         self.rng = rng
 
-    def prepare(self, state: FeedState, fetched: FetchResult) -> _Prepared:
+    def prepare(self, state: FeedState, fetched: FetchResult,
+                parsed: Parsed | None = None) -> _Prepared:
         """Everything but the commit: what to write, or the result of a feed
-        that has nothing to write."""
+        that has nothing to write. ``parsed`` is the body already parsed
+        elsewhere (a parser worker), else it is parsed here."""
         if fetched.failure is not None:
             return self._failed(state, fetched, fetched.failure)
         if fetched.not_modified or fetched.unchanged or fetched.body is None:
             outcome = "not-modified" if fetched.not_modified else "unchanged"
             return _Prepared(PollWrite(self._update(state, fetched, outcome, None)),
                           PollResult(state.id, outcome, http_status=fetched.status))
-        try:
-            parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers,
-                                fetched_at=fetched.fetched_at,
-                                max_items=self.config.settings.max_items_per_feed)
-        except ParseError as exc:
-            return self._failed(state, fetched, FetchFailure(exc.kind, exc.message))
+        if parsed is None:
+            try:
+                parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers,
+                                    fetched_at=fetched.fetched_at,
+                                    max_items=self.config.settings.max_items_per_feed)
+            except ParseError as exc:
+                parsed = exc
+        if isinstance(parsed, ParseError):
+            return self._failed(state, fetched, FetchFailure(parsed.kind, parsed.message))
         return self._store_entries(state, fetched, parsed)
 
     def _store_entries(self, state: FeedState, fetched: FetchResult,
