@@ -21,9 +21,14 @@ monitor.parse's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
+import sys
+import threading
+import types
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -64,6 +69,29 @@ def _parse(body: bytes, url: str, headers: tuple[tuple[str, str], ...], fetched_
         return None, exc.kind, exc.message
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _no_main() -> Iterator[None]:
+    """Start worker processes without the calling program's __main__.
+
+    A new process under forkserver re-imports the parent's main script
+    (as __mp_main__) unless the script was run with -m. For the `monitor`
+    console script that costs every worker the CLI's imports; for a script
+    that calls run_poll without an ``if __name__ == "__main__"`` guard it
+    re-runs the script in each worker, and every feed would fail. Workers need
+    nothing from __main__, so while they start, there is none to import."""
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+
+
 class ParsePool:
     """Worker processes parsing bodies; use as ``with``, await parse()."""
 
@@ -96,7 +124,9 @@ class ParsePool:
         args: _Args = (fetched.body, fetched.final_url, fetched.headers, fetched.fetched_at, max_items)
         loop = asyncio.get_running_loop()
         try:
-            outcome = await loop.run_in_executor(self._executor(), _parse, *args)
+            with _no_main():
+                work = loop.run_in_executor(self._executor(), _parse, *args)
+            outcome = await work
         except BrokenProcessPool:
             # Every feed in flight sees the break, not only the one that caused
             # it: each is retried alone in a process of its own.
@@ -118,7 +148,9 @@ class ParsePool:
             ctx = multiprocessing.get_context("forkserver")
             single = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
             try:
-                return await asyncio.get_running_loop().run_in_executor(single, _parse, *args)
+                with _no_main():
+                    work = asyncio.get_running_loop().run_in_executor(single, _parse, *args)
+                return await work
             except BrokenProcessPool:
                 log.error("feed %s: the parser process died on this body", fetched.feed_id)
                 return None, "parse", "the parser process died on this body"
