@@ -102,3 +102,30 @@ def test_small_cycles_and_single_cores_parse_in_process() -> None:
     assert worth_a_pool(10_000) in (0, 1, 2, 3, 4)
     if len(os.sched_getaffinity(0)) >= 2:
         assert worth_a_pool(10_000) >= 1
+
+
+def test_a_script_without_a_main_guard_can_use_workers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _name, body = bodies()[0]
+    (tmp_path / "feed.xml").write_bytes(body)
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"""
+import asyncio, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from monitor.parsepool import ParsePool
+from monitor.types import FetchResult
+body = Path({str(tmp_path / "feed.xml")!r}).read_bytes()
+f = FetchResult(feed_id="f", url="http://127.0.0.1/f", final_url="http://127.0.0.1/f",
+                fetched_at=datetime(2026, 3, 10, tzinfo=UTC), duration=0.0, status=200,
+                body=body, headers=(("content-type", "application/xml"),))
+with ParsePool(1) as pool:
+    print("entries", len(asyncio.run(pool.parse(f, max_items=1000)).entries))
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    expected = len(parse_feed(body, url="http://127.0.0.1/f", headers=XML, fetched_at=AT).entries)
+    assert done.stdout.splitlines() == [f"entries {expected}"]  # the script ran once
