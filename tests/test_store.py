@@ -179,3 +179,20 @@ def test_iso_round_trip_and_order(when: datetime):
     text = to_iso(when)
     assert len(text) == 20 and from_iso(text) == when
     assert to_iso(datetime(1, 1, 1, tzinfo=UTC)) < text or when.year == 1
+
+
+def test_fetch_log_stays_near_its_limit_per_feed(tmp_path: Path) -> None:
+    from monitor.store import FETCH_LOG_PER_FEED, PollWrite
+
+    feeds = [FeedConfig(id=f"f{i}", url=f"https://example.org/{i}.xml", name=f"F{i}")
+             for i in range(8)]
+    with Store(tmp_path / "m.db") as s:
+        s.sync_feeds(feeds, NOW)
+        # 8 feeds polled in a fixed order, 400 rounds: an order-based trim
+        # (by row id modulo 8) would trim one feed and let 7 grow.
+        for _ in range(400):
+            s.commit_polls([PollWrite(update(feed_id=f.id, outcome="not-modified",
+                                             replace_validators=False)) for f in feeds])
+        per_feed = dict(s.conn.execute("SELECT feed_id, count(*) FROM fetches GROUP BY feed_id"))
+    assert set(per_feed) == {f.id for f in feeds}
+    assert all(FETCH_LOG_PER_FEED <= n <= FETCH_LOG_PER_FEED + 100 for n in per_feed.values())
