@@ -131,8 +131,12 @@ POLL_NOTES = """\
 Each tool runs in its own process from an empty database; `poll s` is the polling call
 itself (monitor's cycle duration, reader's `update_feeds_iter(scheduled=False)`, the naive
 loop), `process s` the whole process including start-up; CPU seconds and peak RSS are the
-child process's own (wait4 rusage, forked from a small launcher so the parent's memory is
-not inherited). `monitor` runs with the 8 topics of feeds.yaml (matching on), concurrency
+whole process tree's, monitor's parser worker processes included (CPU from wait4 rusage of
+every process, reaped by a small subreaper launcher so the parent's memory is not
+inherited). Peak RSS is the child's own exact peak (wait4), or, when more, the largest sum
+of the tree's PSS sampled every 20 ms: PSS splits a page shared by several processes among
+them, so the sum is what the tree really holds (a plain RSS sum would count the libraries
+monitor's parser worker shares with its forkserver twice). `monitor` runs with the 8 topics of feeds.yaml (matching on), concurrency
 20 and 2 requests per host over 10 loopback addresses; reader has no per-host limit. The
 naive loop sends no validators, so its re-polls download and parse everything again.
 Feeds are served by threaded Python servers in the benchmark's own process, which share

@@ -253,8 +253,11 @@ def serve_feeds(n_addresses: int = 10) -> Iterator[FeedHost]:
 
 @dataclass(frozen=True)
 class Measured:
-    """One child process: wall seconds, its CPU seconds (user + system) and
-    peak resident set size, from wait4's rusage of that child alone."""
+    """One child process and everything it started (monitor's parser
+    workers): wall seconds, CPU seconds (user + system) of the whole tree, and
+    its peak memory: the child's own exact peak RSS, or the largest sum of the
+    tree's PSS seen in samples 20 ms apart when that is more (only a tree of
+    several processes gets there)."""
 
     wall: float
     cpu: float
@@ -267,16 +270,65 @@ class Measured:
 # A small launcher between us and the measured command: a forked child starts
 # with its parent's peak RSS (Linux carries the old high-water mark across
 # fork and exec), so the command must be forked from a small process, not
-# from this one, which holds every feed body in memory.
+# from this one, which holds every feed body in memory. The launcher is a
+# child subreaper, so processes the command starts are reaped here however
+# they end, and their CPU time is counted; it samples the memory of the
+# whole process tree while it runs.
 _LAUNCHER = """
-import json, os, sys
+import ctypes, json, os, sys, time
 out = sys.argv[1]
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 pid = os.fork()
 if pid == 0:
     os.execvp(sys.argv[2], sys.argv[2:])
-_, status, ru = os.wait4(pid, 0)
+
+def tree(root):
+    found, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            found += kids
+            todo += kids
+    return found
+
+def pss_kb(p):
+    # PSS: a page shared by n processes counts 1/n in each, so the sum over
+    # the tree is the memory it really holds (RSS would count the libraries
+    # the parser workers share with their forkserver once per process).
+    try:
+        with open(f"/proc/{p}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+me = os.getpid()
+cpu, own_peak, tree_peak, status = 0.0, 0, 0, None
+while True:
+    tree_peak = max(tree_peak, sum(pss_kb(p) for p in tree(me)))
+    try:
+        got, st, ru = os.wait4(-1, os.WNOHANG)
+    except ChildProcessError:
+        break
+    if got == 0:
+        time.sleep(0.02)
+        continue
+    cpu += ru.ru_utime + ru.ru_stime
+    if got == pid:
+        status, own_peak = st, ru.ru_maxrss
 with open(out, "w") as f:
-    json.dump({"cpu": ru.ru_utime + ru.ru_stime, "maxrss_kb": ru.ru_maxrss}, f)
+    json.dump({"cpu": cpu, "maxrss_kb": max(own_peak, tree_peak)}, f)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 

@@ -17,7 +17,10 @@ each URL in turn, ``feedparser.parse`` on the bytes, insert with sqlite-utils).
 
 feeds/s and items/s use the time of the polling call itself (``monitor``'s own
 cycle duration, the ``update_feeds`` call, the loop); CPU seconds and peak RSS
-are the whole child process's (wait4 rusage), start-up included. The servers
+are the whole process tree's (monitor's parser workers included: CPU from
+wait4 rusage of every process, reaped by a subreaper launcher; peak RSS the
+child's own, or the largest sampled sum of the tree's PSS when more), start-up
+included. The servers
 keep HTTP/1.1 connections alive for every tool alike; ``connections`` counts
 the TCP connections a tool opened (reader opened about one per request in its
 re-polls: its connections are not reused after a 304).

@@ -76,6 +76,7 @@ class SettingsModel(_Model):
     max_backoff: Duration = 86400
     allow_private: bool = False
     max_items_per_feed: int = Field(1000, ge=1)
+    parse_workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
 
 
 class FeedModel(_Model):
@@ -293,6 +294,7 @@ def _settings(s: SettingsModel, root: yaml.Node | None, path: str) -> Settings:
         per_host=s.per_host, user_agent=s.user_agent, retention=s.retention,
         max_backoff=s.max_backoff, allow_private=s.allow_private,
         max_items_per_feed=s.max_items_per_feed, min_interval=s.min_interval,
+        parse_workers=None if s.parse_workers == "auto" else s.parse_workers,
     )
 
 

@@ -49,12 +49,17 @@ _Outcome = tuple[ParsedFeed | None, str | None, str | None]  # (parsed, error ki
 _Args = tuple[bytes, str, tuple[tuple[str, str], ...], datetime, int]
 
 
-def worth_a_pool(feeds: int) -> int:
+def worth_a_pool(feeds: int, setting: int | None = None) -> int:
     """How many worker processes a cycle of ``feeds`` feeds should use: none
-    on one core or for a small cycle, else one per core but the one the main
+    for a small cycle; else ``setting`` (settings.parse_workers) when given,
+    and by default none on one core, else one per core but the one the main
     process needs, at most 4."""
+    if feeds < MIN_FEEDS or setting == 0:
+        return 0
+    if setting is not None:
+        return setting
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if feeds < MIN_FEEDS or not cores or cores < 2:
+    if not cores or cores < 2:
         return 0
     return max(1, min(4, cores - 1))
 

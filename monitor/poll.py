@@ -108,7 +108,8 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
     if on_start:
         on_start(len(states))
     own = None
-    if parsers is None and (workers := worth_a_pool(len(states))):
+    if parsers is None and (workers := worth_a_pool(len(states),
+                                                     config.settings.parse_workers)):
         parsers = own = ParsePool(workers)
     try:
         return await _poll(config, store, states, started, progress=progress, rng=rng,

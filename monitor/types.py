@@ -48,6 +48,10 @@ class Settings:
     # tests and local mirrors turn this on.
     allow_private: bool = False
     max_items_per_feed: int = 1000
+    # Worker processes parsing bodies in a large cycle: None decides by the
+    # cores and the cycle (monitor.parsepool.worth_a_pool); 0 never (one
+    # process, least memory).
+    parse_workers: int | None = None
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ def test_good_config_builds_frozen_records():
     ("(strike* OR забастов*)", "(strike* OR", ["topic kz-strikes", "field query"]),
     ("exclude: football", "exclude: 'AND AND'", ["topic kz-strikes", "field exclude"]),
     ("name: Strikes\n", "name: Strikes\n    query2: x\n", ["topic kz-strikes", "unknown key"]),
+    ("interval: 30m", "interval: 30m\n  parse_workers: -1", ["settings.parse_workers"]),
+    ("interval: 30m", "interval: 30m\n  parse_workers: many", ["settings.parse_workers"]),
 ])
 def test_errors_name_the_place(old: str, new: str, expect: list[str]):
     assert old in GOOD
@@ -174,3 +176,9 @@ def test_seed_article_matches_all_topics():
     rows = json.loads(result.stdout)
     assert all(r["matched"] for r in rows), [r["topic"] for r in rows if not r["matched"]]
     assert len(rows) == 8
+
+
+@pytest.mark.parametrize(("value", "expect"), [("auto", None), ("0", 0), ("3", 3)])
+def test_parse_workers_setting(value: str, expect: int | None) -> None:
+    text = GOOD.replace("interval: 30m", f"interval: 30m\n  parse_workers: {value}", 1)
+    assert parse_config(text, "feeds.yaml").settings.parse_workers == expect

@@ -129,3 +129,9 @@ with ParsePool(1) as pool:
     assert done.returncode == 0, done.stderr
     expected = len(parse_feed(body, url="http://127.0.0.1/f", headers=XML, fetched_at=AT).entries)
     assert done.stdout.splitlines() == [f"entries {expected}"]  # the script ran once
+
+
+def test_the_setting_decides_how_many_workers() -> None:
+    assert worth_a_pool(10_000, 0) == 0  # settings.parse_workers: 0, one process
+    assert worth_a_pool(10_000, 3) == 3
+    assert worth_a_pool(MIN_FEEDS - 1, 3) == 0  # a small cycle never pays for them
