@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
@@ -53,6 +53,15 @@ def from_iso(text: str | None) -> datetime | None:
 
 def db_path(explicit: str | None = None) -> str:
     return explicit or os.environ.get("MONITOR_DB") or DEFAULT_DB
+
+
+T = TypeVar("T")
+_MAX_VARIABLES = 32766 // 4  # well under SQLite's limit of bound parameters
+
+
+def _chunks(rows: Sequence[T], size: int) -> Iterator[list[T]]:
+    for i in range(0, len(rows), max(1, size)):
+        yield list(rows[i:i + size])
 
 
 @dataclass(frozen=True)
@@ -328,7 +337,33 @@ class Store:
         transaction costs far more than the few rows of an unchanged feed.
         Returns (items inserted, hits inserted) per write, in order."""
         with self.write() as db:
+            if all(not (w.new or w.changed or w.hits) for w in writes):
+                self._write_states(db, [w.update for w in writes])
+                return [(0, 0)] * len(writes)
             return [self._write_poll(db, w) for w in writes]
+
+    def _write_states(self, db: Database, updates: Sequence[FeedUpdate]) -> None:
+        """The state and log line of feeds without items (304, unchanged,
+        failed) in a few multi-row statements: per row, a statement costs the
+        ingest thread a round trip for the GIL while the event loop runs."""
+        by_columns: dict[tuple[str, ...], list[list[Any]]] = {}
+        for u in updates:
+            values = self._feed_values(u, 0)
+            by_columns.setdefault(tuple(values), []).append([u.feed_id, *values.values()])
+        for columns, rows in by_columns.items():
+            for part in _chunks(rows, _MAX_VARIABLES // (len(columns) + 1)):
+                sets = ", ".join(f"{c} = v.column{i + 2}" for i, c in enumerate(columns))
+                marks = ", ".join("(" + ", ".join("?" * (len(columns) + 1)) + ")" for _ in part)
+                db.execute(f"UPDATE feeds SET {sets} FROM (VALUES {marks}) AS v "
+                           "WHERE feeds.id = v.column1", [x for row in part for x in row])
+        logs = [self._fetch_row(u, 0, 0) for u in updates]
+        columns = tuple(logs[0]) if logs else ()
+        for log_part in _chunks(logs, _MAX_VARIABLES // max(1, len(columns))):
+            marks = ", ".join("(" + ", ".join("?" * len(columns)) + ")" for _ in log_part)
+            db.execute(f"INSERT INTO fetches ({', '.join(columns)}) VALUES {marks}",
+                       [x for row in log_part for x in row.values()])
+        for u in updates:
+            self._trim_fetch_log(db, u.feed_id)
 
     def _write_poll(self, db: Database, w: PollWrite) -> tuple[int, int]:
         update = w.update
@@ -410,6 +445,14 @@ class Store:
         return count
 
     def _update_feed(self, db: Database, u: FeedUpdate, inserted: int) -> None:
+        values = self._feed_values(u, inserted)
+        # Plain SQL: sqlite-utils' update/insert introspect the table on every call,
+        # which was most of the cost of a 304 poll.
+        db.execute(f"UPDATE feeds SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+                   [*values.values(), u.feed_id])
+
+    @staticmethod
+    def _feed_values(u: FeedUpdate, inserted: int) -> dict[str, Any]:
         values: dict[str, Any] = {
             "last_fetch_at": to_iso(u.fetched_at), "last_status": u.http_status,
             # rounded up: stored to the second, a feed must not come due early
@@ -438,21 +481,26 @@ class Store:
             values["title"] = u.title
         if inserted:
             values["last_new_item_at"] = to_iso(u.fetched_at)
-        # Plain SQL: sqlite-utils' update/insert introspect the table on every call,
-        # which was most of the cost of a 304 poll.
-        db.execute(f"UPDATE feeds SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
-                   [*values.values(), u.feed_id])
+        return values
 
     def _log_fetch(self, db: Database, u: FeedUpdate, inserted: int, n_hits: int) -> None:
-        row = {
+        row = self._fetch_row(u, inserted, n_hits)
+        db.execute(f"INSERT INTO fetches ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                   list(row.values()))
+        self._trim_fetch_log(db, u.feed_id)
+
+    @staticmethod
+    def _fetch_row(u: FeedUpdate, inserted: int, n_hits: int) -> dict[str, Any]:
+        return {
             "feed_id": u.feed_id, "started_at": to_iso(u.fetched_at), "duration": u.duration,
             "url": u.request_url, "http_status": u.http_status, "outcome": u.outcome,
             "bytes": u.bytes_read, "new_items": inserted, "hits": n_hits,
             "error_kind": u.failure.kind if u.failure else None,
             "error": u.failure.reason if u.failure else None,
         }
-        db.execute(f"INSERT INTO fetches ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                   list(row.values()))
+
+    @staticmethod
+    def _trim_fetch_log(db: Database, feed_id: str) -> None:
         # Trimming walks the feed's last FETCH_LOG_PER_FEED rows, a third of
         # the cost of a 304's commit: done at random one fetch in
         # FETCH_LOG_TRIM_EVERY (at random, so no polling order can starve a
@@ -461,7 +509,7 @@ class Store:
             db.execute(
                 "DELETE FROM fetches WHERE feed_id = ? AND id <= (SELECT id FROM fetches "
                 "WHERE feed_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                [u.feed_id, u.feed_id, FETCH_LOG_PER_FEED])
+                [feed_id, feed_id, FETCH_LOG_PER_FEED])
 
     # --- reports -----------------------------------------------------------------------
 
@@ -747,7 +795,3 @@ def _feed_state(row: dict[str, Any]) -> FeedState:
         failing_since=from_iso(row["failing_since"]), moved_to=row["moved_to"],
         moved_count=row["moved_count"] or 0)
 
-
-def _chunks(seq: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(seq), size):
-        yield seq[i:i + size]

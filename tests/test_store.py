@@ -196,3 +196,38 @@ def test_fetch_log_stays_near_its_limit_per_feed(tmp_path: Path) -> None:
         per_feed = dict(s.conn.execute("SELECT feed_id, count(*) FROM fetches GROUP BY feed_id"))
     assert set(per_feed) == {f.id for f in feeds}
     assert all(FETCH_LOG_PER_FEED <= n <= FETCH_LOG_PER_FEED + 100 for n in per_feed.values())
+
+
+def test_grouped_states_write_what_one_by_one_writes(tmp_path: Path) -> None:
+    from monitor.store import PollWrite
+
+    feeds = [FeedConfig(id=f"f{i}", url=f"https://example.org/{i}.xml", name=f"F{i}")
+             for i in range(5)]
+    later = NOW + timedelta(minutes=3)
+    updates = [
+        update(feed_id="f0", outcome="not-modified", replace_validators=False, etag=None,
+               http_status=304),
+        update(feed_id="f1", outcome="unchanged", replace_validators=False, body_hash="abc"),
+        update(feed_id="f2", outcome="failed", http_status=503, error_count=2,
+               failure=FetchFailure("http-status", "HTTP 503"), failing_since=NOW,
+               retry_after=later, replace_validators=False, etag=None),
+        update(feed_id="f3", outcome="failed", failure=FetchFailure("gone", "HTTP 410"),
+               disabled_reason="gone for good", replace_validators=False, etag=None),
+        update(feed_id="f4", outcome="not-modified", replace_validators=False, etag='"e"',
+               url="https://example.org/moved.xml", moved_to=None),
+    ]
+    tables = []
+    for name, grouped in (("a.db", True), ("b.db", False)):
+        with Store(tmp_path / name) as s:
+            s.sync_feeds(feeds, NOW)
+            if grouped:
+                s.commit_polls([PollWrite(u) for u in updates])
+            else:
+                for u in updates:
+                    s.commit_poll(u)
+            tables.append((s.query("SELECT * FROM feeds ORDER BY id"),
+                           s.query("SELECT feed_id, started_at, duration, url, http_status, "
+                                   "outcome, bytes, new_items, hits, error_kind, error "
+                                   "FROM fetches ORDER BY feed_id")))
+    assert tables[0] == tables[1]
+    assert tables[0][0][2]["last_error_kind"] == "http-status"  # the values did land
