@@ -58,9 +58,10 @@ from benchmarks.common import (
 )
 
 SCENARIOS = ("first", "repoll", "changed")
-TOOLS = ("monitor", "reader", "reader8", "naive")
+TOOLS = ("monitor", "monitor1", "reader", "reader8", "naive")
 TOOL_LABELS = {
     "monitor": "monitor poll",
+    "monitor1": "monitor poll, one process (parse_workers: 0)",
     "reader": "reader update_feeds()",
     "reader8": "reader update_feeds(workers=8)",
     "naive": "naive loop (httpx+feedparser+sqlite-utils)",
@@ -140,12 +141,13 @@ def urls_of(host: FeedHost, feeds: FeedSet) -> list[str]:
 # ---------------------------------------------------------------- monitor
 
 
-def write_monitor_config(path: Path, urls: Sequence[str]) -> None:
+def write_monitor_config(path: Path, urls: Sequence[str], *,
+                         parse_workers: int | str = "auto") -> None:
     """feeds.yaml's terms and topics (matching on) with the benchmark's feeds."""
     shipped = yaml.safe_load((ROOT / "feeds.yaml").read_text(encoding="utf-8"))
     config = {
         "settings": {"allow_private": True, "concurrency": 20, "per_host": 2,
-                     "timeout": "60s", "interval": "15m"},
+                     "timeout": "60s", "interval": "15m", "parse_workers": parse_workers},
         "feeds": [{"id": f"f{i:05d}", "name": f"bench feed {i}", "url": u}
                   for i, u in enumerate(urls)],
         "terms": shipped.get("terms") or {},
@@ -160,15 +162,15 @@ def monitor_cmd(config: Path, db: Path) -> list[str]:
             "-q", "poll", "--force", "--json"]
 
 
-def monitor_run(scenario: str, m: Measured) -> Run:
+def monitor_run(tool: str, scenario: str, m: Measured) -> Run:
     try:
         data = json.loads(m.stdout[m.stdout.index("{"):])
     except ValueError:
-        return _failed_run("monitor", scenario, m)
+        return _failed_run(tool, scenario, m)
     statuses = [f["status"] for f in data.get("feeds", [])]
     errors = [f"{f['id']}: {f['error']['kind']}: {f['error']['reason']}"[:200]
               for f in data.get("feeds", []) if f.get("error")]
-    return Run("monitor", scenario, int(data["feeds_polled"]), float(data["duration"]), m.wall,
+    return Run(tool, scenario, int(data["feeds_polled"]), float(data["duration"]), m.wall,
                m.cpu, m.peak_rss_mb, int(data["new_items"]),
                statuses.count("not-modified"), int(data["failed"]), hits=int(data["hits"]),
                note="; ".join(errors[:5]))
@@ -467,6 +469,7 @@ def measure(feeds: FeedSet, tools: Sequence[str], log: Any = print) -> list[Run]
         urls = urls_of(host, feeds)
         (work / "urls.txt").write_text("\n".join(urls), encoding="utf-8")
         write_monitor_config(work / "feeds.yaml", urls)
+        write_monitor_config(work / "feeds-1.yaml", urls, parse_workers=0)
         for tool in tools:
             db = work / f"{tool}.db"
             publish(host, feeds, changed=False)
@@ -474,9 +477,10 @@ def measure(feeds: FeedSet, tools: Sequence[str], log: Any = print) -> list[Run]
                 if scenario == "changed":
                     publish(host, feeds, changed=True)
                 host.reset_counts()
-                if tool == "monitor":
-                    m = run_measured(monitor_cmd(work / "feeds.yaml", db), timeout=CHILD_TIMEOUT)
-                    run = monitor_run(scenario, m)
+                if tool.startswith("monitor"):
+                    config = work / ("feeds.yaml" if tool == "monitor" else "feeds-1.yaml")
+                    m = run_measured(monitor_cmd(config, db), timeout=CHILD_TIMEOUT)
+                    run = monitor_run(tool, scenario, m)
                 else:
                     m = run_measured(peer_cmd(tool, db, work / "urls.txt"),
                                      timeout=CHILD_TIMEOUT)

@@ -12,7 +12,7 @@ in, a ParsedFeed or an error's kind and message out), so nothing depends on
 exceptions pickling. A worker that dies (a crash in a C library on a hostile
 body, the OOM killer) costs only the feed it was parsing, reported as a parse
 failure; the pool is rebuilt for the next feed. The pool is used only when a
-cycle has enough bodies to repay starting it (see worth_a_pool()).
+cycle has enough bodies to repay starting it (see worth_a_pool() and MIN_FEEDS).
 
 Owns: the worker processes and their lifetime. Parsing itself is
 monitor.parse's.
@@ -41,8 +41,9 @@ __all__ = ["MIN_FEEDS", "ParsePool", "worth_a_pool"]
 
 log = logging.getLogger("monitor.parsepool")
 
-# Below this many feeds in a cycle, starting workers (~0.3 s) costs more
-# than parsing in the ingest thread saves.
+# Starting workers costs ~0.3 s: a cycle with fewer due feeds never does,
+# and a larger one parses its first MIN_FEEDS bodies in the ingest thread
+# and starts them only for the bodies after those (see monitor.poll).
 MIN_FEEDS = 40
 
 _Outcome = tuple[ParsedFeed | None, str | None, str | None]  # (parsed, error kind, message)

@@ -30,7 +30,7 @@ from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.parse import parse_feed
-from monitor.parsepool import ParsePool, worth_a_pool
+from monitor.parsepool import MIN_FEEDS, ParsePool, worth_a_pool
 from monitor.schedule import next_due
 from monitor.store import PollWrite, Store
 from monitor.types import (
@@ -140,12 +140,20 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
     # time, and parsing there leaves the event loop free to keep downloading.
     ingest = _Ingest(cycle, asyncio.get_running_loop(), room.release, committed)
 
+    bodies = 0  # bodies to parse so far in this cycle
+
     async def fetch_one(fetcher: Fetcher, state: FeedState) -> None:
+        nonlocal bodies
         try:
             fetched = await fetcher.fetch(state)
             parsed: Parsed | None = None
-            if parsers is not None and fetched.ok and fetched.body is not None \
+            if fetched.ok and fetched.body is not None \
                     and not (fetched.not_modified or fetched.unchanged):
+                bodies += 1
+            # The first MIN_FEEDS bodies are parsed in the ingest thread: a
+            # cycle of mostly 304s never starts a worker it cannot repay.
+            if parsers is not None and bodies > MIN_FEEDS and fetched.body is not None \
+                    and fetched.ok and not (fetched.not_modified or fetched.unchanged):
                 try:
                     parsed = await parsers.parse(
                         fetched, max_items=config.settings.max_items_per_feed)
