@@ -105,17 +105,23 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve() -> Iterator[FeedServer]:
-    state = FeedServer()
-    httpd = _QuietServer(("127.0.0.1", 0), _handler(state))
+def serving(httpd: ThreadingHTTPServer) -> Iterator[int]:
+    """Run ``httpd`` in a thread; yields its port, and stops it on exit."""
     httpd.daemon_threads = True
-    state.port = httpd.server_address[1]
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
     try:
-        yield state
+        yield int(httpd.server_address[1])
     finally:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def serve() -> Iterator[FeedServer]:
+    state = FeedServer()
+    with serving(_QuietServer(("127.0.0.1", 0), _handler(state))) as port:
+        state.port = port
+        yield state

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from feedserver import serving
 
 from monitor.fetch import Fetcher
 from monitor.types import FeedState, FetchResult, Settings
@@ -107,18 +108,9 @@ class _QuietServer(ThreadingHTTPServer):
 @pytest.fixture
 def server() -> Iterator[CountingServer]:
     state = CountingServer()
-    httpd = _QuietServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    state.port = int(httpd.server_address[1])
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
+    with serving(_QuietServer(("127.0.0.1", 0), _handler(state))) as port:
+        state.port = port
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 async def _fetch_in_order(feeds: list[FeedState]) -> list[FetchResult]:
