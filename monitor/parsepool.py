@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -47,6 +48,7 @@ log = logging.getLogger("monitor.parsepool")
 MIN_FEEDS = 40
 
 _Outcome = tuple[ParsedFeed | None, str | None, str | None]  # (parsed, error kind, message)
+_WATCH_SECONDS = 0.5
 _Args = tuple[bytes, str, tuple[tuple[str, str], ...], datetime, int]
 
 
@@ -63,6 +65,25 @@ def worth_a_pool(feeds: int, setting: int | None = None) -> int:
     if not cores or cores < 2:
         return 0
     return max(1, min(4, cores - 1))
+
+
+def _watch_parent(pid: int) -> None:
+    """Runs in each worker: exit once the process that started the pool is
+    gone. A worker's parent is the forkserver, which outlives a SIGKILLed
+    poller, and a worker blocked writing a result nobody reads would stay
+    forever (with its forkserver) next to a daemon restarted without a cgroup."""
+
+    def watch() -> None:
+        while True:  # ends with the process
+            time.sleep(_WATCH_SECONDS)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # alive, under another user (not ours to signal)
+                pass
+
+    threading.Thread(target=watch, name="monitor-parent-watch", daemon=True).start()
 
 
 def _parse(body: bytes, url: str, headers: tuple[tuple[str, str], ...], fetched_at: datetime,
@@ -120,7 +141,9 @@ class ParsePool:
             # imported the parser.
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["monitor.parsepool"])
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                             initializer=_watch_parent,
+                                             initargs=(os.getpid(),))
         return self._pool
 
     async def parse(self, fetched: FetchResult, *, max_items: int) -> ParsedFeed:
@@ -152,7 +175,8 @@ class ParsePool:
             self._lock, self._lock_loop = asyncio.Lock(), loop
         async with self._lock:
             ctx = multiprocessing.get_context("forkserver")
-            single = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+            single = ProcessPoolExecutor(max_workers=1, mp_context=ctx,
+                                         initializer=_watch_parent, initargs=(os.getpid(),))
             try:
                 with _no_main():
                     work = asyncio.get_running_loop().run_in_executor(single, _parse, *args)

@@ -135,3 +135,48 @@ def test_the_setting_decides_how_many_workers() -> None:
     assert worth_a_pool(10_000, 0) == 0  # settings.parse_workers: 0, one process
     assert worth_a_pool(10_000, 3) == 3
     assert worth_a_pool(MIN_FEEDS - 1, 3) == 0  # a small cycle never pays for them
+
+
+def test_workers_exit_when_the_poller_is_killed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "poller.py"
+    script.write_text(f"""
+import asyncio, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from test_parsepool import fetched, _big_feed
+from monitor.parsepool import ParsePool
+
+async def main():
+    pool = ParsePool(1)
+    work = asyncio.ensure_future(pool.parse(fetched("big.xml", _big_feed(20000)), max_items=10))
+    while not pool.pids():
+        await asyncio.sleep(0.05)
+    print(" ".join(map(str, pool.pids())), flush=True)
+    await work
+
+asyncio.run(main())
+""")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert proc.stdout is not None
+        workers = [int(p) for p in proc.stdout.readline().split()]
+        assert workers
+    finally:
+        proc.kill()  # SIGKILL: no cleanup of its own runs
+        proc.wait(timeout=10)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        stat = Path(f"/proc/{pid}/stat")
+        return not (stat.exists() and ") Z " in stat.read_text())  # a zombie is gone
+
+    deadline = time.monotonic() + 15
+    while any(map(alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(alive, workers)), "a parser worker outlived its poller"
