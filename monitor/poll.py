@@ -147,13 +147,12 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
         try:
             fetched = await fetcher.fetch(state)
             parsed: Parsed | None = None
-            if fetched.ok and fetched.body is not None \
-                    and not (fetched.not_modified or fetched.unchanged):
-                bodies += 1
+            to_parse = fetched.ok and fetched.body is not None \
+                and not (fetched.not_modified or fetched.unchanged)
+            bodies += to_parse
             # The first MIN_FEEDS bodies are parsed in the ingest thread: a
             # cycle of mostly 304s never starts a worker it cannot repay.
-            if parsers is not None and bodies > MIN_FEEDS and fetched.body is not None \
-                    and fetched.ok and not (fetched.not_modified or fetched.unchanged):
+            if to_parse and parsers is not None and bodies > MIN_FEEDS:
                 try:
                     parsed = await parsers.parse(
                         fetched, max_items=config.settings.max_items_per_feed)
