@@ -3,30 +3,42 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+# Two stamps: the daemon needs only the runtime dependencies; the tests need everything.
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
+TEST_STAMP := $(VENV)/.installed-test-$(SUM)
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install run test lint bench clean
+.PHONY: install install-test run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[test,bench]'
+	rm -f $(VENV)/.installed-*
+	touch $(TEST_STAMP) $(RUN_STAMP)
+
+install: $(RUN_STAMP)
+
+install-test: $(TEST_STAMP)
 
 run: install
 	$(BIN)/monitor --config feeds.yaml --db storage/monitor.db run
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check monitor tests benchmarks
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest -n 2 -q
 
-bench: install
+bench: install-test
 	$(BIN)/python -m benchmarks
 
 clean:
