@@ -233,13 +233,32 @@ def _same(address: str, host: str) -> bool:
     return literal is not None and literal == _literal(address)
 
 
+def _interleaved(addresses: Sequence[str]) -> list[str]:
+    """IPv6 and IPv4 addresses alternated, each family in its given order
+    (RFC 8305 4): a host whose IPv6 is unreachable still gets its IPv4 tried."""
+    v6 = [a for a in addresses if ":" in a]
+    v4 = [a for a in addresses if ":" not in a]
+    first, second = (v6, v4) if addresses and ":" in addresses[0] else (v4, v6)
+    out = [a for pair in zip(first, second, strict=False) for a in pair]
+    return out + first[len(second):] + second[len(first):]
+
+
+def _share(deadline: float, attempts_left: int) -> float | None:
+    """An attempt's part of the time left: a blackholed address must not use
+    up the connect timeout of those after it (no happy eyeballs here: we
+    connect to one vetted address at a time)."""
+    if math.isinf(deadline):
+        return None
+    return max(0.0, deadline - time.monotonic()) / attempts_left
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """An httpcore network backend that connects only to vetted addresses:
     ``connect_tcp`` is given the URL's raw host, resolves it once through
     ``resolver``, vets every address (unless ``allow_private``) and opens the
-    TCP connection to the addresses in the order given, through ``inner``
-    (httpcore's own backend by default). The connect timeout covers the
-    lookup and every attempt."""
+    TCP connection to one address after the other (families alternated),
+    through ``inner`` (httpcore's own backend by default). The connect
+    timeout covers the lookup and every attempt."""
 
     def __init__(self, *, allow_private: bool, resolver: Resolver | None = None,
                  inner: httpcore.AsyncNetworkBackend | None = None) -> None:
@@ -263,15 +282,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"DNS lookup of {host} timed out") from None
         failure: Exception | None = None
-        for address in addresses:
-            left = None if timeout is None else max(0.0, deadline - time.monotonic())
+        ordered = _interleaved(addresses)
+        for i, address in enumerate(ordered):
             try:
                 return await self._inner.connect_tcp(
-                    address, port, timeout=left, local_address=local_address,
-                    socket_options=socket_options)
-            except httpcore.ConnectTimeout:
-                raise
-            except httpcore.ConnectError as exc:
+                    address, port, timeout=_share(deadline, len(ordered) - i),
+                    local_address=local_address, socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc  # another address of the answer may work
         assert failure is not None
         raise failure

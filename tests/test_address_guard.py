@@ -345,3 +345,14 @@ def test_tls_sni_is_the_url_name_not_the_vetted_address(server_tls: ssl.SSLConte
     # got as far as the server name, which must be the URL's (IDNA 2008) name.
     assert failure(result)[0] == "tls"
     assert names == ["xn--fa-hia.de"]
+
+
+def test_an_address_that_cannot_be_reached_falls_back_to_the_next_one() -> None:
+    with FaultServer() as server:
+        url = server.route("/feed", static(BODY)).replace("127.0.0.1", "dual.test")
+        routed = Routed()
+        dns = StubDNS.fixed({"dual.test": ["2001:4860::1", "2001:4860::2", "127.0.0.1"]})
+        result = fetch(url, ALLOWED, Network(dns, routed))
+    assert result.ok and result.body == BODY
+    # The families alternate, so the IPv4 address is tried second, not last.
+    assert [a for a, _ in routed.asked] == ["2001:4860::1", "127.0.0.1"]
