@@ -6,7 +6,12 @@ byte for byte, a wall-clock deadline per fetch, a cap on the decompressed
 body counted while streaming, at most ``max_redirects`` redirects followed by
 hand (so each hop is checked), per-host and global concurrency limits, no
 cookies, no proxy from the environment, and refusal of private addresses
-unless allowed. HTTP/1.1 connections are kept alive and reused per origin
+unless allowed. That refusal is monitor.addressguard's: every connection is
+opened by its GuardedBackend, which resolves the URL's raw host once, vets
+every address and connects to a vetted one, so the host checked is the host
+connected to, for the feed URL and each redirect hop alike (article pages and
+webhook targets use the same guard through ``guarded_transport``).
+HTTP/1.1 connections are kept alive and reused per origin
 only after an exchange that ended cleanly (see ``_PoolPerOrigin``). Network
 and HTTP problems never raise: they come back as ``FetchResult.failure`` with
 a kind from ``FAILURE_KINDS`` and a short reason.
@@ -19,7 +24,6 @@ import asyncio
 import errno
 import functools
 import hashlib
-import ipaddress
 import logging
 import re
 import socket
@@ -36,6 +40,8 @@ from types import TracebackType
 
 import httpx
 
+from monitor.addressguard import GuardedTransport, Network, vet_host
+from monitor.errors import FetchError
 from monitor.types import FeedState, FetchFailure, FetchResult, Settings
 
 log = logging.getLogger(__name__)
@@ -98,10 +104,12 @@ class Fetcher:
     was a tenth of a poll's event-loop time."""
 
     def __init__(
-        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+        network: Network | None = None,
     ) -> None:
         self._settings = settings
         self._given = transport
+        self._network = network or Network()
         self._transport: httpx.AsyncBaseTransport | None = None
         self._headers = [
             (b"User-Agent", settings.user_agent.encode("latin-1", "replace")),
@@ -114,7 +122,7 @@ class Fetcher:
         self._host_slots: dict[str, asyncio.Semaphore] = {}
 
     async def __aenter__(self) -> Fetcher:
-        self._transport = self._given or _PoolPerOrigin(self._settings)
+        self._transport = self._given or _PoolPerOrigin(self._settings, self._network)
         return self
 
     async def __aexit__(
@@ -199,8 +207,11 @@ class Fetcher:
             raise _Failed("redirect", f"redirect to {url.scheme}: refused")
         if previous is not None and previous.scheme == "https" and url.scheme == "http":
             raise _Failed("redirect", "redirect from https to http refused")
-        if not self._settings.allow_private:
-            await _refuse_private(url)
+        if self._given is not None and not self._settings.allow_private:
+            # A transport from outside connects where it likes, so its target
+            # can only be vetted before the request; ours vets at connect time.
+            await vet_host(url.raw_host.decode("ascii"), allow_private=False,
+                           resolver=self._network.resolver)
 
     async def _final(self, feed: FeedState, resp: httpx.Response, p: _Progress) -> FetchResult:
         status = resp.status_code
@@ -290,6 +301,8 @@ class Fetcher:
         s = self._settings
         if isinstance(exc, _Failed):
             return exc.failure
+        if isinstance(exc, FetchError):  # the address guard's refusals
+            return FetchFailure(exc.kind, _short(exc.message))
         if isinstance(exc, TimeoutError):  # our wall-clock deadline
             return FetchFailure("timeout", f"timed out after {format_seconds(s.timeout)} s")
         if isinstance(exc, httpx.ConnectTimeout):
@@ -323,15 +336,17 @@ class _PoolPerOrigin(httpx.AsyncBaseTransport):
     connection whose response was not read to its end (an error, our
     deadline's cancellation, the body cap, a cut-off body, a redirect left
     unread) or that the server asked to close. A new TCP (and TLS) handshake
-    per feed was most of the cost of a poll of unchanged feeds.
+    per feed was most of the cost of a poll of unchanged feeds. Every pool
+    opens its connections through one address guard (GuardedBackend).
 
     httpcore's pool scans every one of its connections, some twice over, on
     each request and each release: one pool for a cycle's ``concurrency``
     connections cost more event-loop time than the HTTP itself. One TLS
     context is shared (building one costs ~15 ms)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, network: Network) -> None:
         self._tls = httpx.create_ssl_context(trust_env=False)
+        self._guard = network.guard(settings)
         self._limits = httpx.Limits(max_connections=settings.concurrency,
                                     max_keepalive_connections=settings.per_host,
                                     keepalive_expiry=KEEPALIVE_EXPIRY)
@@ -343,8 +358,7 @@ class _PoolPerOrigin(httpx.AsyncBaseTransport):
         key = (url.raw_scheme, url.raw_host, url.port)
         pool = self._pools.pop(key, None)
         if pool is None:
-            pool = _Pool(httpx.AsyncHTTPTransport(verify=self._tls, limits=self._limits,
-                                                  trust_env=False))
+            pool = _Pool(GuardedTransport(self._guard, tls=self._tls, limits=self._limits))
         self._pools[key] = pool  # the most recently used last
         pool.busy += 1
         try:
@@ -498,31 +512,6 @@ class _Inflater:
             return rest
         self._done = True  # trailing padding after the stream: ignored
         return b""
-
-
-async def _refuse_private(url: httpx.URL) -> None:
-    """Refuse a host that resolves to a loopback, private, link-local or
-    otherwise non-global address (SSRF, catalogue K2)."""
-    host = url.host
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM
-        )
-    except socket.gaierror:
-        raise _Failed("dns", f"DNS lookup failed for {host}") from None
-    for *_, sockaddr in infos:
-        address = str(sockaddr[0])
-        if _is_private(address):
-            shown = address if address == host else f"{address} ({host})"
-            raise _Failed("refused", f"private address {shown} refused")
-
-
-def _is_private(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
 
 
 def parse_retry_after(value: str | None, now: datetime) -> datetime | None:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from monitor.addressguard import Network
 from monitor.config import Config
 from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher
@@ -86,10 +87,14 @@ class PollSummary:
 def run_poll(config: Config, store: Store, *, feed_ids: Sequence[str] | None = None,
              force: bool = False, progress: Progress | None = None,
              on_start: Callable[[int], None] | None = None,
-             rng: random.Random | None = None) -> PollSummary:
-    """Poll the due feeds (or ``feed_ids``; all of them with ``force``) once."""
+             rng: random.Random | None = None,
+             network: Network | None = None) -> PollSummary:
+    """Poll the due feeds (or ``feed_ids``; all of them with ``force``) once.
+    ``network`` is where names are resolved and connections made (the
+    system's by default)."""
     return asyncio.run(poll_async(config, store, feed_ids=feed_ids, force=force,
-                                  progress=progress, on_start=on_start, rng=rng))
+                                  progress=progress, on_start=on_start, rng=rng,
+                                  network=network))
 
 
 async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | None = None,
@@ -97,7 +102,8 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
                      on_start: Callable[[int], None] | None = None,
                      rng: random.Random | None = None,
                      stop: StopFlag | None = None,
-                     parsers: ParsePool | None = None) -> PollSummary:
+                     parsers: ParsePool | None = None,
+                     network: Network | None = None) -> PollSummary:
     """One cycle. ``parsers`` parse bodies in worker processes; without it, a
     cycle with many feeds starts its own for its duration (see
     parsepool.worth_a_pool) and a small one parses in the ingest thread, so
@@ -113,7 +119,8 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
         parsers = own = ParsePool(workers)
     try:
         return await _poll(config, store, states, started, progress=progress, rng=rng,
-                           stop=stop, parsers=parsers, matcher=Matcher(config.topics))
+                           stop=stop, parsers=parsers, matcher=Matcher(config.topics),
+                           network=network)
     finally:
         if own is not None:
             own.close()
@@ -121,7 +128,8 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
 
 async def _poll(config: Config, store: Store, states: Sequence[FeedState], started: datetime, *,
                 progress: Progress | None, rng: random.Random | None, stop: StopFlag | None,
-                parsers: ParsePool | None, matcher: Matcher) -> PollSummary:
+                parsers: ParsePool | None, matcher: Matcher,
+                network: Network | None = None) -> PollSummary:
     t0 = time.monotonic()
     cycle = _Cycle(config, store, matcher, rng or random.Random())
     results: list[PollResult] = []
@@ -164,7 +172,7 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
         ingest.submit(state, fetched, parsed)
 
     async def fetch_all() -> None:
-        async with Fetcher(config.settings) as fetcher:
+        async with Fetcher(config.settings, network=network) as fetcher:
             tasks: list[asyncio.Future[None]] = []
             try:
                 for state in states:
