@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -134,16 +134,27 @@ class Config:
         for f in self.feeds:
             if f.id == feed_id:
                 return f
-        raise ConfigError("no such feed", file=self.path, feed=feed_id)
+        raise ConfigError(f"no such feed{_known(f.id for f in self.feeds)}", file=self.path,
+                          feed=feed_id)
 
     def topic(self, topic_id: str) -> Topic:
         for t in self.topics:
             if t.id == topic_id:
                 return t
-        raise ConfigError("no such topic", file=self.path, topic=topic_id)
+        raise ConfigError(f"no such topic{_known(t.id for t in self.topics)}", file=self.path,
+                          topic=topic_id)
 
     def interval_of(self, feed: FeedConfig) -> float:
         return feed.interval if feed.interval is not None else self.settings.interval
+
+
+def _known(ids: Iterable[str], shown: int = 10) -> str:
+    """' (known: a, b, ...)' for an error about an id that is not there."""
+    known = list(ids)
+    if not known:
+        return " (there are none)"
+    more = f", … {len(known) - shown} more" if len(known) > shown else ""
+    return f" (known: {', '.join(known[:shown])}{more})"
 
 
 def config_path(explicit: str | None = None) -> str:

@@ -553,9 +553,9 @@ def test_next_digest_starts_where_the_last_one_ended(config: Path, db: Path) -> 
     assert since_of("--since", "36h", "--until", UNTIL, "--no-record") == "2026-03-08T19:00:00Z"
     first_until = "2026-03-09T19:00:00"
     assert since_of("--until", first_until, "--no-record") == "2026-03-08T19:00:00Z"  # 24 h
-    assert since_of("--until", first_until) == "2026-03-08T19:00:00Z"  # recorded now
-    assert since_of("--until", UNTIL) == "2026-03-09T19:00:00Z"
-    assert since_of("--until", "2026-03-11T07:00:00") == "2026-03-10T07:00:00Z"
+    assert since_of("--until", first_until, "--record") == "2026-03-08T19:00:00Z"  # recorded now
+    assert since_of("--until", UNTIL, "--record") == "2026-03-09T19:00:00Z"
+    assert since_of("--until", "2026-03-11T07:00:00", "--record") == "2026-03-10T07:00:00Z"
     with Store(db) as store:  # another name has its own memory
         assert dg.last_until(store, "other") is None
         rows = store.query("SELECT name, until, format FROM digests ORDER BY id")
