@@ -222,43 +222,44 @@ def _compose(text: str, path: str) -> yaml.Node | None:
     return node
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
 def _check_structure(root: yaml.Node, path: str) -> None:
     """One walk over the composed graph, each node once (an alias is the same
     node object again): duplicate keys, recursive aliases, nesting depth, and
     how far aliases would expand the document."""
     size: dict[int, int] = {}  # node id -> its node count with aliases expanded
     open_ids: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
+
+    def visit(node: yaml.Node, depth: int) -> int:
         key = id(node)
-        line = node.start_mark.line + 1
-        if done:
-            open_ids.discard(key)
-            size[key] = 1 + sum(size[id(c)] for c in _children(node))
-            if size[key] - len(size) > MAX_ALIAS_NODES:
-                raise ConfigError(f"aliases expand this block beyond {MAX_ALIAS_NODES:,} nodes "
-                                  "(an alias bomb?): repeat fewer aliases", file=path, line=line)
-            continue
-        if key in size:
-            continue
+        known = size.get(key)
+        if known is not None:
+            return known
         if key in open_ids:
-            raise ConfigError("an alias refers to a block that contains it", file=path, line=line)
-        if len(open_ids) >= MAX_DEPTH:
-            raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=path, line=line)
+            raise ConfigError("an alias refers to a block that contains it", file=path,
+                              line=node.start_mark.line + 1)
+        if depth > MAX_DEPTH:  # also keeps this recursion far from Python's limit
+            raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=path,
+                              line=node.start_mark.line + 1)
+        total = 1
         if isinstance(node, yaml.MappingNode):
             _reject_duplicate_keys(node, path)
-        open_ids.add(key)
-        stack.append((node, True))
-        stack.extend((c, False) for c in reversed(_children(node)) if id(c) not in size)
+            open_ids.add(key)
+            for k, v in node.value:
+                total += visit(k, depth + 1) + visit(v, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            open_ids.add(key)
+            for item in node.value:
+                total += visit(item, depth + 1)
+        open_ids.discard(key)
+        size[key] = total
+        # len(size) bounds the distinct nodes below this one from above.
+        if total - len(size) > MAX_ALIAS_NODES:
+            raise ConfigError(f"aliases expand this block beyond {MAX_ALIAS_NODES:,} nodes "
+                              "(an alias bomb?): repeat fewer aliases", file=path,
+                              line=node.start_mark.line + 1)
+        return total
+
+    visit(root, 0)
 
 
 def _reject_duplicate_keys(node: yaml.MappingNode, path: str) -> None:
