@@ -3,7 +3,9 @@
 Owns the file format of DESIGN.md: pydantic models check every field, then the
 cross-field rules (unique ids and URLs, defined ``@terms``, queries SQLite
 accepts). Every error is a ``ConfigError`` naming the file, the line, the feed
-or topic id and the field. It never fetches and never touches the database.
+or topic id and the field; all of a file's errors are raised together as one
+``ConfigErrors``. YAML aliases are bounded (an alias bomb is refused before
+anything walks the expanded tree). It never fetches and never touches the database.
 """
 
 from __future__ import annotations
