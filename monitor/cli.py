@@ -26,7 +26,7 @@ from rich.table import Table
 
 from monitor import match
 from monitor.config import Config, check_examples, config_path, load_config
-from monitor.errors import ConfigError, MonitorError, QueryError
+from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError
 from monitor.poll import PollSummary, run_poll
 from monitor.schedule import parse_duration
 from monitor.store import Store, db_path, from_iso
@@ -107,13 +107,37 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int,
 # --- check / topics --------------------------------------------------------------------------
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def check(obj: Ctx) -> None:
-    """Validate feeds.yaml and run every topic's examples (exit 2 if anything fails)."""
-    config = obj.config()
+def check(obj: Ctx, as_json: bool) -> None:
+    """Validate feeds.yaml, listing every error with its line, and run every
+    topic's examples (exit 2 if anything fails)."""
+    try:
+        config = obj.config()
+    except ConfigError as exc:
+        errors = exc.errors if isinstance(exc, ConfigErrors) else (exc,)
+        if as_json:
+            print_json({"file": obj.config_path, "ok": False,
+                        "errors": [_error_json(e) for e in errors], "examples_failed": []})
+        else:
+            for e in errors:
+                err.print(f"[red]error:[/red] {escape(str(e))}")
+            err.print(f"{len(errors)} error{'s' if len(errors) > 1 else ''} in "
+                      f"{escape(obj.config_path)}")
+        sys.exit(2)
     failures = check_examples(config)
     examples = sum(len(t.examples.match) + len(t.examples.no_match) for t in config.topics)
+    if as_json:
+        print_json({"file": config.path, "ok": not failures, "errors": [],
+                    "examples_failed": [{"topic": f.topic_id, "text": f.text,
+                                         "expected": "match" if f.expected else "no match"}
+                                        for f in failures],
+                    "feeds": len(config.feeds), "topics": len(config.topics),
+                    "examples": examples, "digests": len(config.digests)})
+        if failures:
+            sys.exit(2)
+        return
     for f in failures:
         err.print(f"[red]FAIL[/red] topic {f.topic_id}: example "
                   f"{'should match' if f.expected else 'should not match'}: {escape(f.text)}")
@@ -122,6 +146,13 @@ def check(obj: Ctx) -> None:
         sys.exit(2)
     out.print(f"{config.path}: ok — {len(config.feeds)} feeds, {len(config.topics)} topics, "
               f"{examples} examples pass, {len(config.digests)} digests")
+
+
+def _error_json(e: ConfigError) -> dict[str, Any]:
+    c = e.context
+    return {"file": c.get("file"), "line": c.get("line"), "feed": c.get("feed"),
+            "topic": c.get("topic"), "digest": c.get("digest"), "field": c.get("field"),
+            "message": e.message}
 
 
 @cli.group()
@@ -157,20 +188,27 @@ def topics_test(obj: Ctx, text: str, title: str | None, as_json: bool) -> None:
 
 
 @topics.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def topics_check(obj: Ctx) -> None:
+def topics_check(obj: Ctx, as_json: bool) -> None:
     """Run every topic's examples as a pass/fail table (exit 2 on a failure)."""
     config = obj.config()
     failures = {(f.topic_id, f.text) for f in check_examples(config)}
-    table = Table("topic", "expect", "example", "result")
-    for t in config.topics:
-        for expected, texts in (("match", t.examples.match), ("no match", t.examples.no_match)):
-            for text in texts:
-                ok = (t.id, text) not in failures
-                table.add_row(t.id, expected, escape(text[:90]),
-                              "[green]pass[/green]" if ok else "[red]FAIL[/red]")
-    out.print(table)
+    rows = [(t.id, expected, text, (t.id, text) not in failures)
+            for t in config.topics
+            for expected, texts in (("match", t.examples.match), ("no match", t.examples.no_match))
+            for text in texts]
+    if as_json:
+        print_json({"examples": [{"topic": topic_id, "expect": expected, "text": text,
+                                  "pass": ok} for topic_id, expected, text, ok in rows],
+                    "failed": len(failures)})
+    else:
+        table = Table("topic", "expect", "example", "result")
+        for topic_id, expected, text, ok in rows:
+            table.add_row(topic_id, expected, escape(text[:90]),
+                          "[green]pass[/green]" if ok else "[red]FAIL[/red]")
+        out.print(table)
     if failures:
         err.print(f"{len(failures)} example(s) failed")
         sys.exit(2)
@@ -180,9 +218,11 @@ def topics_check(obj: Ctx) -> None:
 @click.option("--topic", "topic_ids", multiple=True, metavar="ID",
               help="Only this topic (repeatable; default: every topic).")
 @click.option("--since", metavar="30d|DATE", help="Only items published since then.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def topics_apply(obj: Ctx, topic_ids: tuple[str, ...], since: str | None) -> None:
+def topics_apply(obj: Ctx, topic_ids: tuple[str, ...], since: str | None,
+                 as_json: bool) -> None:
     """Re-run topics over stored items, adding and removing hits to match the
     current queries (after a topic is added or changed)."""
     from monitor.reapply import reapply
@@ -203,6 +243,11 @@ def topics_apply(obj: Ctx, topic_ids: tuple[str, ...], since: str | None) -> Non
                 bar.update(tasks[topic_id], completed=done)
 
             results = reapply(store, chosen, since=since_dt, progress=advance)
+    if as_json:
+        print_json({"since": since_dt.isoformat() if since_dt else None,
+                    "topics": [{"topic": r.topic_id, "items": r.items, "added": r.added,
+                                "removed": r.removed} for r in results]})
+        return
     table = Table("topic", "items", "hits added", "hits removed")
     for r in results:
         table.add_row(r.topic_id, str(r.items), str(r.added), str(r.removed))
@@ -389,6 +434,7 @@ def hits(obj: Ctx, topic_ids: tuple[str, ...], since: str | None, limit: int,
     """Recent hits, one per story and topic, with why they matched."""
     since_dt = parse_since(since)
     with obj.store() as store:
+        _require_topics(obj, store, topic_ids)
         rows = store.hits(topics=topic_ids, since=since_dt, limit=limit)
     if as_json:
         print_json(rows)
@@ -406,6 +452,25 @@ def hits(obj: Ctx, topic_ids: tuple[str, ...], since: str | None, limit: int,
             out.print(f"  [cyan]{topic_id}[/cyan]: {escape(', '.join(words))}")
         out.print(f"  {highlight(r['snippet'])}")
     out.print(f"{len(rows)} stories")
+
+
+def _require_topics(obj: Ctx, store: Store, topic_ids: tuple[str, ...]) -> None:
+    """Each id names a topic of the archive (a removed topic keeps its hits)
+    or of feeds.yaml; else the ConfigError of an unknown topic."""
+    if not topic_ids:
+        return
+    stored = {str(r["id"]) for r in store.query("SELECT id FROM topics")}
+    missing = [t for t in topic_ids if t not in stored]
+    if not missing:
+        return
+    try:
+        config = obj.config()
+    except ConfigError:
+        if Path(obj.config_path).exists():
+            raise
+        raise ConfigError("no such topic in the database", topic=missing[0]) from None
+    for topic_id in missing:
+        config.topic(topic_id)
 
 
 @cli.command()
@@ -472,20 +537,23 @@ def _ago(iso: str | None) -> str:
 _DIGEST_FORMATS = ("text", "markdown", "html", "json")
 
 
-def _since_before(text: str, until: datetime) -> datetime:
-    """A duration counts back from --until (itself now by default); else a date."""
+def _since_arg(text: str | None) -> datetime | timedelta | None:
+    """--since of a digest: a duration counts back from --until, else a date."""
+    if text is None:
+        return None
     try:
-        return until - timedelta(seconds=parse_duration(text))
+        return timedelta(seconds=parse_duration(text))
     except ValueError:
-        return parse_since(text) or until
+        return parse_since(text)
 
 
 @cli.command()
 @click.option("--name", default="default", show_default=True, metavar="NAME",
-              help="Digest name: by default a digest starts where the last one of its name ended.")
+              help="Digest name: by default a digest starts where the last recorded one of "
+                   "its name (a scheduled digest of that id) ended.")
 @click.option("--since", metavar="24h|DATE",
               help="Start: a date, or a duration before --until (default: the end of the "
-                   "last digest of this name, else 24h).")
+                   "last recorded digest of this name, else 24h).")
 @click.option("--until", metavar="DATE", help="End (default: now).")
 @click.option("--topic", "topic_ids", multiple=True, metavar="ID",
               help="Only this topic (repeatable).")
@@ -497,13 +565,16 @@ def _since_before(text: str, until: datetime) -> datetime:
               help="Mail it (text + HTML) to ADDR (repeatable); SMTP from MONITOR_SMTP_*.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(0, 100000),
               help="Stories shown per topic (0: all); the counts cover every story.")
-@click.option("--no-record", is_flag=True,
-              help="Do not remember this digest as the last one of its name.")
+@click.option("--record", is_flag=True,
+              help="Remember this digest as the last one of its name, as a scheduled digest "
+                   "is: the next one starts where it ends (default: record nothing).")
+@click.option("--no-record", is_flag=True, hidden=True,
+              help="The default now; accepted for old scripts.")
 @click.pass_obj
 @handle_errors
 def digest(obj: Ctx, name: str, since: str | None, until: str | None,
            topic_ids: tuple[str, ...], fmt: str, output: str | None, emails: tuple[str, ...],
-           limit: int, no_record: bool) -> None:
+           limit: int, record: bool, no_record: bool) -> None:
     """The report: new stories per topic, why they matched, and sources health.
 
     Example: monitor digest --since 24h --format html --output digest.html
@@ -520,13 +591,17 @@ def digest(obj: Ctx, name: str, since: str | None, until: str | None,
     topics = [t for t in config.topics if not topic_ids or t.id in topic_ids]
     now = datetime.now(UTC)
     until_dt = (parse_since(until) if until else None) or now
+    if record and no_record:
+        raise click.UsageError("--record and --no-record contradict each other")
     with obj.store() as store:
-        since_dt = (_since_before(since, until_dt) if since
-                    else digests.default_since(store, name, until_dt))
-        if since_dt > until_dt:
+        period = digests.manual_period(store, name, since=_since_arg(since), until=until_dt)
+        if period.since > period.until:
             raise click.BadParameter("--since is after --until", param_hint="--since")
-        report = digests.build(store, topics=topics, since=since_dt, until=until_dt, now=now,
-                               name=name, limit=limit)
+        logging.getLogger("monitor.digest").info(
+            "digest %s: %s to %s (%s)", name, digests.when(period.since),
+            digests.when(period.until), period.basis)
+        report = digests.build(store, topics=topics, since=period.since, until=period.until,
+                               now=now, name=name, limit=limit)
         text = digests.render(report, fmt)
         if output:
             digests.write_atomic(output, text)
@@ -535,7 +610,7 @@ def digest(obj: Ctx, name: str, since: str | None, until: str | None,
         if emails:
             digests.send(report, emails)
             err.print(f"digest mailed to {escape(', '.join(emails))}")
-        if not no_record:
+        if record:
             digests.record(store, report, fmt=fmt, output=output, sent_to=emails)
 
 

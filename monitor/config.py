@@ -3,14 +3,17 @@
 Owns the file format of DESIGN.md: pydantic models check every field, then the
 cross-field rules (unique ids and URLs, defined ``@terms``, queries SQLite
 accepts). Every error is a ``ConfigError`` naming the file, the line, the feed
-or topic id and the field. It never fetches and never touches the database.
+or topic id and the field; all of a file's errors are raised together as one
+``ConfigErrors``. YAML aliases are bounded (an alias bomb is refused before
+anything walks the expanded tree). It never fetches and never touches the database.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,7 +23,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from monitor import match
-from monitor.errors import ConfigError, QueryError
+from monitor.errors import ConfigError, ConfigErrors, QueryError
 from monitor.schedule import parse_duration
 from monitor.types import DigestConfig, Examples, FeedConfig, Settings, Topic
 
@@ -133,16 +136,27 @@ class Config:
         for f in self.feeds:
             if f.id == feed_id:
                 return f
-        raise ConfigError("no such feed", file=self.path, feed=feed_id)
+        raise ConfigError(f"no such feed{_known(f.id for f in self.feeds)}", file=self.path,
+                          feed=feed_id)
 
     def topic(self, topic_id: str) -> Topic:
         for t in self.topics:
             if t.id == topic_id:
                 return t
-        raise ConfigError("no such topic", file=self.path, topic=topic_id)
+        raise ConfigError(f"no such topic{_known(t.id for t in self.topics)}", file=self.path,
+                          topic=topic_id)
 
     def interval_of(self, feed: FeedConfig) -> float:
         return feed.interval if feed.interval is not None else self.settings.interval
+
+
+def _known(ids: Iterable[str], shown: int = 10) -> str:
+    """' (known: a, b, ...)' for an error about an id that is not there."""
+    known = list(ids)
+    if not known:
+        return " (there are none)"
+    more = f", … {len(known) - shown} more" if len(known) > shown else ""
+    return f" (known: {', '.join(known[:shown])}{more})"
 
 
 def config_path(explicit: str | None = None) -> str:
@@ -162,6 +176,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 def parse_config(text: str, path: str = "<string>") -> Config:
+    """Validate everything and raise every error found at once (ConfigErrors),
+    or a single ConfigError when the file cannot be read as YAML at all."""
     root = _compose(text, path)
     data = _construct(root) if root is not None else {}
     if data is None:
@@ -169,18 +185,25 @@ def parse_config(text: str, path: str = "<string>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping (settings, feeds, terms, topics, digests)",
                           file=path)
-    try:
-        model = ConfigModel.model_validate(data)
-    except ValidationError as exc:
-        raise _pydantic_error(exc, data, root, path) from None
-    return _build(model, root, path)
+    errors = _Errors(path, root)
+    valid = _validate(data, errors)
+    config = _build(valid, data, errors)
+    errors.raise_any()
+    return config
 
 
-# --- YAML structure: line numbers and duplicate keys --------------------------------------
+# --- YAML structure: line numbers, duplicate keys, alias bombs -----------------------------
 
 # libyaml's parser when PyYAML was built with it: the pure-Python one took
 # most of a `monitor poll`'s start-up on a config of a thousand feeds.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Aliases may repeat a few anchored blocks (shared tags, `<<: *defaults` on every
+# feed), not multiply the document: ten levels of nine aliases expand to 3.4
+# billion nodes from a few hundred bytes, and everything after composing (the
+# checks, pydantic) walks the expanded tree.
+MAX_ALIAS_NODES = 100_000  # nodes that aliases may add to the document
+MAX_DEPTH = 100  # a real config nests five levels deep
 
 
 def _construct(root: yaml.Node) -> Any:
@@ -197,22 +220,57 @@ def _compose(text: str, path: str) -> yaml.Node | None:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML: {problem}", file=path, line=line) from None
     if node is not None:
-        _reject_duplicate_keys(node, path)
+        _check_structure(node, path)
     return node
 
 
-def _reject_duplicate_keys(node: yaml.Node, path: str) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
-                raise ConfigError(f"duplicate key {name!r}", file=path, line=key.start_mark.line + 1)
-            seen.add(name)
-            _reject_duplicate_keys(value, path)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _reject_duplicate_keys(item, path)
+def _check_structure(root: yaml.Node, path: str) -> None:
+    """One walk over the composed graph, each node once (an alias is the same
+    node object again): duplicate keys, recursive aliases, nesting depth, and
+    how far aliases would expand the document."""
+    size: dict[int, int] = {}  # node id -> its node count with aliases expanded
+    open_ids: set[int] = set()
+
+    def visit(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        known = size.get(key)
+        if known is not None:
+            return known
+        if key in open_ids:
+            raise ConfigError("an alias refers to a block that contains it", file=path,
+                              line=node.start_mark.line + 1)
+        if depth > MAX_DEPTH:  # also keeps this recursion far from Python's limit
+            raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=path,
+                              line=node.start_mark.line + 1)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            _reject_duplicate_keys(node, path)
+            open_ids.add(key)
+            for k, v in node.value:
+                total += visit(k, depth + 1) + visit(v, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            open_ids.add(key)
+            for item in node.value:
+                total += visit(item, depth + 1)
+        open_ids.discard(key)
+        size[key] = total
+        # len(size) bounds the distinct nodes below this one from above.
+        if total - len(size) > MAX_ALIAS_NODES:
+            raise ConfigError(f"aliases expand this block beyond {MAX_ALIAS_NODES:,} nodes "
+                              "(an alias bomb?): repeat fewer aliases", file=path,
+                              line=node.start_mark.line + 1)
+        return total
+
+    visit(root, 0)
+
+
+def _reject_duplicate_keys(node: yaml.MappingNode, path: str) -> None:
+    seen: set[str] = set()
+    for key, _ in node.value:
+        name = str(key.value)
+        if name in seen:
+            raise ConfigError(f"duplicate key {name!r}", file=path, line=key.start_mark.line + 1)
+        seen.add(name)
 
 
 def _node_at(root: yaml.Node | None, loc: Sequence[Any]) -> yaml.Node | None:
@@ -240,6 +298,28 @@ def _line(root: yaml.Node | None, loc: Sequence[Any]) -> int | None:
 
 # --- errors ------------------------------------------------------------------------------
 
+class _Errors:
+    """The errors of one file as they are found, raised together in file order."""
+
+    def __init__(self, path: str, root: yaml.Node | None) -> None:
+        self.path = path
+        self.root = root
+        self.found: list[ConfigError] = []
+
+    def add(self, message: str, loc: Sequence[Any], **context: object) -> None:
+        self.found.append(ConfigError(message, file=self.path, line=_line(self.root, loc),
+                                      **context))
+
+    def raise_any(self) -> None:
+        if self.found:
+            ordered = sorted(self.found, key=lambda e: _as_line(e.context.get("line")))
+            raise ConfigErrors(ordered)
+
+
+def _as_line(line: object) -> int:
+    return line if isinstance(line, int) else 0
+
+
 def _owner(data: Any, loc: Sequence[Any]) -> dict[str, object]:
     """feed=/topic=/digest= context for an error inside a list of those."""
     if len(loc) >= 2 and loc[0] in ("feeds", "topics", "digests") and isinstance(loc[1], int):
@@ -252,42 +332,140 @@ def _owner(data: Any, loc: Sequence[Any]) -> dict[str, object]:
     return {}
 
 
-def _pydantic_error(exc: ValidationError, data: Any, root: yaml.Node | None, path: str) -> ConfigError:
-    err = exc.errors()[0]
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-    context = _owner(data, loc)
-    field_parts = loc[2:] if context else loc
-    field = ".".join(str(p) for p in field_parts) or None
-    message = err["msg"]
+def _data_loc(data: Any, loc: Sequence[Any]) -> tuple[Any, ...]:
+    """A pydantic location cut where the data ends: what follows a scalar
+    names a member of a union (``constrained-int``), not a place in the file."""
+    out: list[Any] = []
+    value = data
+    for part in loc:
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            break
+        out.append(part)
+    return tuple(out)
+
+
+def _message(err: Any, loc: Sequence[Any]) -> str:
     if err["type"] == "extra_forbidden":
-        message = f"unknown key {loc[-1]!r}"
-    elif message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    more = len(exc.errors()) - 1
-    if more:
-        message += f" (and {more} more error{'s' if more > 1 else ''})"
-    return ConfigError(message, file=path, line=_line(root, loc), **context, field=field)
+        return f"unknown key {loc[-1]!r}"
+    msg = str(err["msg"])
+    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+
+
+def _add_pydantic(exc: ValidationError, data: Any, errors: _Errors) -> list[tuple[Any, ...]]:
+    """Every pydantic error, one per place (a union's alternatives joined);
+    the places, so the caller can drop them and check the rest."""
+    by_loc: dict[tuple[Any, ...], list[str]] = {}
+    for err in exc.errors():
+        loc = _data_loc(data, err["loc"])
+        by_loc.setdefault(loc, []).append(_message(err, loc))
+    for loc, messages in by_loc.items():
+        context = _owner(data, loc)
+        field_parts = loc[2:] if context else loc
+        field = ".".join(str(p) for p in field_parts) or None
+        errors.add(" or ".join(dict.fromkeys(messages)), loc, **context, field=field)
+    return list(by_loc)
+
+
+# --- validation: every error, then the valid rest ------------------------------------------
+
+_LISTS = ("feeds", "topics", "digests")
+
+
+@dataclass
+class _Valid:
+    """The model of the valid part of the file, and where its pieces are in it."""
+
+    model: ConfigModel
+    positions: dict[str, list[int]]  # feeds/topics/digests: file index of each model item
+    settings_ok: bool = True
+    broken_terms: set[str] = dataclasses.field(default_factory=set)
+
+
+def _validate(data: dict[str, Any], errors: _Errors) -> _Valid:
+    """Validate with pydantic; on errors, record them all, drop the failing
+    pieces (a feed, a term list, a setting, a section) and validate the rest,
+    so the cross-field checks can still run on it."""
+    positions = {name: list(range(len(data[name]))) if isinstance(data.get(name), list) else []
+                 for name in _LISTS}
+    valid = _Valid(ConfigModel(), positions)
+    current = data
+    for attempt in range(3):
+        try:
+            valid.model = ConfigModel.model_validate(current)
+            return valid
+        except ValidationError as exc:
+            if attempt == 0:
+                locs = _add_pydantic(exc, current, errors)
+            else:  # what is left should be valid; do not report anything twice
+                locs = [_data_loc(current, e["loc"]) for e in exc.errors()]
+            current = _drop(current, locs, valid)
+    return valid
+
+
+def _drop(data: dict[str, Any], locs: list[tuple[Any, ...]], valid: _Valid) -> dict[str, Any]:
+    data = dict(data)  # aliases share objects: never change the constructed data
+    items: dict[str, set[int]] = {}
+    for loc in locs:
+        head = loc[0] if loc else None
+        if head in _LISTS and len(loc) >= 2 and isinstance(loc[1], int):
+            items.setdefault(str(head), set()).add(loc[1])
+        elif head in ("settings", "terms") and len(loc) >= 2 and isinstance(data.get(head), dict):
+            data[head] = {k: v for k, v in data[head].items() if k != loc[1]}
+            if head == "settings":
+                valid.settings_ok = False
+            else:
+                valid.broken_terms.add(str(loc[1]))
+        elif head is not None:
+            data.pop(head, None)
+            if head == "settings":
+                valid.settings_ok = False
+            if head in _LISTS:
+                valid.positions[str(head)] = []
+    for name, drop in items.items():
+        keep = [i for i in range(len(data[name])) if i not in drop]
+        data[name] = [data[name][i] for i in keep]
+        valid.positions[name] = [valid.positions[name][i] for i in keep]
+    return data
+
+
+def _declared(data: dict[str, Any], name: str) -> set[str]:
+    """The ids a section of the file declares, valid or not."""
+    items = data.get(name)
+    if not isinstance(items, list):
+        return set()
+    return {str(i["id"]) for i in items if isinstance(i, dict) and i.get("id") is not None}
 
 
 # --- building the frozen config and cross-field checks -----------------------------------
 
-def _build(model: ConfigModel, root: yaml.Node | None, path: str) -> Config:
-    settings = _settings(model.settings, root, path)
-    feeds = _feeds(model, settings, root, path)
-    terms = _terms(model.terms, root, path)
-    topics = _topics(model.topics, terms, root, path)
-    digests = _digests(model.digests, {t.id for t in topics}, root, path)
-    return Config(path=path, settings=settings, feeds=feeds, terms=terms, topics=topics,
+def _build(valid: _Valid, data: dict[str, Any], errors: _Errors) -> Config:
+    model = valid.model
+    settings = _settings(model.settings, errors, check=valid.settings_ok)
+    feeds = _feeds(model, valid.positions["feeds"], settings, errors)
+    terms = _terms(model.terms, errors)
+    # A topic using a broken term list is not reported again for it.
+    for name in valid.broken_terms | (set(model.terms) - set(terms)):
+        terms[name] = ("placeholder",)
+    topics = _topics(model.topics, valid.positions["topics"], terms, errors)
+    digests = _digests(model.digests, valid.positions["digests"], _declared(data, "topics"),
+                       errors)
+    return Config(path=errors.path, settings=settings, feeds=feeds, terms=terms, topics=topics,
                   digests=digests)
 
 
-def _settings(s: SettingsModel, root: yaml.Node | None, path: str) -> Settings:
-    if s.min_interval < MIN_INTERVAL_FLOOR:
-        raise ConfigError(f"must be at least {MIN_INTERVAL_FLOOR:g} s", file=path,
-                          line=_line(root, ["settings", "min_interval"]), field="settings.min_interval")
-    if s.interval < s.min_interval:
-        raise ConfigError(f"must be at least min_interval ({s.min_interval:g} s)", file=path,
-                          line=_line(root, ["settings", "interval"]), field="settings.interval")
+def _settings(s: SettingsModel, errors: _Errors, *, check: bool) -> Settings:
+    if check and s.min_interval < MIN_INTERVAL_FLOOR:
+        errors.add(f"must be at least {MIN_INTERVAL_FLOOR:g} s", ["settings", "min_interval"],
+                   field="settings.min_interval")
+    elif check and s.interval < s.min_interval:
+        errors.add(f"must be at least min_interval ({s.min_interval:g} s)",
+                   ["settings", "interval"], field="settings.interval")
     return Settings(
         interval=s.interval, timeout=s.timeout, connect_timeout=s.connect_timeout,
         max_bytes=s.max_bytes, max_redirects=s.max_redirects, concurrency=s.concurrency,
@@ -315,64 +493,67 @@ def _url_identity(url: str) -> str:
     return f"{p.scheme.lower()}://{(p.netloc or '').lower()}{p.path or '/'}?{p.query}"
 
 
-def _feeds(model: ConfigModel, settings: Settings, root: yaml.Node | None,
-           path: str) -> tuple[FeedConfig, ...]:
+def _feeds(model: ConfigModel, positions: list[int], settings: Settings,
+           errors: _Errors) -> tuple[FeedConfig, ...]:
     seen_ids: dict[str, int] = {}
     seen_urls: dict[str, str] = {}
     out = []
-    for i, f in enumerate(model.feeds):
-        def err(msg: str, field: str, f: FeedModel = f, i: int = i) -> ConfigError:
-            return ConfigError(msg, file=path, line=_line(root, ["feeds", i, field]), feed=f.id,
-                               field=field)
+    for i, f in zip(positions, model.feeds, strict=True):
+        problems: list[tuple[str, str]] = []
         if f.id in seen_ids:
-            raise err(f"duplicate feed id (first used by feed #{seen_ids[f.id] + 1})", "id")
-        seen_ids[f.id] = i
-        problem = _check_url(f.url)
-        if problem:
-            raise err(problem, "url")
-        ident = _url_identity(f.url)
-        if ident in seen_urls:
-            raise err(f"duplicate URL (already used by feed {seen_urls[ident]})", "url")
-        seen_urls[ident] = f.id
+            problems.append((f"duplicate feed id (first used by feed #{seen_ids[f.id] + 1})", "id"))
+        seen_ids.setdefault(f.id, i)
+        url_problem = _check_url(f.url)
+        if url_problem:
+            problems.append((url_problem, "url"))
+        else:
+            ident = _url_identity(f.url)
+            if ident in seen_urls:
+                problems.append((f"duplicate URL (already used by feed {seen_urls[ident]})", "url"))
+            seen_urls.setdefault(ident, f.id)
         if f.interval is not None and f.interval < settings.min_interval:
-            raise err(f"must be at least settings.min_interval ({settings.min_interval:g} s)",
-                      "interval")
-        out.append(FeedConfig(id=f.id, url=f.url.strip(), name=f.name, interval=f.interval,
-                              tags=tuple(f.tags), language=f.language))
+            problems.append((f"must be at least settings.min_interval "
+                             f"({settings.min_interval:g} s)", "interval"))
+        for message, name in problems:
+            errors.add(message, ["feeds", i, name], feed=f.id, field=name)
+        if not problems:
+            out.append(FeedConfig(id=f.id, url=f.url.strip(), name=f.name, interval=f.interval,
+                                  tags=tuple(f.tags), language=f.language))
     return tuple(out)
 
 
-def _terms(terms: dict[str, list[str]], root: yaml.Node | None,
-           path: str) -> dict[str, tuple[str, ...]]:
+def _terms(terms: dict[str, list[str]], errors: _Errors) -> dict[str, tuple[str, ...]]:
     out = {}
     for name, values in terms.items():
+        where = ["terms", name]
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-            raise ConfigError("term list names may use letters, digits, - and _ only", file=path,
-                              line=_line(root, ["terms", name]), field=f"terms.{name}")
+            errors.add("term list names may use letters, digits, - and _ only", where,
+                       field=f"terms.{name}")
+            continue
         cleaned = tuple(v.strip() for v in values if v.strip().rstrip("*").strip())
         if not cleaned:
-            raise ConfigError("term list is empty", file=path, line=_line(root, ["terms", name]),
-                              field=f"terms.{name}")
+            errors.add("term list is empty", where, field=f"terms.{name}")
+            continue
         out[name] = cleaned
     return out
 
 
-def _topics(topics: list[TopicModel], terms: Mapping[str, Sequence[str]], root: yaml.Node | None,
-            path: str) -> tuple[Topic, ...]:
+def _topics(topics: list[TopicModel], positions: list[int], terms: Mapping[str, Sequence[str]],
+            errors: _Errors) -> tuple[Topic, ...]:
     seen: set[str] = set()
     out = []
-    for i, t in enumerate(topics):
+    for i, t in zip(positions, topics, strict=True):
         if t.id in seen:
-            raise ConfigError("duplicate topic id", file=path, line=_line(root, ["topics", i, "id"]),
-                              topic=t.id, field="id")
+            errors.add("duplicate topic id", ["topics", i, "id"], topic=t.id, field="id")
+            continue
         seen.add(t.id)
         try:
             fts = match.build_fts_query(t.query, t.exclude, terms, topic_id=t.id)
             match.validate_query(fts, topic_id=t.id)
         except QueryError as exc:
             field = "exclude" if t.exclude and _fails(t.exclude, terms) else "query"
-            raise ConfigError(exc.message, file=path, line=_line(root, ["topics", i, field]),
-                              topic=t.id, field=field) from None
+            errors.add(exc.message, ["topics", i, field], topic=t.id, field=field)
+            continue
         out.append(Topic(id=t.id, name=t.name, description=t.description, query=t.query,
                          exclude=t.exclude, fts_query=fts,
                          examples=Examples(match=tuple(t.examples.match),
@@ -388,31 +569,38 @@ def _fails(query: str, terms: Mapping[str, Sequence[str]]) -> bool:
     return False
 
 
-def _digests(digests: list[DigestModel], topic_ids: set[str], root: yaml.Node | None,
-             path: str) -> tuple[DigestConfig, ...]:
+def _digest_problems(d: DigestModel, topic_ids: set[str]) -> list[tuple[str, str]]:
     from monitor.cron import cron_trigger
 
+    problems = []
+    try:
+        cron_trigger(d.schedule)  # 5 fields, or 6 with seconds first
+    except ValueError as exc:
+        problems.append((f"not a cron expression: {exc}", "schedule"))
+    for addr in d.to:
+        if "=?" in addr or not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+", addr):
+            problems.append((f"not an e-mail address: {addr!r}", "to"))
+    for topic_id in d.topics:
+        if topic_id not in topic_ids:
+            problems.append((f"unknown topic {topic_id!r}", "topics"))
+    return problems
+
+
+def _digests(digests: list[DigestModel], positions: list[int], topic_ids: set[str],
+             errors: _Errors) -> tuple[DigestConfig, ...]:
     seen: set[str] = set()
     out = []
-    for i, d in enumerate(digests):
-        def err(msg: str, field: str, d: DigestModel = d, i: int = i) -> ConfigError:
-            return ConfigError(msg, file=path, line=_line(root, ["digests", i, field]), digest=d.id,
-                               field=field)
+    for i, d in zip(positions, digests, strict=True):
+        problems = _digest_problems(d, topic_ids)
         if d.id in seen:
-            raise err("duplicate digest id", "id")
+            problems.insert(0, ("duplicate digest id", "id"))
         seen.add(d.id)
-        try:
-            cron_trigger(d.schedule)  # 5 fields, or 6 with seconds first
-        except ValueError as exc:
-            raise err(f"not a cron expression: {exc}", "schedule") from None
-        for addr in d.to:
-            if "=?" in addr or not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+", addr):
-                raise err(f"not an e-mail address: {addr!r}", "to")
-        unknown = [t for t in d.topics if t not in topic_ids]
-        if unknown:
-            raise err(f"unknown topic {unknown[0]!r}", "topics")
-        out.append(DigestConfig(id=d.id, schedule=d.schedule, since=d.since, format=d.format,
-                                to=tuple(d.to), output_dir=d.output_dir, topics=tuple(d.topics)))
+        for message, name in problems:
+            errors.add(message, ["digests", i, name], digest=d.id, field=name)
+        if not problems:
+            out.append(DigestConfig(id=d.id, schedule=d.schedule, since=d.since, format=d.format,
+                                    to=tuple(d.to), output_dir=d.output_dir,
+                                    topics=tuple(d.topics)))
     return tuple(out)
 
 

@@ -16,6 +16,8 @@ environment escapes every interpolated value unless a filter of ours built it;
 only http(s) URLs become links. ``run_digest`` is the daemon's entry point:
 build, write to ``output_dir`` and/or mail, then remember the period in the
 ``digests`` table so the next digest of the same name starts where it ended.
+A digest run by hand (``manual_period``) starts there too but remembers
+nothing unless asked (``record``), so running it again shows the same period.
 It never fetches.
 """
 
@@ -781,6 +783,32 @@ def default_since(store: Store, name: str, until: datetime,
     """Where the last digest of ``name`` ended, else ``window`` before ``until``."""
     last = last_until(store, name)
     return last if last is not None and last < until else until - window
+
+
+@dataclass(frozen=True)
+class Period:
+    """The ``[since, until)`` a manual digest shows, and why it starts there."""
+
+    since: datetime
+    until: datetime
+    basis: str  # "asked", "last digest" or "default window"
+
+
+def manual_period(store: Store, name: str, *, since: datetime | timedelta | None,
+                  until: datetime, window: timedelta = DEFAULT_WINDOW) -> Period:
+    """The period of a digest run by hand: ``since`` (a date, or a duration
+    before ``until``) when given, else from the end of the last recorded digest
+    of ``name`` (the scheduled ones, and manual runs with --record), else
+    ``window``. Choosing it records nothing: a manual digest run twice shows
+    the same hits twice."""
+    if isinstance(since, timedelta):
+        return Period(until - since, until, "asked")
+    if since is not None:
+        return Period(since, until, "asked")
+    last = last_until(store, name)
+    if last is not None and last < until:
+        return Period(last, until, "last digest")
+    return Period(until - window, until, "default window")
 
 
 def record(store: Store, d: Digest, *, fmt: str, output: str | os.PathLike[str] | None = None,

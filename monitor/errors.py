@@ -29,6 +29,22 @@ class ConfigError(MonitorError):
     """
 
 
+class ConfigErrors(ConfigError):
+    """Every error found in one config file, in file order. It reads as the
+    first of them and a count, so a command that only needs a valid config
+    stays one line; ``monitor check`` lists ``errors`` in full."""
+
+    def __init__(self, errors: list[ConfigError] | tuple[ConfigError, ...]) -> None:
+        first = errors[0]
+        more = len(errors) - 1
+        message = first.message
+        if more:
+            message += (f" (and {more} more error{'s' if more > 1 else ''}; "
+                        "`monitor check` lists them all)")
+        super().__init__(message, **first.context)
+        self.errors = tuple(errors)
+
+
 class FetchError(MonitorError):
     """A feed could not be fetched. ``kind`` is one of FAILURE_KINDS."""
 

@@ -3,13 +3,18 @@ topic and the field, and the CLI exits 2 on it."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import SHIPPED_CONFIG, run_cli
+from helpers import ROOT, SHIPPED_CONFIG, run_cli
 
-from monitor.config import load_config, parse_config
+from monitor.config import Config, load_config, parse_config
 from monitor.errors import ConfigError
 
 GOOD = """\
@@ -182,3 +187,193 @@ def test_seed_article_matches_all_topics():
 def test_parse_workers_setting(value: str, expect: int | None) -> None:
     text = GOOD.replace("interval: 30m", f"interval: 30m\n  parse_workers: {value}", 1)
     assert parse_config(text, "feeds.yaml").settings.parse_workers == expect
+
+
+# --- YAML aliases: bounded ----------------------------------------------------------------
+
+def alias_bomb(levels: int = 10, width: int = 9) -> str:
+    """The "billion laughs": each level lists the previous one ``width`` times."""
+    lines = [f'a0: &a0 [{", ".join(["lol"] * width)}]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_with_exit_2_naming_the_line(tmp_path: Path):
+    bomb = tmp_path / "bomb.yaml"
+    # Inside a feed's tags, where pydantic would have to read every expanded node.
+    text = GOOD.replace("    tags: [kazakhstan]\n", "    tags: *a9\n")
+    bomb.write_text(alias_bomb() + text, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The bound the issue sets: finished (exit 2) well within a 10 s timeout.
+    proc = subprocess.run([sys.executable, "-m", "monitor", "--config", str(bomb), "check"],
+                          capture_output=True, text=True, timeout=10, env=env, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "alias" in proc.stderr and str(bomb) in proc.stderr
+    assert re.search(r"line \d+", proc.stderr), proc.stderr
+
+
+def test_recursive_alias_and_deep_nesting_are_refused_but_a_few_aliases_work():
+    message = str(error_of("feeds: &f\n  - id: x\n    url: http://a.example/\n    name: X\n"
+                           "    tags: [*f]\n"))
+    assert "alias refers to a block that contains it" in message and "line 1" in message
+    deep = "settings: " + "[" * 150 + "]" * 150 + "\n"
+    assert "nested deeper than" in str(error_of(deep))
+
+    config = load("""\
+        feeds:
+          - &base
+            id: one
+            url: https://one.example/feed
+            name: One
+            tags: &tags [kz, news]
+            interval: 30m
+          - <<: *base
+            id: two
+            url: https://two.example/feed
+          - {id: three, url: "https://three.example/feed", name: Three, tags: *tags}
+        """)
+    assert isinstance(config, Config)
+    assert [(f.id, f.name, f.interval, f.tags) for f in config.feeds] == [
+        ("one", "One", 1800.0, ("kz", "news")), ("two", "One", 1800.0, ("kz", "news")),
+        ("three", "Three", None, ("kz", "news"))]
+
+
+# --- every error at once --------------------------------------------------------------------
+
+MANY_ERRORS = """\
+settings:
+  interval: soon
+  parse_workers: many
+feeds:
+  - id: good
+    url: http://127.0.0.1/good
+    name: Good
+  - id: Bad Id
+    url: http://127.0.0.1/bad
+    name: Bad
+  - id: ftp
+    url: ftp://example.org/feed
+    name: FTP
+  - id: good
+    url: http://127.0.0.1/other
+    name: Dup
+  - id: late
+    url: http://127.0.0.1/late
+    name: Late
+    interval: whenever
+    tagz: [x]
+terms:
+  kz: [Kazakhstan]
+  empty: ["*"]
+  broken: notalist
+topics:
+  - id: t1
+    name: T1
+    query: '@nowhere AND strike'
+  - id: t2
+    name: T2
+    query: '(strike OR'
+  - id: t3
+    name: T3
+    query: '@broken AND strike'
+  - id: t4
+    query: strike
+digests:
+  - id: d1
+    schedule: "not cron"
+    to: [nobody]
+    topics: [t4, nope]
+"""
+# (line, feed/topic/digest, field, part of the message): every error of MANY_ERRORS.
+MANY_EXPECTED = [
+    (2, None, "settings.interval", "not a duration"),
+    (3, None, "settings.parse_workers", "'auto'"),
+    (8, "feed Bad Id", "id", "pattern"),
+    (12, "feed ftp", "url", "only http and https"),
+    (14, "feed good", "id", "duplicate feed id"),
+    (20, "feed late", "interval", "not a duration"),
+    (21, "feed late", "tagz", "unknown key 'tagz'"),
+    (24, "", "terms.empty", "term list is empty"),
+    (25, "", "terms.broken", "valid list"),
+    (29, "topic t1", "query", "undefined term list @nowhere"),
+    (32, "topic t2", "query", "syntax error"),
+    (36, "topic t4", "name", "Field required"),
+    (40, "digest d1", "schedule", "not a cron expression"),
+    (41, "digest d1", "to", "not an e-mail address: 'nobody'"),
+    (42, "digest d1", "topics", "unknown topic 'nope'"),
+]
+
+
+def test_check_lists_every_error_with_its_line(tmp_path: Path):
+    bad = tmp_path / "many.yaml"
+    bad.write_text(MANY_ERRORS, encoding="utf-8")
+    result = run_cli("check", config=bad)
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == len(MANY_EXPECTED), result.output
+    for line, (number, owner, field, part) in zip(lines, MANY_EXPECTED, strict=True):
+        assert f"file {bad}, line {number}," in line, line
+        assert f"field {field}:" in line and part in line, line
+        if owner:
+            assert f", {owner}," in line, line
+    assert f"{len(MANY_EXPECTED)} errors in {bad}" in result.output
+    # A broken term list is reported once, not again in the topic that uses it.
+    assert "t3" not in result.output
+
+    # Other commands stay one line: the first error and how many more.
+    poll = run_cli("poll", config=bad, db=tmp_path / "m.db")
+    assert poll.exit_code == 2
+    assert "line 2, field settings.interval" in poll.output
+    assert f"and {len(MANY_EXPECTED) - 1} more errors" in poll.output
+
+
+def test_check_json_lists_the_errors(tmp_path: Path):
+    bad = tmp_path / "many.yaml"
+    bad.write_text(MANY_ERRORS, encoding="utf-8")
+    result = run_cli("check", "--json", config=bad)
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["ok"] is False and data["file"] == str(bad)
+    got = [(e["line"], e["field"]) for e in data["errors"]]
+    assert got == [(line, field) for line, _, field, _ in MANY_EXPECTED]
+    first = data["errors"][2]
+    assert first == {"file": str(bad), "line": 8, "feed": "Bad Id", "topic": None,
+                     "digest": None, "field": "id", "message": first["message"]}
+    assert "pattern" in first["message"]
+    assert [e["topic"] for e in data["errors"] if e["topic"]] == ["t1", "t2", "t4"]
+
+    unreadable = tmp_path / "broken.yaml"
+    unreadable.write_text("feeds: [\n", encoding="utf-8")
+    result = run_cli("check", "--json", config=unreadable)
+    assert result.exit_code == 2
+    [error] = json.loads(result.stdout)["errors"]
+    assert "not valid YAML" in error["message"] and error["line"]
+
+
+def test_check_json_on_a_good_and_a_failing_config(tmp_path: Path):
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD, encoding="utf-8")
+    result = run_cli("check", "--json", config=good)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["ok"], data["errors"], data["examples_failed"]) == (True, [], [])
+    assert (data["feeds"], data["topics"], data["examples"], data["digests"]) == (1, 1, 3, 0)
+
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(GOOD.replace('no_match: ["Kazakhstan football"]',
+                                    'no_match: ["Kazakhstan strike"]'), encoding="utf-8")
+    result = run_cli("check", "--json", config=failing)
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["ok"] is False
+    assert data["examples_failed"] == [{"topic": "kz-strikes", "text": "Kazakhstan strike",
+                                        "expected": "no match"}]
+
+    result = run_cli("topics", "check", "--json", config=failing)
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["failed"] == 1
+    assert [(e["expect"], e["text"], e["pass"]) for e in data["examples"]] == [
+        ("match", "Kazakhstan miners strike", True), ("match", "В Казахстане забастовка", True),
+        ("no match", "Kazakhstan strike", False)]

@@ -360,6 +360,30 @@ def test_sighup_with_a_broken_config_keeps_running_and_polling(tmp_path, server)
         assert d.stop() == 0
 
 
+def test_sighup_with_an_alias_bomb_is_refused_and_polling_goes_on(tmp_path, server):
+    config = write_config(tmp_path / "feeds.yaml", feed_list(server, ["kz-news"]), settings=FAST)
+    good = config.read_text(encoding="utf-8")
+    db = tmp_path / "monitor.db"
+    levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    bomb = "\n".join(levels) + "\n" + good.replace("feeds:\n", "feeds:\n- tags: *a9\n  id: x\n", 1)
+    with daemon(tmp_path, config, db) as d:
+        wait_for(lambda: polled(db, "kz-news"), 15, "the first poll")
+        config.write_text(bomb, encoding="utf-8")
+        d.signal(signal.SIGHUP)
+        d.wait_log("reload refused, keeping the running configuration")
+        assert d.alive()
+        assert "alias" in status(str(db))["daemon"]["last_reload_error"]
+        shown = subprocess.run([sys.executable, "-m", "monitor", "--db", str(db), "status"],
+                               capture_output=True, text=True, timeout=30, env=child_env(),
+                               cwd=tmp_path)
+        assert "last reload refused" in shown.stdout and "alias" in shown.stdout, shown.stdout
+
+        add_strike(server)
+        wait_for(lambda: strike_items(db), 10, "the new item with the old configuration")
+        assert d.stop() == 0
+
+
 # --- the parts, in process -----------------------------------------------------------------
 
 def test_cron_weekdays_follow_crontab_and_seconds_are_optional():

@@ -553,9 +553,9 @@ def test_next_digest_starts_where_the_last_one_ended(config: Path, db: Path) -> 
     assert since_of("--since", "36h", "--until", UNTIL, "--no-record") == "2026-03-08T19:00:00Z"
     first_until = "2026-03-09T19:00:00"
     assert since_of("--until", first_until, "--no-record") == "2026-03-08T19:00:00Z"  # 24 h
-    assert since_of("--until", first_until) == "2026-03-08T19:00:00Z"  # recorded now
-    assert since_of("--until", UNTIL) == "2026-03-09T19:00:00Z"
-    assert since_of("--until", "2026-03-11T07:00:00") == "2026-03-10T07:00:00Z"
+    assert since_of("--until", first_until, "--record") == "2026-03-08T19:00:00Z"  # recorded now
+    assert since_of("--until", UNTIL, "--record") == "2026-03-09T19:00:00Z"
+    assert since_of("--until", "2026-03-11T07:00:00", "--record") == "2026-03-10T07:00:00Z"
     with Store(db) as store:  # another name has its own memory
         assert dg.last_until(store, "other") is None
         rows = store.query("SELECT name, until, format FROM digests ORDER BY id")
@@ -779,6 +779,52 @@ def test_run_digest_mails_and_raises_without_recording(config: Path, db: Path, t
             dg.run_digest(cfg, store, spec, now=NOW + timedelta(days=1))
         assert dg.last_until(store, "desk") == NOW
     assert len(handler.envelopes) == 1
+
+
+def manual(*args: str, config: Path, db: Path) -> dict[str, Any]:
+    result = invoke("digest", "--format", "json", "--until", UNTIL, *args, config=config, db=db)
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def stories_of(data: dict[str, Any]) -> list[list[str]]:
+    return [[s["title"] for s in t["stories"]] for t in data["topics"]]
+
+
+def test_two_manual_digests_in_a_row_show_the_same_hits(config: Path, db: Path) -> None:
+    first = manual(config=config, db=db)
+    second = manual(config=config, db=db)
+    assert first["since"] == second["since"] == "2026-03-09T07:00:00Z"  # 24 h
+    assert first["stories"] == 4 and stories_of(first) == stories_of(second)
+    with Store(db) as store:
+        assert store.query("SELECT * FROM digests") == []
+    text = invoke("digest", "--until", UNTIL, config=config, db=db).stdout
+    assert text.splitlines()[0] == "Monitor digest: 2026-03-09 07:00 UTC to 2026-03-10 07:00 UTC"
+
+
+def test_manual_digest_with_record_moves_the_start_of_the_next(config: Path, db: Path) -> None:
+    first = manual("--until", "2026-03-09T19:00:00", "--record", config=config, db=db)
+    assert first["since"] == "2026-03-08T19:00:00Z"
+    with Store(db) as store:
+        rows = store.query("SELECT name, since, until FROM digests")
+    assert rows == [{"name": "default", "since": "2026-03-08T19:00:00Z",
+                     "until": "2026-03-09T19:00:00Z"}]
+    assert manual(config=config, db=db)["since"] == "2026-03-09T19:00:00Z"
+
+
+def test_a_scheduled_digest_moves_the_default_start(config: Path, db: Path,
+                                                    tmp_path: Path) -> None:
+    scheduled_at = SINCE + timedelta(hours=5)
+    with Store(db) as store:  # what the daemon runs on the digest's schedule
+        dg.run_digest(load_config(config), store, digest_config(tmp_path), now=scheduled_at)
+    start = "2026-03-09T12:00:00Z"
+    assert manual("--name", "morning", config=config, db=db)["since"] == start
+    again = manual("--name", "morning", config=config, db=db)
+    assert again["since"] == start and 0 < again["stories"] < 4
+    assert manual(config=config, db=db)["since"] == "2026-03-09T07:00:00Z"  # another name
+    with Store(db) as store:
+        assert [r["until"] for r in store.query("SELECT until FROM digests")] == [start]
 
 
 def test_output_name_is_a_safe_slug() -> None:

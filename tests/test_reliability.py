@@ -53,7 +53,8 @@ def cli_json(*args: str, config: Path, db: Path) -> object:
 # --- C1: readers while a writer polls ----------------------------------------------------
 
 READERS = (["feeds", "--json"], ["hits", "--json", "--limit", "200"],
-           ["search", "kazakhstan OR strike*", "--json"], ["digest", "--format", "json"],
+           ["search", "kazakhstan OR strike*", "--json"],
+           ["digest", "--format", "json", "--record"],  # --record: a second writer
            ["status", "--json"])
 
 
