@@ -98,9 +98,13 @@ class Fetcher:
     was a tenth of a poll's event-loop time."""
 
     def __init__(
-        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+        pages: bool = False,
     ) -> None:
         self._settings = settings
+        # ``pages``: hand HTML pages back as bodies, for feed discovery
+        # (`monitor feeds add`); a poll fails them as not-a-feed.
+        self._pages = pages
         self._given = transport
         self._transport: httpx.AsyncBaseTransport | None = None
         self._headers = [
@@ -237,7 +241,7 @@ class Fetcher:
     ) -> FetchResult:
         if not body:
             raise _Failed("empty", "empty response")
-        if _is_html_page(resp.headers.get("content-type", ""), body):
+        if not self._pages and _is_html_page(resp.headers.get("content-type", ""), body):
             raise _Failed("not-a-feed", "HTML page, not a feed")
         digest = hashlib.sha256(body).hexdigest()
         unchanged = digest == feed.body_hash
