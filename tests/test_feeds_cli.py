@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from monitor.config import ID_PATTERN, load_config
 from monitor.discover import derive_id, feed_links
-from monitor.feedsfile import yaml_scalar
+from monitor.errors import ConfigError
+from monitor.feedsfile import FeedSpec, add_feeds, remove_feeds, yaml_scalar
 
 FEEDS = DATA / "feeds"
 PAGE = (FEEDS / "daringfireball.html").read_bytes()
@@ -286,3 +287,62 @@ def test_derived_id_reads_the_title():
 def test_yaml_scalar_reads_back_as_the_same_string(value):
     assert yaml.safe_load(f"k: {yaml_scalar(value)}") == {"k": value}
     assert yaml.safe_load(f"k: [{yaml_scalar(value, flow=True)}]") == {"k": [value]}
+
+
+def test_shipped_config_edits_touch_only_the_feeds_own_lines(tmp_path):
+    path = tmp_path / "feeds.yaml"
+    shipped = (DATA.parent.parent / "feeds.yaml").read_bytes()
+    path.write_bytes(shipped)
+    before = path.read_text()
+    vlast = ('  - id: vlast\n    name: "Власть (Vlast.kz)"\n    url: https://vlast.kz/rss\n'
+             "    language: ru\n    tags: [kazakhstan, news, independent]\n")
+    result = run_cli("feeds", "remove", "vlast", config=path)
+    assert result.exit_code == 0, result.output
+    assert path.read_text() == before.replace(vlast, "", 1)
+    assert "  # --- Kazakhstan media\n  - id: tengrinews-ru\n" in path.read_text()
+
+    add_feeds(path, [FeedSpec(id="vlast", url="https://vlast.kz/rss", name="Власть",
+                              tags=("kazakhstan",), language="ru")])
+    block = inserted(before.replace(vlast, "", 1).encode(), path.read_bytes()).decode()
+    assert block.startswith("  - id: vlast\n    name: \"Власть\"\n")
+    assert path.read_text().index(block) < path.read_text().index("\nterms:")
+    assert run_cli("check", config=path).exit_code == 0
+
+
+LAYOUTS = {
+    "four-space CRLF": b"settings:\r\n    interval: 15m\r\nfeeds:\r\n    -   id: a\r\n"
+                       b"        name: A\r\n        url: https://a.example/feed   # note\r\n",
+    "no final newline": b"feeds:\n- id: a\n  name: A\n  url: https://a.example/feed\n# end",
+    "flow item first": b"feeds:\n  - {id: a, name: A, url: 'https://a.example/feed'}\n"
+                       b"  - id: b\n    name: >-\n      B\n      feed\n\n    url: https://b.example/\n"
+                       b"terms: {}\n",
+    "no feeds key": b"# only settings so far\nsettings:\n  interval: 30m\n",
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_add_then_remove_gives_back_the_same_bytes(tmp_path, layout):
+    path = tmp_path / "feeds.yaml"
+    path.write_bytes(LAYOUTS[layout])
+    spec = FeedSpec(id="new", url="https://new.example/rss?a=1&b=2", name='Say "hi": #1 — ok',
+                    interval="30m", tags=("a,b", "yes", "x"), language="kk")
+    config = add_feeds(path, [spec])
+    feed = config.feed("new")
+    assert (feed.url, feed.name, feed.tags, feed.interval) == (
+        spec.url, spec.name, ("a,b", "yes", "x"), 1800.0)
+    if layout != "no feeds key":
+        inserted(LAYOUTS[layout], path.read_bytes())
+        remove_feeds(path, ["new"])
+        assert path.read_bytes() == LAYOUTS[layout]
+
+
+def test_an_edit_that_would_change_another_feed_is_refused(tmp_path):
+    # "|+" keeps the blank lines after Foo in the name: a block inserted after
+    # the feed's last text would steal them, so the check refuses the edit.
+    text = b"feeds:\n  - id: a\n    url: https://a.example/\n    name: |+\n      Foo\n\n\nterms: {}\n"
+    path = tmp_path / "feeds.yaml"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError, match="would change more than the feeds"):
+        add_feeds(path, [FeedSpec(id="b", url="https://b.example/", name="B")])
+    assert path.read_bytes() == text
+    assert [p.name for p in tmp_path.iterdir()] == ["feeds.yaml"]
