@@ -21,7 +21,7 @@ from monitor.errors import ConfigError
 from monitor.feedsfile import FeedSpec, add_feeds, remove_feeds, yaml_scalar
 
 FEEDS = DATA / "feeds"
-PAGE = (FEEDS / "daringfireball.html").read_bytes()
+PAGE = (DATA / "pages" / "daringfireball.html").read_bytes()
 ATOM = (DATA / "parse" / "real" / "feed-extractor-googlenews-atom.xml").read_bytes()
 
 # A hand-kept file: comments everywhere, two spacing styles, a flow list with
