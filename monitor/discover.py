@@ -112,6 +112,13 @@ def _host(url: str) -> str:
 
 # --- finding and checking the feed ---------------------------------------------------------
 
+class PageFetcher(Fetcher):
+    """The polling Fetcher (deadline, size cap, redirects, address guard,
+    User-Agent), except that an HTML page comes back as a body to look into."""
+
+    pages = True
+
+
 @dataclass(frozen=True)
 class FoundFeed:
     url: str  # the feed's URL, to be written to feeds.yaml
@@ -165,7 +172,7 @@ def _refuse_known(url: str, known: Mapping[str, str]) -> None:
 
 def _fetch(url: str, settings: Settings) -> FetchResult:
     async def once() -> FetchResult:
-        async with Fetcher(settings, pages=True) as fetcher:
+        async with PageFetcher(settings) as fetcher:
             return await fetcher.fetch(FeedState(id="(new feed)", url=url))
 
     result = asyncio.run(once())
