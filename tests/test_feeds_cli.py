@@ -264,7 +264,7 @@ def test_feed_links_of_a_real_page_resolve_against_the_page_and_base():
 _ids = st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(title=st.one_of(st.none(), st.text()), taken=st.sets(_ids, max_size=20),
        host=st.sampled_from(["https://www.rferl.org/api/", "http://127.0.0.1:8080/f", "x:"]))
 def test_derived_id_is_valid_and_unique(title, taken, host):
