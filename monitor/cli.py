@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -25,12 +25,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from monitor import match
-from monitor.config import Config, check_examples, config_path, load_config
+from monitor.config import ID_PATTERN, Config, check_examples, config_path, load_config
 from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError
 from monitor.poll import PollSummary, run_poll
 from monitor.schedule import parse_duration
 from monitor.store import Store, db_path, from_iso
 from monitor.types import PollResult
+
+if TYPE_CHECKING:
+    from monitor.discover import FoundFeed
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -473,12 +476,21 @@ def _require_topics(obj: Ctx, store: Store, topic_ids: tuple[str, ...]) -> None:
         config.topic(topic_id)
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_obj
+@click.pass_context
 @handle_errors
-def feeds(obj: Ctx, as_json: bool) -> None:
-    """Per-feed health: last success, last error, items, next due."""
+def feeds(ctx: click.Context, as_json: bool) -> None:
+    """Per-feed health: last success, last error, items, next due; and the
+    feeds of feeds.yaml added, removed or re-enabled.
+
+    Example: monitor feeds add https://example.org/ --tag news
+    """
+    if ctx.invoked_subcommand is None:
+        _feeds_report(ctx.obj, as_json)
+
+
+def _feeds_report(obj: Ctx, as_json: bool) -> None:
     with obj.store() as store:
         rows = store.feeds_report()
         daemon = store.query("SELECT * FROM daemon WHERE id = 1")
@@ -497,6 +509,106 @@ def feeds(obj: Ctx, as_json: bool) -> None:
         state = "stopped" if d["stopped_at"] else "running"
         out.print(f"daemon: pid {d['pid']} on {d['host']}, {state}, started "
                   f"{_ago(d['started_at'])}, last tick {_ago(d['last_tick_at'])}")
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--id", "feed_id", metavar="ID", help="Feed id (default: from the feed's title).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag (repeatable).")
+@click.option("--name", metavar="NAME", help="Display name (default: the feed's title).")
+@click.option("--interval", metavar="30m", help="Poll interval (default: settings.interval).")
+@click.option("--language", metavar="xx", help="Language of its items when they say none.")
+@click.pass_obj
+@handle_errors
+def feeds_add(obj: Ctx, url: str, feed_id: str | None, tags: tuple[str, ...],
+              name: str | None, interval: str | None, language: str | None) -> None:
+    """Fetch URL (a feed, or a page that links to one), check it is a feed, and
+    add it at the end of feeds.yaml's feeds list, its comments kept. It is first
+    polled by the next `monitor poll`, or by the daemon once reloaded (SIGHUP).
+    """
+    from monitor.config import _url_identity
+    from monitor.discover import derive_id, find_feed
+    from monitor.feedsfile import FeedSpec, add_feeds
+
+    config = obj.config()
+    taken = {f.id for f in config.feeds}
+    _check_new_id(feed_id, taken, config.path)
+    if interval is not None:
+        try:
+            parse_duration(interval)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--interval") from None
+    known = {_url_identity(f.url): f.id for f in config.feeds}
+    found = find_feed(url, config.settings, known)
+    title = found.feed.title
+    new_id = feed_id or derive_id(title, found.url, taken)
+    spec = FeedSpec(id=new_id, url=found.url, name=name or title or new_id, interval=interval,
+                    tags=tags, language=language)
+    add_feeds(config.path, [spec])
+    _print_added(config.path, new_id, found)
+
+
+def _check_new_id(feed_id: str | None, taken: set[str], path: str) -> None:
+    if feed_id is None:
+        return
+    if not (re.fullmatch(ID_PATTERN, feed_id) and len(feed_id) <= 64):
+        raise click.BadParameter("use a-z, 0-9 and -, starting with a letter or digit "
+                                 "(at most 64)", param_hint="--id")
+    if feed_id in taken:
+        raise ConfigError("a feed with this id is already in the config", file=path,
+                          feed=feed_id)
+
+
+def _print_added(path: str, feed_id: str, found: FoundFeed) -> None:
+    out.print(f"added feed [bold]{escape(feed_id)}[/bold] to {escape(path)}")
+    out.print(f"  url: {escape(found.url)}"
+              + (f" (found on {escape(found.page_url)})" if found.page_url else ""))
+    out.print(f"  title: {escape(found.feed.title or '(none)')}")
+    out.print(f"  items: {len(found.feed.entries)} in the feed now")
+    for link in found.others:
+        note = "" if link.readable else ", not read: JSON Feed"
+        out.print(f"  also on the page: {escape(link.url)} ({escape(link.type)}{note})")
+    out.print("Not polled yet: the next `monitor poll` fetches it; a running daemon "
+              "picks it up once told to reload feeds.yaml (SIGHUP: `kill -HUP PID`, "
+              "pid in `monitor status`).")
+
+
+@feeds.command("remove")
+@click.argument("feed_id", metavar="ID")
+@click.pass_obj
+@handle_errors
+def feeds_remove(obj: Ctx, feed_id: str) -> None:
+    """Remove feed ID from feeds.yaml (its comments and other lines kept). Its
+    stored items stay in the database."""
+    from monitor.feedsfile import remove_feeds
+
+    config = obj.config()
+    feed = config.feed(feed_id)
+    remove_feeds(config.path, [feed_id])
+    out.print(f"removed feed [bold]{escape(feed_id)}[/bold] ({escape(feed.url)}) from "
+              f"{escape(config.path)}")
+    out.print("Items already stored stay in the database; after the next poll the feed "
+              "shows as removed in `monitor feeds`. A running daemon stops polling it once "
+              "told to reload feeds.yaml (SIGHUP).")
+
+
+@feeds.command("enable")
+@click.argument("feed_id", metavar="ID")
+@click.pass_obj
+@handle_errors
+def feeds_enable(obj: Ctx, feed_id: str) -> None:
+    """Re-enable feed ID after it was disabled (HTTP 410 Gone): due now, its
+    error count reset."""
+    config = obj.config()
+    config.feed(feed_id)
+    with obj.store(check=True) as store:
+        reason = store.enable_feed(feed_id, datetime.now(UTC))
+    if reason is None:
+        out.print(f"feed {escape(feed_id)} is not disabled: nothing to do")
+        return
+    out.print(f"feed [bold]{escape(feed_id)}[/bold] enabled (it was disabled: "
+              f"{escape(reason)}); it is due now: the next `monitor poll` (or the daemon's "
+              "next tick) fetches it")
 
 
 def _state(r: dict[str, Any]) -> str:

@@ -243,12 +243,16 @@ class Fetcher:
                     raise too_large
         return bytes(body)
 
+    # True hands HTML pages back as bodies, for feed discovery (monitor.discover's
+    # PageFetcher); a poll fails them as not-a-feed.
+    pages: bool = False
+
     def _ok(
         self, feed: FeedState, resp: httpx.Response, p: _Progress, body: bytes
     ) -> FetchResult:
         if not body:
             raise _Failed("empty", "empty response")
-        if _is_html_page(resp.headers.get("content-type", ""), body):
+        if not self.pages and _is_html_page(resp.headers.get("content-type", ""), body):
             raise _Failed("not-a-feed", "HTML page, not a feed")
         digest = hashlib.sha256(body).hexdigest()
         unchanged = digest == feed.body_hash

@@ -289,6 +289,20 @@ class Store:
             high, window = low, window * 2
         return 0
 
+    def enable_feed(self, feed_id: str, now: datetime) -> str | None:
+        """Bring back a feed disabled (HTTP 410): due now, its errors forgotten.
+        The reason it was disabled, or None when it was not disabled."""
+        with self.write() as db:
+            rows = list(db.query("SELECT disabled_reason FROM feeds WHERE id = ?", [feed_id]))
+            reason = rows[0]["disabled_reason"] if rows else None
+            if reason is None:
+                return None
+            db.execute(
+                "UPDATE feeds SET disabled_reason = NULL, next_due_at = ?, retry_after = NULL, "
+                "error_count = 0, last_error = NULL, last_error_kind = NULL, "
+                "failing_since = NULL WHERE id = ?", [to_iso(now), feed_id])
+        return str(reason)
+
     # --- polling -----------------------------------------------------------------------
 
     def due_feeds(self, now: datetime, *, ids: Iterable[str] | None = None,
