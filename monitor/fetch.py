@@ -36,6 +36,7 @@ from types import TracebackType
 
 import httpx
 
+from monitor.clean import clean_short
 from monitor.types import FeedState, FetchFailure, FetchResult, Settings
 
 log = logging.getLogger(__name__)
@@ -658,6 +659,5 @@ def format_size(size: int) -> str:
 
 
 def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clean_short(text, limit)
 
