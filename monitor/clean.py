@@ -34,6 +34,9 @@ _UNSAFE = re.compile(f"[{_UNSAFE_CHARS}]")
 # Inside a line, the whitespace controls other than TAB go too: they move the
 # cursor (CR, VT, FF) or are line breaks only to some readers.
 _UNSAFE_IN_LINE = re.compile(f"[{_UNSAFE_CHARS}\x0b\x0c\x1c-\x1f\x85]")
+# What str.splitlines breaks at; split() by it keeps a last empty line, so
+# that cleaning twice changes nothing.
+_LINE_BREAK = re.compile("\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 # In a URL the same characters, and any whitespace, are percent-encoded
 # instead: the link still leads where it led, it only stops hiding where.
 _URL_UNSAFE = re.compile(f"[{_UNSAFE_CHARS}\\s]")
@@ -61,7 +64,7 @@ def clean_lines(text: str | None) -> str:
     ``clean_text``."""
     if not text:
         return ""
-    return "\n".join(_UNSAFE_IN_LINE.sub("", line) for line in text.splitlines())
+    return "\n".join(_UNSAFE_IN_LINE.sub("", line) for line in _LINE_BREAK.split(text))
 
 
 def clean_url(url: str | None) -> str | None:

@@ -267,8 +267,8 @@ def test_clean_text_examples(text, expected):
 
 
 def test_clean_lines_keeps_line_breaks_and_tabs_only():
-    assert clean_lines("one\r\ntwo\rthree\x85four\u2028five\tsix\x1b[2J\x0b") == \
-        "one\ntwo\nthree\nfour\nfive\tsix[2J"
+    assert clean_lines("one\r\ntwo\rthree\x85four\u2028five\tsix\x1b[2J\x0bseven\x1f\n") == \
+        "one\ntwo\nthree\nfour\nfive\tsix[2J\nseven\n"
 
 
 @pytest.mark.parametrize(("url", "expected"), [
