@@ -36,7 +36,6 @@ from types import TracebackType
 
 import httpx
 
-from monitor.clean import clean_short
 from monitor.types import FeedState, FetchFailure, FetchResult, Settings
 
 log = logging.getLogger(__name__)
@@ -659,5 +658,6 @@ def format_size(size: int) -> str:
 
 
 def _short(text: str, limit: int = 160) -> str:
-    return clean_short(text, limit)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
