@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from monitor import match
+from monitor.clean import CleanFormatter
 from monitor.config import ID_PATTERN, Config, check_examples, config_path, load_config
 from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError
 from monitor.poll import PollSummary, run_poll
@@ -102,8 +103,9 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int,
     Example: monitor poll && monitor hits --since 24h
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(CleanFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     ctx.obj = Ctx(config, db)
 
 

@@ -44,6 +44,7 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from monitor import digest as digests
+from monitor.clean import CleanFormatter, clean_lines
 from monitor.config import Config, check_examples, load_config
 from monitor.cron import cron_trigger
 from monitor.errors import ConfigError, MonitorError, StorageError
@@ -476,25 +477,29 @@ def _alive(pid: int) -> bool:
 
 # --- logging -----------------------------------------------------------------------------
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message",
                                                                               "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any
-    ``extra=`` fields (feed, status, new_items...) for log shippers."""
+    ``extra=`` fields (feed, status, new_items...) for log shippers. Text is
+    cleaned as by CleanFormatter: JSON escapes ESC but not U+009B nor bidi
+    controls, which a log viewer in a terminal would obey."""
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": clean_lines(record.getMessage()),
         }
-        data.update({k: v for k, v in vars(record).items()
+        data.update({k: clean_lines(v) if isinstance(v, str) else v
+                     for k, v in vars(record).items()
                      if k not in _RECORD_FIELDS and not k.startswith("_")})
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = clean_lines(self.formatException(record.exc_info))
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
@@ -513,8 +518,7 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False, json_lines: bool
     warnings and errors."""
     level = logging.WARNING if quiet else (logging.INFO if verbose == 0 else logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if json_lines else CleanFormatter(LOG_FORMAT))
     handler.addFilter(_QuietOverlap())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for noisy in ("httpx", "httpcore", "apscheduler", "asyncio", "tzlocal"):

@@ -41,6 +41,7 @@ import jinja2
 from markupsafe import Markup
 
 from monitor import mail
+from monitor.clean import clean_short, without_userinfo
 from monitor.config import Config
 from monitor.errors import MonitorError
 from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
@@ -197,21 +198,18 @@ class DigestOutcome:
 
 # --- feed text: cleaning and safe links ----------------------------------------------------
 
-# C0/C1 controls (ANSI escapes for terminals), bidi embeddings/overrides/isolates
-# (text that reads backwards), zero-width space and BOM. Whitespace is collapsed
-# separately. ZWJ/ZWNJ and LRM/RLM stay: scripts and emoji need them.
-_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u202a-\u202e"
-                        "\u2066-\u2069\ufeff\ufff9-\ufffb]")
+# Besides what monitor.clean removes: the zero-width space, which hides where
+# a word of a title ends from the reader of a report.
+_ZERO_WIDTH_SPACE = "\u200b"
 _URL_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e"
                             "\u2060-\u206f\ufeff]")
 _URL_ENCODE = {c: f"%{ord(c):02X}" for c in " \"'<>`()\\{}|^[]"}
 
 
 def clean(text: str | None, limit: int) -> str:
-    """Feed text as one safe line: no control or bidi-override characters,
-    whitespace collapsed, at most ``limit`` characters."""
-    flat = " ".join(_INVISIBLE.sub("", text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+    """Feed text as one safe line (monitor.clean), without zero-width spaces,
+    at most ``limit`` characters."""
+    return clean_short((text or "").replace(_ZERO_WIDTH_SPACE, ""), limit)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -220,11 +218,12 @@ def safe_url(url: str | None) -> str | None:
     The scheme is judged after removing what browsers ignore or users cannot
     see (leading/trailing spaces, tabs and newlines anywhere, controls,
     zero-width and bidi characters), so ``" javascript:"``, ``"java\\tscript:"``
-    and ``"JaVaScRiPt:"`` are never linked. Characters that could end a
-    Markdown link or an attribute are percent-encoded."""
+    and ``"JaVaScRiPt:"`` are never linked. A user and password are dropped
+    (``http://user:pw@host/``: a secret, or a host the link does not lead to).
+    Characters that could end a Markdown link or an attribute are percent-encoded."""
     if not url:
         return None
-    candidate = _URL_INVISIBLE.sub("", url.strip(" \t\r\n\f\v\u00a0\u3000"))
+    candidate = without_userinfo(_URL_INVISIBLE.sub("", url.strip(" \t\r\n\f\v\u00a0\u3000")))
     if not candidate or len(candidate) > 4096:
         return None
     try:
@@ -459,7 +458,8 @@ def _sources(store: Store, feeds: dict[str, dict[str, Any]], now: datetime) -> S
         if not f["active"]:
             continue
         name = clean(f["name"] or f["id"], MAX_NAME)
-        url = clean(f["url"], 500)
+        # A digest travels by mail: a feed URL's own credentials stay home.
+        url = clean(without_userinfo(f["url"] or ""), 500)
         if f["disabled_reason"]:
             disabled.append(DisabledFeed(f["id"], name, url, clean(f["disabled_reason"],
                                                                    MAX_ERROR)))

@@ -8,14 +8,20 @@ into exit code 1.
 
 from __future__ import annotations
 
+from monitor.clean import clean_lines
+
 
 class MonitorError(Exception):
     """Root of every error `monitor` raises on purpose."""
 
     def __init__(self, message: str, **context: object) -> None:
+        # Cleaned once here: messages quote servers (an SMTP answer, a parser's
+        # complaint about a body) and reach the terminal, the log and the database.
+        message = clean_lines(message)
         super().__init__(message)
         self.message = message
-        self.context = {k: v for k, v in context.items() if v is not None}
+        self.context = {k: clean_lines(v) if isinstance(v, str) else v
+                        for k, v in context.items() if v is not None}
 
     def __str__(self) -> str:
         where = ", ".join(f"{k} {v}" for k, v in self.context.items())

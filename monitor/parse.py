@@ -28,6 +28,7 @@ import feedparser
 from feedparser.encodings import convert_to_utf8
 
 from monitor import fastparse
+from monitor.clean import clean_short, clean_text, clean_url
 from monitor.errors import ParseError
 from monitor.types import Entry, ParsedFeed
 
@@ -586,6 +587,8 @@ def _ttl(value: Any) -> float | None:
 
 # ------------------------------------------------------------ plain text
 
+# For keys (GUIDs, links) only: text we show goes through monitor.clean, but a
+# key must stay what it was when earlier polls stored it, or items come twice.
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
 # Browsers drop tabs and newlines anywhere in a URL (so "java\tscript:" is
 # javascript:) and trim spaces and controls around it.
@@ -664,7 +667,7 @@ def _small_charref(match: re.Match[str]) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(_clean(text).split())
+    return clean_text(text)
 
 
 class _TextExtractor(HTMLParser):
@@ -881,9 +884,11 @@ def _http_url(value: Any, base: str) -> str | None:
         parts = urlsplit(absolute)
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(absolute) > URL_MAX:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
-    return parts.scheme + absolute[len(parts.scheme) :]  # "HTTP://x" -> "http://x"
+    # "HTTP://x" -> "http://x"; no user or password (see monitor.clean.clean_url).
+    shown = clean_url(parts.scheme + absolute[len(parts.scheme) :])
+    return shown if shown is not None and len(shown) <= URL_MAX else None
 
 
 def _sha256(text: str) -> str:
@@ -891,5 +896,4 @@ def _sha256(text: str) -> str:
 
 
 def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(_clean(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clean_short(text, limit)

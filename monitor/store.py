@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from monitor import stories
+from monitor.clean import clean_text, clean_url
 from monitor.errors import QueryError, StorageError
 from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.migrations import migrations
@@ -272,6 +273,7 @@ class Store:
                                "ORDER BY feed_id", [rec["story_key"]])
             rec["feeds"] = [f["feed_id"] for f in feeds]
             rec["score"] = round(rec["score"], 4)
+            _shown_clean(rec)
         return list(stories.values())
 
     def _search_window(self, fts_query: str, wanted: int) -> int:
@@ -528,9 +530,15 @@ class Store:
     # --- reports -----------------------------------------------------------------------
 
     def feeds_report(self) -> list[dict[str, Any]]:
-        return self.query("""
+        """Every feed's row and item count; text from servers (titles, errors,
+        validators) shown clean, whatever an older version stored."""
+        rows = self.query("""
             SELECT f.*, (SELECT count(*) FROM items i WHERE i.feed_id = f.id) AS items
             FROM feeds f ORDER BY f.active DESC, f.id""")
+        for row in rows:
+            row.update({k: clean_text(v) for k, v in row.items()
+                        if isinstance(v, str) and k != "tags"})
+        return rows
 
     def hits(self, *, topics: Sequence[str] = (), since: datetime | None = None,
              limit: int = 50) -> list[dict[str, Any]]:
@@ -571,11 +579,11 @@ class Store:
         terms: list[str] = []
         for words in by_topic.values():
             terms += [w for w in words if w not in terms]
-        return {"title": first["title"], "url": first["url"],
+        return _shown_clean({"title": first["title"], "url": first["url"],
                 "published_at": row["published_at"], "matched_at": row["matched_at"],
                 "topics": list(by_topic), "terms": terms, "matched": by_topic,
                 "snippet": first["snippet"], "feeds": [f["feed_id"] for f in feeds],
-                "story_key": row["story_key"]}
+                "story_key": row["story_key"]})
 
     def counts(self) -> dict[str, int]:
         out = {}
@@ -809,3 +817,12 @@ def _feed_state(row: dict[str, Any]) -> FeedState:
         failing_since=from_iso(row["failing_since"]), moved_to=row["moved_to"],
         moved_count=row["moved_count"] or 0)
 
+
+def _shown_clean(story: dict[str, Any]) -> dict[str, Any]:
+    """A story row of a report with its feed text cleaned (monitor.clean): new
+    items are stored clean, but an archive may hold rows from older versions
+    (bidi controls were kept until the parser used monitor.clean)."""
+    story["title"] = clean_text(story["title"]) if story["title"] is not None else None
+    story["snippet"] = clean_text(story["snippet"]) if story["snippet"] is not None else None
+    story["url"] = clean_url(story["url"])
+    return story

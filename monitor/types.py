@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from monitor.clean import clean_text
+
 # The failure kinds recorded on a feed and in the fetches log.
 FAILURE_KINDS = (
     "timeout",
@@ -113,8 +115,15 @@ class FeedState:
 
 @dataclass(frozen=True)
 class FetchFailure:
+    """Why a feed's poll failed. The reason is cleaned here, where every
+    failure is made (fetch, parse, store), because it often quotes a server:
+    a reason phrase, an exception text."""
+
     kind: str  # one of FAILURE_KINDS
     reason: str  # short, human: "HTTP 404 Not Found", "timed out after 30 s"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", clean_text(self.reason))
 
 
 @dataclass(frozen=True)

@@ -460,6 +460,8 @@ def test_safe_url_refuses(url: str) -> None:
     ("https://example.org/a b(1)<2>", "https://example.org/a%20b%281%29%3C2%3E"),
     ("https://example.org/\"onmouseover=x", "https://example.org/%22onmouseover=x"),
     ("https://пример.рф/статья", "https://пример.рф/статья"),
+    ("http://user:pw@example.org/a", "http://example.org/a"),
+    ("https://www.bank.example@evil.example/x", "https://evil.example/x"),
 ])
 def test_safe_url_keeps_http(url: str, expected: str) -> None:
     assert dg.safe_url(url) == expected
@@ -889,3 +891,43 @@ def test_hostile_feed_polled_for_real_renders_inert(tmp_path: Path) -> None:
     assert sorted(str(s["url"]) for s in stories) == [
         "None", "None", "https://evil.example/ok?a=1&b=%22onmouseover=alert%281%29"]
     assert all("\n" not in s["title"] and "\r" not in s["title"] for s in stories)
+
+
+CREDENTIAL_URLS = ["http://user:secret@example.org/a", "https://token-abc@example.org/b",
+                   "https://www.bank.example@evil.example/login"]
+
+
+def test_links_carrying_credentials_lose_them_in_every_format(tmp_path: Path) -> None:
+    from digest_fixture import FEEDS
+
+    from monitor.types import FeedConfig
+
+    secret_feed = FeedConfig(id="private", url="https://reader:hunter2@feeds.example/rss",
+                             name="Private")
+    path = tmp_path / "creds.db"
+    with Store(path) as store:
+        store.sync_feeds((*FEEDS[:1], secret_feed), NOW - timedelta(days=3))
+        store.sync_topics(TOPICS, NOW - timedelta(days=3))
+        at = SINCE + timedelta(hours=1)
+        poll(store, "rferl", at,
+             [entry(f"c{i}", f"Credential strike story {i}", url, at - timedelta(minutes=i))
+              for i, url in enumerate(CREDENTIAL_URLS)],
+             [hit(LABOUR, f"c{i}", ["strike"], f"Credential [[strike]] story {i}")
+              for i in range(len(CREDENTIAL_URLS))])
+        poll(store, "private", at, failure=FetchFailure("http-status", "HTTP 500"),
+             failing_since=at)
+        d = dg.build(store, topics=TOPICS, since=SINCE, until=NOW, now=NOW, limit=0)
+    rendered = {fmt: dg.render(d, fmt) for fmt in dg.FORMATS}
+    for fmt, text in rendered.items():
+        for secret in ("user:", "secret", "token-abc", "bank.example", "hunter2", "reader"):
+            assert secret not in text, (fmt, secret)
+    hrefs = [v for tag, attrs in parse_html(rendered["html"]) if tag == "a"
+             for k, v in attrs if k == "href"]
+    assert {"http://example.org/a", "https://example.org/b",
+            "https://evil.example/login"} <= set(hrefs)
+    assert "](<https://evil.example/login>)" in rendered["markdown"]
+    assert "    http://example.org/a\n" in rendered["text"]
+    data = json.loads(rendered["json"])
+    urls = {s["url"] for t in data["topics"] for s in t["stories"]}
+    assert urls == {"http://example.org/a", "https://example.org/b", "https://evil.example/login"}
+    assert data["sources"]["failing"][0]["url"] == "https://feeds.example/rss"

@@ -445,14 +445,16 @@ def cleaned(text: str, limit: int) -> str:
     """The documented cleaning. feedparser first: a text that is UTF-8 read as
     Latin-1 (mojibake such as "Ã©") is repaired, and C1 characters are read as
     windows-1252 (U+0091 -> U+2018). Then ours: control characters that are
-    not whitespace, the BOM and noncharacters removed; runs of whitespace
-    collapsed to one space; cut to ``limit`` with an ellipsis."""
+    not whitespace, the BOM, noncharacters, bidi embeddings/overrides/isolates
+    and interlinear annotation characters removed (monitor.clean); runs of
+    whitespace collapsed to one space; cut to ``limit`` with an ellipsis."""
     text = text.strip()  # feedparser strips first (str.strip: U+0085 included)
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         text = text.encode("iso-8859-1").decode("utf-8")
     text = "".join(_cp1252(c) for c in text)
     kept = "".join(c for c in text if not (
-        (unicodedata.category(c) == "Cc" and not c.isspace()) or c in "\ufeff\ufffe\uffff"))
+        (unicodedata.category(c) == "Cc" and not c.isspace()) or c in "\ufeff\ufffe\uffff"
+        or "\u202a" <= c <= "\u202e" or "\u2066" <= c <= "\u2069" or "\ufff9" <= c <= "\ufffb"))
     out = " ".join(kept.split())
     return out if len(out) <= limit else out[: limit - 1].rstrip() + "…"
 
