@@ -60,4 +60,4 @@ class MailError(MonitorError):
 
 class QueryTooLarge(QueryError):
     """A query over one of the size limits of the topic language (context:
-    topic, query, limit): refused before SQLite spends time on it."""
+    topic; the message names the limit): refused before SQLite spends time on it."""

@@ -216,7 +216,7 @@ def _check_length(query: str, topic_id: str | None) -> None:
     if len(query) > MAX_QUERY_CHARS:
         raise QueryTooLarge(
             f"query too long: {len(query):,} characters, the limit is {MAX_QUERY_CHARS:,} "
-            "characters as written", topic=topic_id, query=_shown(query))
+            "characters as written", topic=topic_id)
 
 
 def _check_terms(fts_query: str, topic_id: str | None) -> None:
@@ -225,24 +225,23 @@ def _check_terms(fts_query: str, topic_id: str | None) -> None:
         if quoted:
             terms += 1
             if terms <= MAX_QUERY_TERMS:
-                _check_phrase(text, fts_query, topic_id)
+                _check_phrase(text, topic_id)
         else:
             terms += sum(1 for m in _BARE_RE.finditer(text)
                          if not m.group(1) and m.group(0) not in _OPERATORS)
     if terms > MAX_QUERY_TERMS:
         raise QueryTooLarge(
             f"too many terms: {terms:,} words and phrases after @name expansion, "
-            f"the limit is {MAX_QUERY_TERMS:,}", topic=topic_id,
-            query=_shown(fts_query))
+            f"the limit is {MAX_QUERY_TERMS:,}", topic=topic_id)
 
 
-def _check_phrase(string: str, fts_query: str, topic_id: str | None) -> None:
+def _check_phrase(string: str, topic_id: str | None) -> None:
     body = string[1:-1] if len(string) > 1 and string.endswith('"') else string[1:]
     words = len(ordered_tokens(_clean(body.replace('""', '"'))))
     if words > MAX_PHRASE_TOKENS:
         raise QueryTooLarge(
             f"phrase too long: {words:,} words in {_shown(string)}, the limit is "
-            f"{MAX_PHRASE_TOKENS} words per phrase", topic=topic_id, query=_shown(fts_query))
+            f"{MAX_PHRASE_TOKENS} words per phrase", topic=topic_id)
 
 
 # --------------------------------------------------------------------------
