@@ -147,7 +147,7 @@ LANGUAGE = [
 
 @pytest.mark.parametrize("query", LANGUAGE)
 def test_the_query_language_is_read_as_a_query(archive, query):
-    config, db = archive
+    _, db = archive
     found = search(archive, query)
     assert found["reading"] == "query" and found["reason"] is None
     expanded = expand_query(query, shipped()["terms"])
