@@ -263,21 +263,24 @@ def topics_apply(obj: Ctx, topic_ids: tuple[str, ...], since: str | None,
 @click.argument("query")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_obj
+@click.pass_context
 @handle_errors
-def search(obj: Ctx, query: str, limit: int, as_json: bool) -> None:
+def search(ctx: click.Context, query: str, limit: int, as_json: bool) -> None:
     """Full-text search of the whole archive, in the topic query language
     (@name term lists of feeds.yaml included); best and newest first, one row per story.
+    A query that is not valid in that language is read as plain words (-v says which).
 
     Example: monitor search '@kazakhstan AND strike*'
     """
-    terms = _terms_if_any(obj)
-    fts = match.expand_query(query, terms)
-    match.validate_query(fts)
+    obj: Ctx = ctx.obj
+    reading = match.read_search(query, _terms_if_any(obj))
+    if ctx.find_root().params["verbose"]:
+        _print_reading(reading)
     with obj.store() as store:
-        rows = store.search(fts, limit=limit)
+        rows = store.search(reading.fts_query, limit=limit)
     if as_json:
-        print_json(rows)
+        print_json({"query": query, "reading": reading.kind, "fts_query": reading.fts_query,
+                    "reason": reading.reason, "results": rows})
         return
     if not rows:
         out.print(f"Nothing matches {escape(query)}.")
@@ -288,6 +291,16 @@ def search(obj: Ctx, query: str, limit: int, as_json: bool) -> None:
                   + (f" · {escape(r['url'])}" if r["url"] else ""))
         out.print(f"  {highlight(r['snippet'])}")
     out.print(f"{len(rows)} stories")
+
+
+def _print_reading(reading: match.SearchReading) -> None:
+    shown = reading.fts_query
+    if len(shown) > 300:  # an expanded @list runs to kilobytes
+        shown = shown[:300] + "…"
+    line = f"reading: {reading.kind}: {escape(shown)}"
+    if reading.reason:
+        line += f" (as a query: {escape(reading.reason)})"
+    err.print(line, highlight=False)
 
 
 def _terms_if_any(obj: Ctx) -> dict[str, tuple[str, ...]]:

@@ -78,3 +78,8 @@ class QueryError(MonitorError):
 class MailError(MonitorError):
     """A digest could not be mailed; the message carries the SMTP server's
     answer (context: host, port)."""
+
+
+class QueryTooLarge(QueryError):
+    """A query over one of the size limits of the topic language (context:
+    topic; the message names the limit): refused before SQLite spends time on it."""

@@ -32,20 +32,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import filterfalse
 
-from monitor.errors import QueryError
+from monitor.errors import QueryError, QueryTooLarge
 from monitor.types import Entry, Hit, Topic
 
 __all__ = [
     "HIGHLIGHT_CLOSE",
     "HIGHLIGHT_OPEN",
+    "MAX_PHRASE_TOKENS",
+    "MAX_QUERY_CHARS",
+    "MAX_QUERY_TERMS",
     "MAX_TERMS",
+    "PLAIN_WORDS",
+    "QUERY",
     "SNIPPET_TOKENS",
     "TOKENIZER",
     "Matcher",
+    "SearchReading",
     "TopicExplanation",
     "build_fts_query",
     "entry_from_text",
     "expand_query",
+    "plain_words",
+    "read_search",
     "split_clauses",
     "validate_query",
 ]
@@ -63,6 +71,14 @@ HIGHLIGHT_CLOSE = "]]"
 SNIPPET_ELLIPSIS = "…"
 SNIPPET_TOKENS = 16  # FTS5 allows 1..64; ~16 reads as one line
 MAX_TERMS = 10
+
+# Size limits of the topic language, for topics and searches alike (see
+# "Size limits"). The shipped feeds.yaml stays well under them: its longest
+# query is 294 characters as written and 486 terms once expanded, and its
+# longest term has 7 words.
+MAX_QUERY_CHARS = 4_000  # a query or an exclude, as written
+MAX_QUERY_TERMS = 1_000  # words and "phrases", after @name expansion
+MAX_PHRASE_TOKENS = 64  # words in one "phrase"
 
 _NAME_RE = re.compile(r"@([A-Za-z0-9_-]+)")
 # A space after every "[" or "]" that another follows: "[[[x]]]" -> "[ [ [x] ] ]".
@@ -115,7 +131,10 @@ def expand_query(
     """Replace every ``@name`` outside "quoted phrases" by the OR-group of
     ``terms[name]``: ``("t1" OR "t2"* OR "multi word phrase")``.
 
-    An undefined name raises QueryError naming the topic and the name."""
+    An undefined name raises QueryError naming the topic and the name; a
+    query longer than MAX_QUERY_CHARS raises QueryTooLarge before anything
+    is expanded (a long query of @names would expand a hundredfold)."""
+    _check_length(query, topic_id)
 
     def replace(m: re.Match[str]) -> str:
         name = m.group(1)
@@ -149,22 +168,147 @@ def _connect() -> sqlite3.Connection:
 
 
 def validate_query(fts_query: str, *, topic_id: str | None = None) -> None:
-    """Run ``fts_query`` against an empty FTS5 table with our columns and
-    tokenizer; whatever SQLite rejects becomes QueryError("invalid query: ...")."""
+    """The one validator of topics and searches: ``fts_query`` (expanded)
+    within MAX_QUERY_TERMS and MAX_PHRASE_TOKENS (QueryTooLarge), then run
+    against an empty FTS5 table with our columns and tokenizer; whatever
+    SQLite rejects becomes QueryError("invalid query: ...")."""
     if not fts_query.strip():
         raise QueryError("invalid query: empty", topic=topic_id, query=fts_query)
     if "\x00" in fts_query:
         # SQLite would silently cut the query at the NUL and check the rest.
         raise QueryError("invalid query: contains a NUL character", topic=topic_id,
-                         query=fts_query.replace("\x00", "\\x00"))
+                         query=_shown(fts_query.replace("\x00", "\\x00")))
+    _check_terms(fts_query, topic_id)
     db = _connect()
     try:
         db.execute(_SCHEMA.format(name="q"))
         db.execute("SELECT rowid FROM q WHERE q MATCH ?", (fts_query,)).fetchall()
     except (sqlite3.Error, ValueError, OverflowError) as exc:
-        raise QueryError(f"invalid query: {exc}", topic=topic_id, query=fts_query) from None
+        raise QueryError(f"invalid query: {exc}", topic=topic_id,
+                         query=_shown(fts_query)) from None
     finally:
         db.close()
+
+
+# --------------------------------------------------------------------------
+# Size limits
+#
+# FTS5's cost grows with the number of phrases of a query times the rows each
+# one matches: 8,000 ORed words took seconds to minutes per search, and a
+# 100 KB topic 97 s per poll of 10 items. Queries are measured before SQLite
+# sees them: their length as written (before expansion, which multiplies it),
+# then the words and phrases they hold once expanded, and the words in each
+# phrase.
+
+_SHOWN_CHARS = 60
+_BAREWORD = r"[0-9A-Za-z_\x1a\x80-\U0010ffff]"
+# Barewords outside strings; group 1 marks a column name (``title:``).
+_BARE_RE = re.compile(rf"{_BAREWORD}+(\s*:)?")
+_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
+
+
+def _shown(query: str) -> str:
+    """``query`` as an error shows it: cut, so a huge query is one short line."""
+    return query if len(query) <= _SHOWN_CHARS else query[:_SHOWN_CHARS] + "…"
+
+
+def _check_length(query: str, topic_id: str | None) -> None:
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryTooLarge(
+            f"query too long: {len(query):,} characters, the limit is {MAX_QUERY_CHARS:,} "
+            "characters as written", topic=topic_id)
+
+
+def _check_terms(fts_query: str, topic_id: str | None) -> None:
+    terms = 0
+    for quoted, text in _outside_quotes(fts_query):
+        if quoted:
+            terms += 1
+            if terms <= MAX_QUERY_TERMS:
+                _check_phrase(text, topic_id)
+        else:
+            terms += sum(1 for m in _BARE_RE.finditer(text)
+                         if not m.group(1) and m.group(0) not in _OPERATORS)
+    if terms > MAX_QUERY_TERMS:
+        raise QueryTooLarge(
+            f"too many terms: {terms:,} words and phrases after @name expansion, "
+            f"the limit is {MAX_QUERY_TERMS:,}", topic=topic_id)
+
+
+def _check_phrase(string: str, topic_id: str | None) -> None:
+    body = string[1:-1] if len(string) > 1 and string.endswith('"') else string[1:]
+    words = len(ordered_tokens(_clean(body.replace('""', '"'))))
+    if words > MAX_PHRASE_TOKENS:
+        raise QueryTooLarge(
+            f"phrase too long: {words:,} words in {_shown(string)}, the limit is "
+            f"{MAX_PHRASE_TOKENS} words per phrase", topic=topic_id)
+
+
+# --------------------------------------------------------------------------
+# Reading a search: the query language, or plain words
+#
+# People paste headlines into `monitor search`: "Putin's war", "Russia-Ukraine",
+# "U.S.", "Kazakhstan: OSCE" are not FTS5 (an apostrophe, a column filter
+# "-Ukraine", a column "Kazakhstan"). A search is first read as a query of the
+# topic language, which SQLite validates; only if SQLite rejects it is it read
+# as plain words: each whitespace-separated word a quoted string (so its
+# punctuation only separates tokens, as in the indexed text; a double quote
+# too), all of them ANDed. A word that is exactly @name stays its term list, and a trailing *
+# stays a prefix, as in term lists. Topics never get this fallback: a topic
+# that is not a valid query is a config error.
+
+QUERY = "query"
+PLAIN_WORDS = "plain words"
+
+
+@dataclass(frozen=True)
+class SearchReading:
+    """How a search was read: ``kind`` is QUERY or PLAIN_WORDS, ``fts_query``
+    what SQLite runs, ``reason`` why the query reading was refused."""
+
+    kind: str
+    fts_query: str
+    reason: str | None = None
+
+
+def read_search(query: str, terms: Mapping[str, Sequence[str]]) -> SearchReading:
+    """The reading of a search, as the section above says; validated.
+
+    Raises QueryError only for an empty query, an undefined @name standing
+    as a word of its own, or a size limit (QueryTooLarge): never for syntax."""
+    if not query.strip():
+        raise QueryError("invalid query: empty", query=query)
+    try:
+        fts = expand_query(query, terms)
+        validate_query(fts)
+        return SearchReading(QUERY, fts)
+    except QueryTooLarge:
+        raise
+    except QueryError as exc:
+        reason = exc.message.removeprefix("invalid query: ")
+    fts = plain_words(query, terms)
+    validate_query(fts)
+    return SearchReading(PLAIN_WORDS, fts, reason)
+
+
+def plain_words(text: str, terms: Mapping[str, Sequence[str]]) -> str:
+    """``text`` as an FTS5 query of plain words (see read_search). A text
+    without a single token becomes ``""``, which matches nothing."""
+    _check_length(text, None)
+    parts = []
+    for word in text.split():
+        if _NAME_RE.fullmatch(word):
+            name = word[1:]
+            if name not in terms:
+                raise QueryError(f"undefined term list {word} (to search for the word, "
+                                 f'write it in quotes: "{word}")', query=_shown(text))
+            parts.append(_or_group(name, terms[name], None, text))
+            continue
+        # A double quote only separates tokens here, as it does in the text.
+        cleaned = _clean(word.replace('"', " ")).strip()
+        if ordered_tokens(cleaned.rstrip("*")):
+            parts.append(_quote(cleaned))
+    return " AND ".join(parts) if parts else '""'
 
 
 # --------------------------------------------------------------------------

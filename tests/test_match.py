@@ -14,15 +14,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.config import load_config
-from monitor.errors import QueryError
+from monitor.errors import QueryError, QueryTooLarge
 from monitor.match import (
     HIGHLIGHT_CLOSE,
     HIGHLIGHT_OPEN,
+    MAX_PHRASE_TOKENS,
+    MAX_QUERY_CHARS,
+    MAX_QUERY_TERMS,
     MAX_TERMS,
+    PLAIN_WORDS,
+    QUERY,
     Matcher,
     build_fts_query,
     entry_from_text,
     expand_query,
+    read_search,
     split_clauses,
     validate_query,
 )
@@ -130,6 +136,72 @@ def test_expansion_makes_punctuated_terms_safe() -> None:
     with pytest.raises(QueryError):
         validate_query("Nur-Sultan")
     validate_query(expand_query("@kz OR @quoted", TERMS))
+
+
+# ---------------------------------------------------------------- size limits
+
+
+def test_size_limits_are_inclusive() -> None:
+    at_chars = "a" * MAX_QUERY_CHARS
+    assert expand_query(at_chars, TERMS) == at_chars
+    with pytest.raises(QueryTooLarge, match=f"{MAX_QUERY_CHARS:,} characters") as err:
+        expand_query(at_chars + "a", TERMS, topic_id="t1")
+    assert err.value.context == {"topic": "t1"}  # the query itself is not echoed
+    validate_query(" ".join(["a"] * MAX_QUERY_TERMS))
+    with pytest.raises(QueryTooLarge, match=f"{MAX_QUERY_TERMS + 1:,} words and phrases"):
+        validate_query(" ".join(["a"] * (MAX_QUERY_TERMS + 1)))
+    # Operators and column names are not terms; every string is one.
+    validate_query("title:" + " OR ".join(['"a b"'] * MAX_QUERY_TERMS))
+    validate_query('"' + " ".join(["a"] * MAX_PHRASE_TOKENS) + '"')
+    with pytest.raises(QueryTooLarge, match=f"{MAX_PHRASE_TOKENS + 1} words"):
+        validate_query('"' + "-".join(["a"] * (MAX_PHRASE_TOKENS + 1)) + '"')
+
+
+def test_term_limit_counts_expanded_lists() -> None:
+    many = {"many": [f"t{i}" for i in range(MAX_QUERY_TERMS // 2 + 1)]}
+    validate_query(expand_query("@many", many))
+    with pytest.raises(QueryTooLarge, match="after @name expansion"):
+        validate_query(expand_query("@many OR @many", many))
+
+
+# ---------------------------------------------------------------- reading a search
+
+
+@pytest.mark.parametrize(("text", "fts"), [
+    ("Putin's war", '"Putin\'s" AND "war"'),
+    ("Russia-Ukraine", '"Russia-Ukraine"'),
+    ("U.S.", '"U.S."'),
+    ("Kazakhstan: OSCE", '"Kazakhstan:" AND "OSCE"'),
+    ('"Kazakh protests', '"Kazakh" AND "protests"'),
+    ("@strike at Karaganda's mine", '("strike"* OR "забастов"* OR "ереуіл"*) AND "at" AND '
+                                    '"Karaganda\'s" AND "mine"'),
+    ("Kazakh* mine's", '"Kazakh"* AND "mine\'s"'),
+    ("a - : b", '"a" AND "b"'),
+    ("!!! ...", '""'),
+])
+def test_text_that_is_not_a_query_is_read_as_plain_words(text: str, fts: str) -> None:
+    reading = read_search(text, TERMS)
+    assert (reading.kind, reading.fts_query) == (PLAIN_WORDS, fts)
+    assert reading.reason
+
+
+@pytest.mark.parametrize("text", ["title:kazakhstan", "a OR b", "NEAR(a b, 3)", '"a b"*',
+                                  "@kz AND @strike", "x NOT y", "—"])
+def test_a_valid_query_is_read_as_a_query(text: str) -> None:
+    reading = read_search(text, TERMS)
+    assert (reading.kind, reading.fts_query, reading.reason) == (
+        QUERY, expand_query(text, TERMS), None)
+
+
+def test_reading_a_search_keeps_its_errors() -> None:
+    with pytest.raises(QueryError, match="undefined term list @nope"):
+        read_search("@nope Putin's", TERMS)
+    with pytest.raises(QueryError, match="empty"):
+        read_search("  ", TERMS)
+    with pytest.raises(QueryTooLarge, match="query too long"):  # never retried as plain words
+        read_search("a'" * MAX_QUERY_CHARS, TERMS)
+    with pytest.raises(QueryTooLarge, match="too many terms"):
+        read_search(" ".join(["a'"] * (MAX_QUERY_TERMS + 1)), TERMS)
 
 
 # ---------------------------------------------------------------- percolation

@@ -339,8 +339,8 @@ def test_hostile_content_is_stored_cleaned_with_stable_keys_and_no_duplicates(tm
     hits = cli_json("hits", "--limit", "500", config=config, db=db)
     titles = {h["title"] for h in hits}  # type: ignore[union-attr]
     assert title in titles and rows["big-title"][0] in titles
-    found = cli_json("search", "Karaganda", config=config, db=db)
-    assert {r["title"] for r in found} >= {title}  # type: ignore[union-attr]
+    found = cli_json("search", "Karaganda", config=config, db=db)["results"]  # type: ignore[index]
+    assert {r["title"] for r in found} >= {title}
 
     # Re-poll with the changing GUID changed (so the body is parsed again) and
     # the bytes feed re-served: stable keys, nothing duplicated, dates kept.
@@ -613,7 +613,7 @@ def test_hostile_search_queries_are_answers_or_invalid_query_never_a_crash(tmp_p
         if result.exit_code == 2:
             assert "invalid query" in result.output, (query, result.output)
         else:
-            assert isinstance(json.loads(result.stdout), list)
+            assert isinstance(json.loads(result.stdout)["results"], list)
         assert "Traceback" not in result.output
     check_database(db, load(config))
     assert sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone()[0] == 1

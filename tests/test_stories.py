@@ -97,7 +97,8 @@ def test_story_from_three_feeds_is_shown_once_with_three_sources(three_feeds):
                               config=config, db=db).stdout)
     assert len(rows) == 1
     assert rows[0]["feeds"] == ["feed-a", "feed-b", "feed-c"]
-    found = json.loads(run_cli("search", "--json", "karaganda", config=config, db=db).stdout)
+    found = json.loads(run_cli("search", "--json", "karaganda", config=config,
+                               db=db).stdout)["results"]
     assert len(found) == 1 and found[0]["feeds"] == ["feed-a", "feed-b", "feed-c"]
 
 
@@ -110,24 +111,35 @@ def test_search_ranks_snippets_and_expands_terms(three_feeds, tmp_path):
         ("Weather in Astana", "Snow is expected; miners mentioned once.", "https://x.org/2", "a-2"),
     ]))
     run_cli("poll", "--force", config=config, db=db)
-    found = json.loads(run_cli("search", "--json", "miners", config=config, db=db).stdout)
+    found = json.loads(run_cli("search", "--json", "miners", config=config,
+                               db=db).stdout)["results"]
     assert found[0]["title"] == STORY[0]  # in the title weighs more than in a summary
     assert "[[" in found[0]["snippet"]
     # @terms of feeds.yaml work in search, with Cyrillic folding
     found = json.loads(run_cli("search", "--json", "@kazakhstan AND strike*",
-                               config=config, db=db).stdout)
+                               config=config, db=db).stdout)["results"]
     assert found and all("strike" in (f["title"] + f["snippet"]).lower() for f in found)
     text = run_cli("search", "karaganda", config=config, db=db).output
     assert "stories" in text
 
 
-@pytest.mark.parametrize("query", ['"unterminated', "AND AND", "@no_such_list", "NEAR(", "a:b"])
+@pytest.mark.parametrize("query", ["@no_such_list", "   "])
 def test_invalid_search_query_exits_2_with_a_message(three_feeds, query):
     _, config, db = three_feeds
     run_cli("poll", "--force", config=config, db=db)
     result = run_cli("search", query, config=config, db=db)
     assert result.exit_code == 2
     assert "invalid query" in result.output or "no_such_list" in result.output
+
+
+@pytest.mark.parametrize("query", ['"unterminated', "AND AND", "NEAR(", "a:b"])
+def test_search_that_is_not_a_query_is_read_as_plain_words(three_feeds, query):
+    # These exited 2 ("invalid query") before search fell back to plain words.
+    _, config, db = three_feeds
+    run_cli("poll", "--force", config=config, db=db)
+    result = run_cli("search", query, "--json", config=config, db=db)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["reading"] == "plain words"
 
 
 # --- topics apply --------------------------------------------------------------------------
