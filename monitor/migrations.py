@@ -123,3 +123,18 @@ def m003_daemon_jobs(db: Database) -> None:
         not_null={"scheduled_at", "next_attempt_at"},
         defaults={"attempts": 0},
     )
+
+
+@migrations()
+def m004_feed_health(db: Database) -> None:
+    # When a feed was disabled (HTTP 410), for `monitor feeds` and `status`;
+    # a feed disabled before this migration dates from its last fetch, the
+    # one that disabled it (a disabled feed is not fetched again).
+    db.table("feeds").add_column("disabled_at", str)
+    db.execute("UPDATE feeds SET disabled_at = last_fetch_at WHERE disabled_reason IS NOT NULL")
+    # Until now a document the parser could not read (bozo) and that yielded
+    # no entry was stored as a success, with its validators and body hash: a
+    # 304 or an unchanged body would keep it "ok" for good. Fetched and parsed
+    # once more, such a document is now reported as failing.
+    db.execute("UPDATE feeds SET etag = NULL, last_modified = NULL, body_hash = NULL "
+               "WHERE bozo_reason IS NOT NULL AND last_error_kind IS NULL")

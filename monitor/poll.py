@@ -29,7 +29,7 @@ from monitor.config import Config
 from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
-from monitor.parse import parse_feed
+from monitor.parse import notable, parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, worth_a_pool
 from monitor.schedule import next_due
 from monitor.store import PollWrite, Store
@@ -69,6 +69,9 @@ class PollSummary:
     started_at: datetime
     duration: float
     due: int
+    # Every feed polled failed name resolution, on two hosts or more: the
+    # machine, not the feeds, has lost its network or its DNS.
+    offline: bool = False
 
     @property
     def new_items(self) -> int:
@@ -139,6 +142,7 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
     # One ingest thread: the store's connection is used by one thread at a
     # time, and parsing there leaves the event loop free to keep downloading.
     ingest = _Ingest(cycle, asyncio.get_running_loop(), room.release, committed)
+    languages = {f.id: f.language for f in config.feeds}
 
     bodies = 0  # bodies to parse so far in this cycle
 
@@ -155,7 +159,8 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
             if to_parse and parsers is not None and bodies > MIN_FEEDS:
                 try:
                     parsed = await parsers.parse(
-                        fetched, max_items=config.settings.max_items_per_feed)
+                        fetched, max_items=config.settings.max_items_per_feed,
+                        language=languages.get(state.id))
                 except ParseError as exc:
                     parsed = exc
         except BaseException:
@@ -189,7 +194,26 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
             watcher.cancel()
         # Feeds already fetched are committed (or rolled back) before returning.
         await ingest.close()
-    return PollSummary(tuple(results), started, time.monotonic() - t0, len(states))
+    offline = _log_dns_failures(ingest.dns_failures, results, states)
+    return PollSummary(tuple(results), started, time.monotonic() - t0, len(states),
+                       offline=offline)
+
+
+def _log_dns_failures(failures: Sequence[PollResult], results: Sequence[PollResult],
+                      states: Sequence[FeedState]) -> bool:
+    """Log the cycle's DNS failures, held back until the cycle's end: when
+    every feed failed so, on two hosts or more, one line says the machine
+    looks offline instead of one identical line per feed. Returns whether so."""
+    failed = {r.feed_id for r in failures}
+    hosts = {urlsplit(s.url).hostname for s in states if s.id in failed}
+    if len(failures) == len(results) and len(hosts) >= 2:
+        log.warning("all %d feeds failed name resolution (DNS, %d hosts): this machine looks "
+                    "offline; each is retried after its backoff", len(failures), len(hosts),
+                    extra={"event": "offline", "feeds": len(failures)})
+        return True
+    for r in failures:
+        _log_result(r)
+    return False
 
 
 class StopFlag(Protocol):
@@ -277,6 +301,7 @@ class _Ingest:
         self._committed = committed  # called in the loop
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._out: list[PollResult] = []  # finished, not yet handed to the loop
+        self.dns_failures: list[PollResult] = []  # logged at the cycle's end
         self._finished: asyncio.Future[None] = loop.create_future()
         self.submitted = 0
         self._thread = threading.Thread(target=self._run, name="monitor-ingest", daemon=True)
@@ -329,8 +354,7 @@ class _Ingest:
         outcome: _Prepared | PollResult
         try:
             outcome = self._cycle.prepare(job.state, job.fetched, job.parsed)
-        except MonitorError as exc:
-            log.error("feed %s: %s", job.state.id, exc)
+        except MonitorError as exc:  # logged once, with the result
             outcome = PollResult(job.state.id, "failed", error=FetchFailure("storage", str(exc)))
         except Exception as exc:  # a bug must not stop the other feeds
             log.exception("feed %s: unexpected error while ingesting", job.state.id)
@@ -367,8 +391,7 @@ class _Ingest:
         feed_id = r.job.state.id
         try:
             return _counted(r, self._cycle.commit(r.write))
-        except MonitorError as exc:
-            log.error("feed %s: %s", feed_id, exc)
+        except MonitorError as exc:  # logged once, with the result
             return PollResult(feed_id, "failed", error=FetchFailure("storage", str(exc)))
         except Exception as exc:  # a bug must not stop the other feeds
             log.exception("feed %s: unexpected error while storing", feed_id)
@@ -377,7 +400,10 @@ class _Ingest:
 
     def _finish(self, job: _Job, result: PollResult, started: float) -> None:
         result = replace(result, duration=job.fetched.duration + (time.monotonic() - started))
-        _log_result(result)
+        if result.error is not None and result.error.kind == "dns":
+            self.dns_failures.append(result)
+        else:
+            _log_result(result)
         self._out.append(result)
 
     def _hand_over(self) -> None:
@@ -425,7 +451,8 @@ class _Cycle:
             try:
                 parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers,
                                     fetched_at=fetched.fetched_at,
-                                    max_items=self.config.settings.max_items_per_feed)
+                                    max_items=self.config.settings.max_items_per_feed,
+                                    language=self._language(state))
             except ParseError as exc:
                 parsed = exc
         if isinstance(parsed, ParseError):
@@ -490,6 +517,12 @@ class _Cycle:
             bozo_reason=parsed.bozo_reason if parsed else None, bytes_read=fetched.bytes_read,
             duration=fetched.duration, request_url=fetched.url)
 
+    def _language(self, state: FeedState) -> str | None:
+        try:
+            return self.config.feed(state.id).language
+        except MonitorError:
+            return None
+
     def _interval(self, state: FeedState) -> float:
         try:
             return self.config.interval_of(self.config.feed(state.id))
@@ -516,9 +549,17 @@ def _moves(state: FeedState, fetched: FetchResult) -> tuple[str | None, str | No
 
 
 def _log_result(r: PollResult) -> None:
+    """One line per feed and cycle. The reader's notes that change nothing
+    (served as text/xml, charset overridden) only at debug level (-v)."""
+    extra = {"event": "feed", "feed": r.feed_id, "status": r.status}
     if r.error is not None:
-        log.warning("feed %s: %s (%s) in %.2fs", r.feed_id, r.error.reason, r.error.kind,
-                    r.duration)
-    else:
-        log.info("feed %s: %s, %d new, %d hits in %.2fs", r.feed_id, r.status, r.new_items,
-                 r.hits, r.duration)
+        if r.error.kind == "internal":
+            return  # logged with its traceback where it happened
+        # Our own side failing (the database) is an error, not the feed's.
+        level = logging.ERROR if r.error.kind == "storage" else logging.WARNING
+        log.log(level, "feed %s: %s (%s) in %.2fs", r.feed_id, r.error.reason, r.error.kind,
+                r.duration, extra=extra)
+        return
+    note = r.bozo_reason if log.isEnabledFor(logging.DEBUG) else notable(r.bozo_reason)
+    log.info("feed %s: %s, %d new, %d hits in %.2fs%s", r.feed_id, r.status, r.new_items,
+             r.hits, r.duration, f" (note: {note})" if note else "", extra=extra)

@@ -58,7 +58,7 @@ class Settings:
 class FeedConfig:
     id: str
     url: str
-    name: str
+    name: str | None = None  # None: the feed's own title once fetched, else its id
     interval: float | None = None
     tags: tuple[str, ...] = ()
     language: str | None = None
