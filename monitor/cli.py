@@ -27,7 +27,6 @@ from rich.table import Table
 from monitor import health, match
 from monitor.config import Config, check_examples, config_path, load_config
 from monitor.errors import ConfigError, MonitorError, QueryError
-from monitor.parse import notable
 from monitor.poll import PollSummary, run_poll
 from monitor.schedule import parse_duration
 from monitor.store import Store, db_path, from_iso
@@ -358,7 +357,7 @@ def _print_summary(s: PollSummary, *, verbose: bool = False) -> None:
     for r in sorted(s.results, key=lambda r: (r.status != "failed", r.feed_id)):
         colour = {"failed": "red", "new": "green"}.get(r.status, "")
         # The reader's notes that change nothing (served as text/xml...) only with -v.
-        bozo = r.bozo_reason if verbose else notable(r.bozo_reason)
+        bozo = r.bozo_reason if verbose else r.bozo_notable
         note = f"{r.error.kind}: {r.error.reason}" if r.error else (bozo or "")
         table.add_row(r.feed_id, f"[{colour}]{r.status}[/{colour}]" if colour else r.status,
                       str(r.http_status or ""), str(r.new_items), str(r.hits),

@@ -31,7 +31,7 @@ from monitor import fastparse
 from monitor.errors import ParseError
 from monitor.types import Entry, ParsedFeed
 
-__all__ = ["notable", "parse_feed", "takes_fast_path"]
+__all__ = ["parse_feed", "takes_fast_path"]
 
 TITLE_MAX = 1_000
 SUMMARY_MAX = 10_000
@@ -135,8 +135,11 @@ def _parse(
     if result is None:
         result = _run_feedparser(data, language)
     # The parser's complaint first: it is the one that says "malformed".
-    reasons = [_describe(_get(result, "bozo_exception")) if _get(result, "bozo") else "", *notes]
-    bozo_reason = _short("; ".join(r for r in reasons if r), _REASON_MAX) or None
+    reasons = [r for r in (_describe(_get(result, "bozo_exception")) if _get(result, "bozo")
+                           else "", *notes) if r]
+    bozo_reason = _short("; ".join(reasons), _REASON_MAX) or None
+    notable = [r for r in reasons if not r.startswith(_MINOR_NOTES)]
+    bozo_notable = _short("; ".join(notable), _REASON_MAX) or None
 
     raw_entries = _get(result, "entries") or []
     version = _get(result, "version") or ""
@@ -159,6 +162,7 @@ def _parse(
         title=_plain(_get(feed, "title"), _detail_type(feed, "title"), TITLE_MAX) or None,
         link=_http_url(_get(feed, "link"), url),
         bozo_reason=bozo_reason,
+        bozo_notable=bozo_notable,
         ttl=_ttl(_get(feed, "ttl")),
     )
 
@@ -461,20 +465,10 @@ def _broken(result: Any) -> bool:
     return exc is not None and type(exc).__name__ not in _MINOR_NOTES
 
 
-def notable(reason: str | None) -> str | None:
-    """A bozo reason without its minor notes (NonXMLContentType,
-    CharacterEncodingOverride), or None when nothing else is left: what is
-    worth showing a user who did not ask for detail (-v)."""
-    if not reason:
-        return None
-    parts = [p for p in reason.split("; ") if not p.startswith(_MINOR_NOTES)]
-    return "; ".join(parts) or None
-
-
 def _broken_reason(exc: object) -> str:
     if isinstance(exc, xml.sax.SAXParseException):
-        return _short(f"not well-formed XML at line {exc.getLineNumber()} "
-                      f"({exc.getMessage().removeprefix('not well-formed ')}): "
+        detail = exc.getMessage().removeprefix("not well-formed ").strip("()")
+        return _short(f"not well-formed XML ({detail} at line {exc.getLineNumber()}): "
                       "no item could be read", 200)
     return _short(f"{_describe(exc)}: no item could be read", 200)
 

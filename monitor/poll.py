@@ -29,7 +29,7 @@ from monitor.config import Config
 from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
-from monitor.parse import notable, parse_feed
+from monitor.parse import parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, worth_a_pool
 from monitor.schedule import next_due
 from monitor.store import PollWrite, Store
@@ -468,7 +468,8 @@ class _Cycle:
         update = self._update(state, fetched, "new" if new else "unchanged", parsed)
         return _Prepared(PollWrite(update, tuple(new), tuple(changed), tuple(hits)),
                       PollResult(state.id, "unchanged", http_status=fetched.status,
-                                 updated_items=len(changed), bozo_reason=parsed.bozo_reason),
+                                 updated_items=len(changed), bozo_reason=parsed.bozo_reason,
+                                 bozo_notable=parsed.bozo_notable),
                       counted=True)
 
     def _failed(self, state: FeedState, fetched: FetchResult,
@@ -560,6 +561,6 @@ def _log_result(r: PollResult) -> None:
         log.log(level, "feed %s: %s (%s) in %.2fs", r.feed_id, r.error.reason, r.error.kind,
                 r.duration, extra=extra)
         return
-    note = r.bozo_reason if log.isEnabledFor(logging.DEBUG) else notable(r.bozo_reason)
+    note = r.bozo_reason if log.isEnabledFor(logging.DEBUG) else r.bozo_notable
     log.info("feed %s: %s, %d new, %d hits in %.2fs%s", r.feed_id, r.status, r.new_items,
              r.hits, r.duration, f" (note: {note})" if note else "", extra=extra)

@@ -180,6 +180,9 @@ class ParsedFeed:
     link: str | None = None
     bozo_reason: str | None = None  # set when feedparser flagged the feed malformed
     ttl: float | None = None  # RSS <ttl>, seconds
+    # bozo_reason without the notes that change nothing for a reader
+    # (NonXMLContentType, CharacterEncodingOverride): what is shown without -v.
+    bozo_notable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ class PollResult:
     duration: float = 0.0
     error: FetchFailure | None = None
     bozo_reason: str | None = None
+    bozo_notable: str | None = None  # see ParsedFeed
 
 
 @dataclass(frozen=True)
