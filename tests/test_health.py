@@ -186,8 +186,9 @@ def test_feeds_yaml_language_applies_to_items_of_a_document_without_one(
     server.put("/kz", KZ, RSS)
     server.put("/bbc", (FEEDS / "bbc-world.xml").read_bytes(), RSS)  # <language>en-gb
     config = write_config(tmp_path / "feeds.yaml", [
-        {"id": "kz", "url": server.url("/kz"), "language": "kk"},
-        {"id": "bbc", "url": server.url("/bbc"), "language": "ru"}], topics=False)
+        {"id": "kz", "name": "KZ", "url": server.url("/kz"), "language": "kk"},
+        {"id": "bbc", "name": "BBC", "url": server.url("/bbc"), "language": "ru"}],
+        topics=False)
     db = tmp_path / "monitor.db"
     poll(config, db)
     conn = sqlite3.connect(db)
@@ -202,8 +203,8 @@ def test_feeds_yaml_language_applies_to_items_of_a_document_without_one(
 def test_a_note_that_changes_nothing_shows_only_with_verbose(
         tmp_path: Path, server: FeedServer) -> None:
     server.put("/kz", KZ, "text/plain; charset=utf-8")  # valid RSS, not an XML media type
-    config = write_config(tmp_path / "feeds.yaml", [{"id": "kz", "url": server.url("/kz")}],
-                          topics=False)
+    config = write_config(tmp_path / "feeds.yaml",
+                          [{"id": "kz", "name": "KZ", "url": server.url("/kz")}], topics=False)
     quiet = run_cli("poll", "--force", config=config, db=tmp_path / "a.db")
     assert quiet.exit_code == 0 and "│ kz" in quiet.stdout
     assert "NonXML" not in quiet.stdout
@@ -217,7 +218,8 @@ def test_a_note_that_changes_nothing_shows_only_with_verbose(
 def _offline_config(tmp_path: Path) -> Path:
     assert all(h.startswith("-") and h.endswith(".invalid") for h in OFFLINE_HOSTS)
     return write_config(tmp_path / "feeds.yaml", [
-        {"id": f"far-{i}", "url": f"http://{host}/feed"} for i, host in enumerate(OFFLINE_HOSTS)],
+        {"id": f"far-{i}", "name": f"Far {i}", "url": f"http://{host}/feed"}
+        for i, host in enumerate(OFFLINE_HOSTS)],
         topics=False, settings=FAST)
 
 
@@ -236,8 +238,9 @@ def test_daemon_logs_a_failing_feed_once_per_cycle(tmp_path: Path, server: FeedS
     server.put("/kz", KZ, RSS)
     server.put("/broken", BROKEN, RSS)
     config = write_config(tmp_path / "feeds.yaml", [
-        {"id": "kz", "url": server.url("/kz")},
-        {"id": "broken-feed", "url": server.url("/broken")}], topics=False, settings=FAST)
+        {"id": "kz", "name": "KZ", "url": server.url("/kz")},
+        {"id": "broken-feed", "name": "Broken", "url": server.url("/broken")}], topics=False,
+        settings=FAST)
     with daemon(tmp_path, config, tmp_path / "monitor.db") as d:
         d.wait_log("cycle: 2 feeds polled")
         assert d.stop() == 0
