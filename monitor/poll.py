@@ -556,8 +556,12 @@ def _log_result(r: PollResult) -> None:
     if r.error is not None:
         if r.error.kind == "internal":
             return  # logged with its traceback where it happened
-        # Our own side failing (the database) is an error, not the feed's.
-        level = logging.ERROR if r.error.kind == "storage" else logging.WARNING
+        if r.error.kind == "storage":
+            # Our own side failing (the database), not the feed: an error, and
+            # not one of the per-feed lines `monitor poll` leaves to its summary.
+            level, extra["event"] = logging.ERROR, "storage"
+        else:
+            level = logging.WARNING
         log.log(level, "feed %s: %s (%s) in %.2fs", r.feed_id, r.error.reason, r.error.kind,
                 r.duration, extra=extra)
         return

@@ -21,8 +21,8 @@ from helpers import DATA, run_cli, write_config
 from test_daemon import FAST, daemon
 
 FEEDS = DATA / "feeds"
-BROKEN = (FEEDS / "arts-and-ego-broken.xml").read_bytes()  # 0 items, not well-formed
-NO_ITEMS = (FEEDS / "dailymail-no-items.xml").read_bytes()  # valid, 0 items
+BROKEN = (DATA / "health" / "arts-and-ego-broken.xml").read_bytes()  # 0 items, not well-formed
+NO_ITEMS = (DATA / "health" / "dailymail-no-items.xml").read_bytes()  # valid, 0 items
 KZ = (FEEDS / "kz-news.xml").read_bytes()  # 12 items, no <language>
 KZ_TITLE = "Kazakhstan news (test fixture)"
 RSS = "application/rss+xml; charset=utf-8"
@@ -235,7 +235,7 @@ def test_poll_says_the_machine_looks_offline_when_every_feed_fails_dns(tmp_path:
 
 
 def test_daemon_logs_a_failing_feed_once_per_cycle(tmp_path: Path, server: FeedServer) -> None:
-    server.put("/kz", KZ, RSS)
+    server.put("/kz", KZ, "text/plain; charset=utf-8")  # a note that changes nothing
     server.put("/broken", BROKEN, RSS)
     config = write_config(tmp_path / "feeds.yaml", [
         {"id": "kz", "name": "KZ", "url": server.url("/kz")},
@@ -248,6 +248,8 @@ def test_daemon_logs_a_failing_feed_once_per_cycle(tmp_path: Path, server: FeedS
     assert lines and len(lines) == server.count("/broken"), lines  # one per fetch
     assert all(" WARNING monitor.poll: feed broken-feed: not well-formed XML" in line
                for line in lines), lines
+    kz = [line for line in d.log().splitlines() if "feed kz:" in line]
+    assert kz and not any("NonXML" in line for line in kz), kz  # only with -v
 
 
 def test_daemon_logs_one_offline_line_instead_of_one_per_feed(tmp_path: Path) -> None:
