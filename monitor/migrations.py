@@ -132,9 +132,11 @@ def m004_feed_health(db: Database) -> None:
     # one that disabled it (a disabled feed is not fetched again).
     db.table("feeds").add_column("disabled_at", str)
     db.execute("UPDATE feeds SET disabled_at = last_fetch_at WHERE disabled_reason IS NOT NULL")
-    # Until now a document the parser could not read (bozo) and that yielded
-    # no entry was stored as a success, with its validators and body hash: a
-    # 304 or an unchanged body would keep it "ok" for good. Fetched and parsed
-    # once more, such a document is now reported as failing.
+    # Until now a document the parser could not read and that yielded no
+    # entry was stored as a success, with its validators and body hash (and
+    # without its bozo reason): a 304 or an unchanged body would keep it "ok"
+    # for good. Every feed that never gave an item is fetched and parsed once
+    # more, and such a document is then reported as failing.
     db.execute("UPDATE feeds SET etag = NULL, last_modified = NULL, body_hash = NULL "
-               "WHERE bozo_reason IS NOT NULL AND last_error_kind IS NULL")
+               "WHERE last_error_kind IS NULL AND (bozo_reason IS NOT NULL OR NOT EXISTS "
+               "(SELECT 1 FROM items WHERE items.feed_id = feeds.id))")
