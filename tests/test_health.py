@@ -262,3 +262,29 @@ def test_daemon_logs_one_offline_line_instead_of_one_per_feed(tmp_path: Path) ->
     assert log.count("WARNING monitor.poll: all 2 feeds failed name resolution (DNS, 2 hosts): "
                      "this machine looks offline") == cycles, log
     assert "DNS lookup failed" not in log, log
+
+
+def test_a_broken_feed_stored_as_ok_before_the_upgrade_is_parsed_again(
+        tmp_path: Path, server: FeedServer) -> None:
+    from sqlite_utils import Database
+
+    from monitor.migrations import migrations
+
+    server.put("/broken", BROKEN, RSS)
+    config = write_config(tmp_path / "feeds.yaml", [
+        {"id": "broken", "name": "Broken", "url": server.url("/broken")}], topics=False)
+    db = tmp_path / "monitor.db"
+    old = Database(db)
+    migrations.apply(old, stop_before="m004_feed_health")
+    # What the poll before this change stored: a success with the document's
+    # validators and hash, no bozo reason and no item.
+    served = server.files["/broken"]
+    old["feeds"].insert({"id": "broken", "url": server.url("/broken"),
+                         "config_url": server.url("/broken"), "name": "Broken", "active": 1,
+                         "etag": served.etag, "last_modified": served.last_modified,
+                         "body_hash": "0" * 64, "last_success_at": "2026-01-01T00:00:00Z",
+                         "error_count": 0, "moved_count": 0})
+    old.close()
+    polled = poll(config, db)["broken"]
+    assert (polled["status"], polled["http_status"]) == ("failed", 200)
+    assert polled["error"]["kind"] == "parse"
