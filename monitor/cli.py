@@ -24,14 +24,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from monitor import match
+from monitor import health, match
 from monitor.clean import CleanFormatter
 from monitor.config import ID_PATTERN, Config, check_examples, config_path, load_config
 from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError
 from monitor.poll import PollSummary, run_poll
 from monitor.schedule import parse_duration
 from monitor.store import Store, db_path, from_iso
-from monitor.types import PollResult
+from monitor.types import FeedConfig, PollResult
 
 if TYPE_CHECKING:
     from monitor.discover import FoundFeed
@@ -341,8 +341,9 @@ def _prepare(obj: Ctx) -> tuple[Config, Store]:
 @handle_errors
 def poll(obj: Ctx, feeds: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Run one polling cycle of the due feeds and print a summary."""
+    verbose = click.get_current_context().find_root().params["verbose"] > 0
     config, store = _prepare(obj)
-    with store:
+    with store, _results_not_logged(unless=verbose):
         for feed_id in feeds:
             config.feed(feed_id)
         summary = _poll_with_progress(config, store, list(feeds) or None, force,
@@ -350,7 +351,27 @@ def poll(obj: Ctx, feeds: tuple[str, ...], force: bool, as_json: bool) -> None:
     if as_json:
         print_json(_summary_json(summary))
     else:
-        _print_summary(summary)
+        _print_summary(summary, verbose=verbose)
+
+
+class _PerFeedLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "event", None) not in ("feed", "offline")
+
+
+@contextmanager
+def _results_not_logged(*, unless: bool) -> Iterator[None]:
+    """The summary shows each feed's result: its log line on stderr too would
+    say every failure twice (-v keeps the lines)."""
+    if unless:
+        yield
+        return
+    poll_log, quiet = logging.getLogger("monitor.poll"), _PerFeedLines()
+    poll_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        poll_log.removeFilter(quiet)
 
 
 def _poll_with_progress(config: Config, store: Store, feeds: list[str] | None, force: bool,
@@ -376,7 +397,7 @@ def _summary_json(s: PollSummary) -> dict[str, Any]:
     return {
         "started_at": s.started_at.isoformat(), "duration": round(s.duration, 3),
         "feeds_due": s.due, "feeds_polled": len(s.results), "new_items": s.new_items,
-        "hits": s.hits, "failed": s.failed,
+        "hits": s.hits, "failed": s.failed, "offline": s.offline,
         "feeds": [{"id": r.feed_id, "status": r.status, "http_status": r.http_status,
                    "new_items": r.new_items, "updated_items": r.updated_items, "hits": r.hits,
                    "duration": round(r.duration, 3),
@@ -386,14 +407,21 @@ def _summary_json(s: PollSummary) -> dict[str, Any]:
     }
 
 
-def _print_summary(s: PollSummary) -> None:
+def _print_summary(s: PollSummary, *, verbose: bool = False) -> None:
     if not s.results:
         out.print("No feed is due. Use --force to poll anyway.")
+        return
+    if s.offline and not verbose:
+        out.print(f"[red]All {len(s.results)} feeds failed name resolution (DNS): this machine "
+                  "looks offline.[/red] Each is retried after its backoff; -v lists them.")
+        out.print(f"0 feeds polled in {s.duration:.1f}s: {s.failed} failed")
         return
     table = Table("feed", "status", "http", "new", "hits", "time", "note")
     for r in sorted(s.results, key=lambda r: (r.status != "failed", r.feed_id)):
         colour = {"failed": "red", "new": "green"}.get(r.status, "")
-        note = f"{r.error.kind}: {r.error.reason}" if r.error else (r.bozo_reason or "")
+        # The reader's notes that change nothing (served as text/xml...) only with -v.
+        bozo = r.bozo_reason if verbose else r.bozo_notable
+        note = f"{r.error.kind}: {r.error.reason}" if r.error else (bozo or "")
         table.add_row(r.feed_id, f"[{colour}]{r.status}[/{colour}]" if colour else r.status,
                       str(r.http_status or ""), str(r.new_items), str(r.hits),
                       f"{r.duration:.2f}s", escape(note[:80]))
@@ -506,18 +534,16 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
 
 
 def _feeds_report(obj: Ctx, as_json: bool) -> None:
-    with obj.store() as store:
-        rows = store.feeds_report()
-        daemon = store.query("SELECT * FROM daemon WHERE id = 1")
+    rows, daemon = _feed_rows(obj)
     if as_json:
         for r in rows:
             r["tags"] = json.loads(r["tags"] or "[]")
         print_json({"feeds": rows, "daemon": daemon[0] if daemon else None})
         return
-    table = Table("feed", "state", "items", "last success", "next due", "last error")
+    table = Table("feed", "name", "state", "items", "last success", "next due", "last error")
     for r in rows:
-        table.add_row(r["id"], _state(r), str(r["items"]), _ago(r["last_success_at"]),
-                      _ago(r["next_due_at"]), escape(_error(r)))
+        table.add_row(r["id"], escape(r["name"]), _state(r), str(r["items"]),
+                      _ago(r["last_success_at"]), _next_due(r), escape(_error(r)))
     out.print(table)
     if daemon:
         d = daemon[0]
@@ -626,24 +652,60 @@ def feeds_enable(obj: Ctx, feed_id: str) -> None:
               "next tick) fetches it")
 
 
+def _feed_rows(obj: Ctx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every feed of feeds.yaml (a feed not polled yet as "new") and those
+    the database still holds, with the daemon row. Never creates the database."""
+    configured = _configured_feeds(obj)
+    if not Path(obj.db_path).exists():
+        return health.merged([], configured, defaults={"items": 0}), []
+    with obj.store() as store:
+        rows = store.feeds_report()
+        daemon = store.query("SELECT * FROM daemon WHERE id = 1")
+    return health.merged(rows, configured, defaults={"items": 0}), daemon
+
+
+def _configured_feeds(obj: Ctx) -> tuple[FeedConfig, ...] | None:
+    """feeds.yaml's feeds, or None (the database's list alone) when there is
+    no file, or when it has errors: a report of feed health must not depend
+    on the file being valid (a running daemon keeps its last good one)."""
+    if not Path(obj.config_path).exists():
+        return None
+    try:
+        return obj.config().feeds
+    except ConfigError as exc:
+        err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; showing the feeds the "
+                  "database holds")
+        return None
+
+
 def _state(r: dict[str, Any]) -> str:
-    if not r["active"]:
+    state = r["state"]
+    if state == "removed":
         return "[dim]removed[/dim]"
-    if r["disabled_reason"]:
+    if state == "disabled":
         return "[red]disabled[/red]"
-    if r["last_error_kind"]:
+    if state == "failing":
         return f"[red]failing ×{r['error_count']}[/red]"
-    if r["last_success_at"]:
+    if state == "ok":
         return "[green]ok[/green]"
     return "new"
 
 
 def _error(r: dict[str, Any]) -> str:
     if r["disabled_reason"]:
-        return str(r["disabled_reason"])
+        since = f" (disabled {r['disabled_at'][:10]})" if r.get("disabled_at") else ""
+        return f"{r['disabled_reason']}{since}"
     if r["last_error"]:
         return f"{r['last_error_kind']}: {r['last_error']} (since {r['failing_since']})"
     return ""
+
+
+def _next_due(r: dict[str, Any]) -> str:
+    if r["state"] == "disabled":
+        return "never (disabled)"
+    if r["state"] == "new" and r["next_due_at"] is None:
+        return "now"
+    return _ago(r["next_due_at"])
 
 
 def _ago(iso: str | None) -> str:
@@ -750,7 +812,7 @@ def status(obj: Ctx, as_json: bool) -> None:
     waiting to be sent. Safe to run while the daemon runs."""
     from monitor.daemon import status as daemon_status
 
-    data = daemon_status(obj.db_path)
+    data = daemon_status(obj.db_path, _configured_feeds(obj))
     if as_json:
         print_json(data)
         return
@@ -765,8 +827,10 @@ def status(obj: Ctx, as_json: bool) -> None:
     out.print(line)
     nxt = data["next_due"]
     out.print(f"feeds: {data['feeds']} active, {data['failing']} failing, {data['disabled']} "
-              f"disabled; next due: "
-              + (f"{nxt['id']} ({_ago(nxt['next_due_at'])})" if nxt else "—"))
+              f"disabled, {data['states']['new']} new; next due: "
+              + (f"{nxt['id']} ({_ago(nxt['next_due_at']) if nxt['next_due_at'] else 'now'})"
+                 if nxt else "—"))
+    _print_feed_states(data["feed_states"])
     for p in data["pending_digests"]:
         out.print(f"[yellow]digest {p['digest_id']} not sent[/yellow] (since "
                   f"{_ago(p['scheduled_at'])}, {p['attempts']} failed attempts): "
@@ -778,6 +842,22 @@ def status(obj: Ctx, as_json: bool) -> None:
     if d.get("last_maintenance_at"):
         out.print(f"maintenance: {_ago(d['last_maintenance_at'])}, {d['last_pruned']} items "
                   f"pruned; FTS index merged {_ago(d['last_optimize_at'])}")
+
+
+def _print_feed_states(states: list[dict[str, Any]]) -> None:
+    """`monitor status`: a line per failing or disabled feed, the new ones by id."""
+    for f in states:
+        name = escape(f["id"] if f["name"] == f["id"] else f"{f['id']} ({f['name']})")
+        if f["state"] == "failing":
+            out.print(f"  [red]failing[/red] {name}: {escape(str(f['error_kind']))}: "
+                      f"{escape(str(f['error']))} (since {f['failing_since']})")
+        elif f["state"] == "disabled":
+            since = f" (disabled {f['disabled_at'][:10]})" if f["disabled_at"] else ""
+            out.print(f"  [red]disabled[/red] {name}: {escape(str(f['disabled_reason']))}{since}")
+    new = [f["id"] for f in states if f["state"] == "new"]
+    if new:
+        more = f" and {len(new) - 10} more" if len(new) > 10 else ""
+        out.print(f"  new, not polled yet: {escape(', '.join(new[:10]))}{more}")
 
 
 _MARK = re.compile(re.escape(match.HIGHLIGHT_OPEN) + "(.*?)" + re.escape(match.HIGHLIGHT_CLOSE))

@@ -85,7 +85,7 @@ class SettingsModel(_Model):
 class FeedModel(_Model):
     id: Id
     url: str
-    name: str = Field(min_length=1)
+    name: str | None = Field(None, min_length=1)
     interval: Duration | None = None
     tags: list[str] = []
     language: str | None = None

@@ -33,7 +33,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from types import FrameType
@@ -44,13 +44,14 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from monitor import digest as digests
+from monitor import health
 from monitor.clean import CleanFormatter, clean_lines
 from monitor.config import Config, check_examples, load_config
 from monitor.cron import cron_trigger
 from monitor.errors import ConfigError, MonitorError, StorageError
 from monitor.poll import poll_async
 from monitor.store import Store, from_iso, to_iso
-from monitor.types import Settings
+from monitor.types import FeedConfig, Settings
 
 log = logging.getLogger("monitor.daemon")
 
@@ -445,13 +446,22 @@ class Daemon:
 
 # --- status ------------------------------------------------------------------------------
 
-def status(db_path: str) -> dict[str, Any]:
-    """The daemon's state as `monitor status` shows it; safe while it runs."""
+def status(db_path: str, configured: Sequence[FeedConfig] | None = None) -> dict[str, Any]:
+    """The daemon's state as `monitor status` shows it; safe while it runs.
+    With ``configured`` (feeds.yaml's feeds), every one of them is counted and
+    listed, those never polled as "new", even before the database exists
+    (which this never creates)."""
     if db_path != ":memory:" and not Path(db_path).exists():
-        raise StorageError("no database here yet: start `monitor run` or `monitor poll` first",
-                           db=db_path)
-    with Store(db_path, check=False) as store:
-        data = store.status()
+        if configured is None:
+            raise StorageError("no database here yet: start `monitor run` or `monitor poll` "
+                               "first", db=db_path)
+        data: dict[str, Any] = {"daemon": None, "pending_digests": []}
+        rows = health.merged([], configured)
+    else:
+        with Store(db_path, check=False) as store:
+            data = store.status()
+            rows = health.merged(store.query("SELECT * FROM feeds"), configured)
+    _feed_health(data, rows)
     d = data["daemon"]
     if d is None or d["started_at"] is None:
         data["state"] = "never started"
@@ -463,6 +473,20 @@ def status(db_path: str) -> dict[str, Any]:
         data["state"] = "dead"  # no clean stop: killed or crashed
     data["running"] = data["state"] == "running"
     return data
+
+
+def _feed_health(data: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Feed counts, the next due feed and each feed's state, from the merged rows."""
+    per_state = health.counts(rows)
+    data.update(
+        feeds=len(rows) - per_state["removed"], failing=per_state["failing"],
+        disabled=per_state["disabled"], states=per_state, next_due=health.next_due(rows),
+        feed_states=[{"id": r["id"], "name": r["name"], "state": r["state"],
+                      "error_kind": r["last_error_kind"], "error": r["last_error"],
+                      "failing_since": r["failing_since"],
+                      "disabled_reason": r["disabled_reason"],
+                      "disabled_at": r.get("disabled_at")}
+                     for r in rows if r["state"] != "removed"])
 
 
 def _alive(pid: int) -> bool:

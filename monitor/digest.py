@@ -44,6 +44,7 @@ from monitor import mail
 from monitor.clean import clean_short, without_userinfo
 from monitor.config import Config
 from monitor.errors import MonitorError
+from monitor.health import feed_name
 from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.store import Store, from_iso, to_iso
 from monitor.types import DigestConfig, Topic
@@ -368,7 +369,8 @@ def _carriers(store: Store, keys: Iterable[str], until: datetime,
             if r["feed_id"] not in links:
                 feed = feeds.get(r["feed_id"], {})
                 links[r["feed_id"]] = Link(feed_id=r["feed_id"],
-                                           name=clean(feed.get("name") or r["feed_id"], MAX_NAME),
+                                           name=clean(feed_name({"id": r["feed_id"], **feed}),
+                                                      MAX_NAME),
                                            url=safe_url(r["url"]))
         out[key] = list(links.values())
     return out
@@ -457,7 +459,7 @@ def _sources(store: Store, feeds: dict[str, dict[str, Any]], now: datetime) -> S
     for f in feeds.values():
         if not f["active"]:
             continue
-        name = clean(f["name"] or f["id"], MAX_NAME)
+        name = clean(feed_name(f), MAX_NAME)
         # A digest travels by mail: a feed URL's own credentials stay home.
         url = clean(without_userinfo(f["url"] or ""), 500)
         if f["disabled_reason"]:

@@ -298,7 +298,8 @@ class Fetcher:
         )
 
     def _failed(self, feed: FeedState, p: _Progress, failure: FetchFailure) -> FetchResult:
-        log.info("fetch %s (%s) failed: %s: %s", feed.id, feed.url, failure.kind, failure.reason)
+        # Debug only: poll.py logs every failed feed once, with its result.
+        log.debug("fetch %s (%s) failed: %s: %s", feed.id, feed.url, failure.kind, failure.reason)
         return self._result(feed, p, failure=failure, retry_after=p.retry_after)
 
     def _classify(self, exc: Exception, p: _Progress) -> FetchFailure:

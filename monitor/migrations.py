@@ -123,3 +123,20 @@ def m003_daemon_jobs(db: Database) -> None:
         not_null={"scheduled_at", "next_attempt_at"},
         defaults={"attempts": 0},
     )
+
+
+@migrations()
+def m004_feed_health(db: Database) -> None:
+    # When a feed was disabled (HTTP 410), for `monitor feeds` and `status`;
+    # a feed disabled before this migration dates from its last fetch, the
+    # one that disabled it (a disabled feed is not fetched again).
+    db.table("feeds").add_column("disabled_at", str)
+    db.execute("UPDATE feeds SET disabled_at = last_fetch_at WHERE disabled_reason IS NOT NULL")
+    # Until now a document the parser could not read and that yielded no
+    # entry was stored as a success, with its validators and body hash (and
+    # without its bozo reason): a 304 or an unchanged body would keep it "ok"
+    # for good. Every feed that never gave an item is fetched and parsed once
+    # more, and such a document is then reported as failing.
+    db.execute("UPDATE feeds SET etag = NULL, last_modified = NULL, body_hash = NULL "
+               "WHERE last_error_kind IS NULL AND (bozo_reason IS NOT NULL OR NOT EXISTS "
+               "(SELECT 1 FROM items WHERE items.feed_id = feeds.id))")

@@ -58,6 +58,7 @@ def parse_feed(
     fetched_at: datetime,
     max_items: int = 1000,
     fast: bool = True,
+    language: str | None = None,
 ) -> ParsedFeed:
     """Parse one fetched body into a ParsedFeed.
 
@@ -70,8 +71,13 @@ def parse_feed(
 
     Raises ParseError(kind="not-a-feed") for an empty body, an HTML page or any
     document without a feed and without entries; ParseError(kind="parse") for
-    anything that goes wrong inside. A malformed feed that still yields entries
-    is returned with ``bozo_reason`` set.
+    anything that goes wrong inside, and for a document the XML parser found
+    broken that yields no entries (nothing was read: it must not pass for an
+    empty feed). A malformed feed that still yields entries is returned with
+    ``bozo_reason`` set.
+
+    ``language`` is the feed's language from feeds.yaml: the items' language
+    where the document declares none; it replaces the Content-Language header.
 
     With ``fast`` (the default) a well-formed RSS/RDF/Atom document whose
     encoding is certain goes through monitor.fastparse (lxml), which gives the
@@ -79,7 +85,13 @@ def parse_feed(
     """
     try:
         return _parse(
-            body, url=url, headers=headers, fetched_at=fetched_at, max_items=max_items, fast=fast
+            body,
+            url=url,
+            headers=headers,
+            fetched_at=fetched_at,
+            max_items=max_items,
+            fast=fast,
+            language=language,
         )
     except ParseError:
         raise
@@ -99,6 +111,7 @@ def _parse(
     fetched_at: datetime,
     max_items: int,
     fast: bool,
+    language: str | None = None,
 ) -> ParsedFeed:
     if not isinstance(body, bytes | bytearray | memoryview):
         raise ParseError(f"body is {type(body).__name__}, not bytes", kind="parse", url=url)
@@ -113,28 +126,44 @@ def _parse(
     data = _defuse_charrefs(data)
     if removed:
         notes.append("entity declarations removed")
-    language = hdrs.get("content-language")
+    # feedparser lets a Content-Language header beat the document's own
+    # <language>; the language feeds.yaml gives must not, so with one the
+    # header is left out and it only fills in for a document that has none.
+    default_language = _language(language)
+    language = None if default_language else hdrs.get("content-language")
     # Any doubt (charset guessed or overridden, entities dropped) is feedparser's.
     result = _run_fast(data, language) if fast and certain and not notes else None
     if result is None:
         result = _run_feedparser(data, language)
     # The parser's complaint first: it is the one that says "malformed".
-    reasons = [_describe(_get(result, "bozo_exception")) if _get(result, "bozo") else "", *notes]
-    bozo_reason = _short("; ".join(r for r in reasons if r), _REASON_MAX) or None
+    reasons = [r for r in (_describe(_get(result, "bozo_exception")) if _get(result, "bozo")
+                           else "", *notes) if r]
+    bozo_reason = _short("; ".join(reasons), _REASON_MAX) or None
+    notable = [r for r in reasons if not r.startswith(_MINOR_NOTES)]
+    bozo_notable = _short("; ".join(notable), _REASON_MAX) or None
 
     raw_entries = _get(result, "entries") or []
     version = _get(result, "version") or ""
     if not raw_entries and not version:
         raise ParseError(_not_a_feed_reason(body, hdrs, bozo_reason), kind="not-a-feed", url=url)
+    if not raw_entries and _broken(result):
+        # feedparser names a version from the root element alone (here "rss"),
+        # so a document it could not read still looks like a feed with nothing
+        # in it: reported, it would show "ok" while no item ever arrives.
+        if _looks_like_html(body, hdrs):
+            raise ParseError(_not_a_feed_reason(body, hdrs, bozo_reason), kind="not-a-feed",
+                             url=url)
+        raise ParseError(_broken_reason(_get(result, "bozo_exception")), kind="parse", url=url)
 
     feed = _get(result, "feed") or {}
-    feed_language = _language(_get(feed, "language"))
+    feed_language = _language(_get(feed, "language")) or default_language
     entries = _entries(raw_entries, url, now, feed_language, max(0, max_items))
     return ParsedFeed(
         entries=entries,
         title=_plain(_get(feed, "title"), _detail_type(feed, "title"), TITLE_MAX) or None,
         link=_http_url(_get(feed, "link"), url),
         bozo_reason=bozo_reason,
+        bozo_notable=bozo_notable,
         ttl=_ttl(_get(feed, "ttl")),
     )
 
@@ -423,10 +452,37 @@ def _checked_charref(match: re.Match[bytes]) -> bytes:
 # ----------------------------------------------------------- feed checks
 
 
-def _not_a_feed_reason(body: bytes, hdrs: Mapping[str, str], bozo_reason: str | None) -> str:
+# feedparser's notes that change nothing for the reader: the feed was served
+# as text/xml, text/html or text/plain, or declared one charset and was read in
+# another that worked. A real parse error is anything else.
+_MINOR_NOTES = ("NonXMLContentType", "CharacterEncodingOverride")
+
+
+def _broken(result: Any) -> bool:
+    """feedparser flagged the document for a parse error, not for a note."""
+    if not _get(result, "bozo"):
+        return False
+    exc = _get(result, "bozo_exception")
+    return exc is not None and type(exc).__name__ not in _MINOR_NOTES
+
+
+def _broken_reason(exc: object) -> str:
+    if isinstance(exc, xml.sax.SAXParseException):
+        detail = exc.getMessage().removeprefix("not well-formed ").strip("()")
+        return _short(f"not well-formed XML ({detail} at line {exc.getLineNumber()}): "
+                      "no item could be read", 200)
+    return _short(f"{_describe(exc)}: no item could be read", 200)
+
+
+def _looks_like_html(body: bytes, hdrs: Mapping[str, str]) -> bool:
     head = body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     content_type = hdrs.get("content-type", "").lower()
-    if b"<html" in head or head.startswith(b"<!doctype html") or "html" in content_type:
+    return b"<html" in head or head.startswith(b"<!doctype html") or "html" in content_type
+
+
+def _not_a_feed_reason(body: bytes, hdrs: Mapping[str, str], bozo_reason: str | None) -> str:
+    head = body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if _looks_like_html(body, hdrs):
         return "HTML page, not a feed"
     if head.startswith((b"{", b"[")):
         return "JSON document, not an RSS/Atom feed (JSON Feed is not supported)"

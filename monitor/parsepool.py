@@ -49,7 +49,7 @@ MIN_FEEDS = 40
 
 _Outcome = tuple[ParsedFeed | None, str | None, str | None]  # (parsed, error kind, message)
 _WATCH_SECONDS = 0.5
-_Args = tuple[bytes, str, tuple[tuple[str, str], ...], datetime, int]
+_Args = tuple[bytes, str, tuple[tuple[str, str], ...], datetime, int, str | None]
 
 
 def worth_a_pool(feeds: int, setting: int | None = None) -> int:
@@ -87,11 +87,11 @@ def _watch_parent(pid: int) -> None:
 
 
 def _parse(body: bytes, url: str, headers: tuple[tuple[str, str], ...], fetched_at: datetime,
-           max_items: int) -> _Outcome:
+           max_items: int, language: str | None = None) -> _Outcome:
     """Runs in a worker: parse one body, errors as plain data."""
     try:
         return parse_feed(body, url=url, headers=headers, fetched_at=fetched_at,
-                          max_items=max_items), None, None
+                          max_items=max_items, language=language), None, None
     except ParseError as exc:
         return None, exc.kind, exc.message
 
@@ -146,11 +146,13 @@ class ParsePool:
                                              initargs=(os.getpid(),))
         return self._pool
 
-    async def parse(self, fetched: FetchResult, *, max_items: int) -> ParsedFeed:
+    async def parse(self, fetched: FetchResult, *, max_items: int,
+                    language: str | None = None) -> ParsedFeed:
         """``fetched.body`` parsed in a worker; raises ParseError as
         parse_feed() would, and ParseError("parse") when it kills its worker."""
         assert fetched.body is not None
-        args: _Args = (fetched.body, fetched.final_url, fetched.headers, fetched.fetched_at, max_items)
+        args: _Args = (fetched.body, fetched.final_url, fetched.headers, fetched.fetched_at,
+                       max_items, language)
         loop = asyncio.get_running_loop()
         try:
             with _no_main():

@@ -70,6 +70,9 @@ class PollSummary:
     started_at: datetime
     duration: float
     due: int
+    # Every feed polled failed name resolution, on two hosts or more: the
+    # machine, not the feeds, has lost its network or its DNS.
+    offline: bool = False
 
     @property
     def new_items(self) -> int:
@@ -147,6 +150,7 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
     # One ingest thread: the store's connection is used by one thread at a
     # time, and parsing there leaves the event loop free to keep downloading.
     ingest = _Ingest(cycle, asyncio.get_running_loop(), room.release, committed)
+    languages = {f.id: f.language for f in config.feeds}
 
     bodies = 0  # bodies to parse so far in this cycle
 
@@ -163,7 +167,8 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
             if to_parse and parsers is not None and bodies > MIN_FEEDS:
                 try:
                     parsed = await parsers.parse(
-                        fetched, max_items=config.settings.max_items_per_feed)
+                        fetched, max_items=config.settings.max_items_per_feed,
+                        language=languages.get(state.id))
                 except ParseError as exc:
                     parsed = exc
         except BaseException:
@@ -197,7 +202,26 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
             watcher.cancel()
         # Feeds already fetched are committed (or rolled back) before returning.
         await ingest.close()
-    return PollSummary(tuple(results), started, time.monotonic() - t0, len(states))
+    offline = _log_dns_failures(ingest.dns_failures, results, states)
+    return PollSummary(tuple(results), started, time.monotonic() - t0, len(states),
+                       offline=offline)
+
+
+def _log_dns_failures(failures: Sequence[PollResult], results: Sequence[PollResult],
+                      states: Sequence[FeedState]) -> bool:
+    """Log the cycle's DNS failures, held back until the cycle's end: when
+    every feed failed so, on two hosts or more, one line says the machine
+    looks offline instead of one identical line per feed. Returns whether so."""
+    failed = {r.feed_id for r in failures}
+    hosts = {urlsplit(s.url).hostname for s in states if s.id in failed}
+    if len(failures) == len(results) and len(hosts) >= 2:
+        log.warning("all %d feeds failed name resolution (DNS, %d hosts): this machine looks "
+                    "offline; each is retried after its backoff", len(failures), len(hosts),
+                    extra={"event": "offline", "feeds": len(failures)})
+        return True
+    for r in failures:
+        _log_result(r)
+    return False
 
 
 class StopFlag(Protocol):
@@ -285,6 +309,7 @@ class _Ingest:
         self._committed = committed  # called in the loop
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._out: list[PollResult] = []  # finished, not yet handed to the loop
+        self.dns_failures: list[PollResult] = []  # logged at the cycle's end
         self._finished: asyncio.Future[None] = loop.create_future()
         self.submitted = 0
         self._thread = threading.Thread(target=self._run, name="monitor-ingest", daemon=True)
@@ -337,8 +362,7 @@ class _Ingest:
         outcome: _Prepared | PollResult
         try:
             outcome = self._cycle.prepare(job.state, job.fetched, job.parsed)
-        except MonitorError as exc:
-            log.error("feed %s: %s", job.state.id, exc)
+        except MonitorError as exc:  # logged once, with the result
             outcome = PollResult(job.state.id, "failed", error=FetchFailure("storage", str(exc)))
         except Exception as exc:  # a bug must not stop the other feeds
             log.exception("feed %s: unexpected error while ingesting", job.state.id)
@@ -375,8 +399,7 @@ class _Ingest:
         feed_id = r.job.state.id
         try:
             return _counted(r, self._cycle.commit(r.write))
-        except MonitorError as exc:
-            log.error("feed %s: %s", feed_id, exc)
+        except MonitorError as exc:  # logged once, with the result
             return PollResult(feed_id, "failed", error=FetchFailure("storage", str(exc)))
         except Exception as exc:  # a bug must not stop the other feeds
             log.exception("feed %s: unexpected error while storing", feed_id)
@@ -385,7 +408,10 @@ class _Ingest:
 
     def _finish(self, job: _Job, result: PollResult, started: float) -> None:
         result = replace(result, duration=job.fetched.duration + (time.monotonic() - started))
-        _log_result(result)
+        if result.error is not None and result.error.kind == "dns":
+            self.dns_failures.append(result)
+        else:
+            _log_result(result)
         self._out.append(result)
 
     def _hand_over(self) -> None:
@@ -433,7 +459,8 @@ class _Cycle:
             try:
                 parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers,
                                     fetched_at=fetched.fetched_at,
-                                    max_items=self.config.settings.max_items_per_feed)
+                                    max_items=self.config.settings.max_items_per_feed,
+                                    language=self._language(state))
             except ParseError as exc:
                 parsed = exc
         if isinstance(parsed, ParseError):
@@ -449,7 +476,8 @@ class _Cycle:
         update = self._update(state, fetched, "new" if new else "unchanged", parsed)
         return _Prepared(PollWrite(update, tuple(new), tuple(changed), tuple(hits)),
                       PollResult(state.id, "unchanged", http_status=fetched.status,
-                                 updated_items=len(changed), bozo_reason=parsed.bozo_reason),
+                                 updated_items=len(changed), bozo_reason=parsed.bozo_reason,
+                                 bozo_notable=parsed.bozo_notable),
                       counted=True)
 
     def _failed(self, state: FeedState, fetched: FetchResult,
@@ -498,6 +526,12 @@ class _Cycle:
             bozo_reason=parsed.bozo_reason if parsed else None, bytes_read=fetched.bytes_read,
             duration=fetched.duration, request_url=fetched.url)
 
+    def _language(self, state: FeedState) -> str | None:
+        try:
+            return self.config.feed(state.id).language
+        except MonitorError:
+            return None
+
     def _interval(self, state: FeedState) -> float:
         try:
             return self.config.interval_of(self.config.feed(state.id))
@@ -524,9 +558,21 @@ def _moves(state: FeedState, fetched: FetchResult) -> tuple[str | None, str | No
 
 
 def _log_result(r: PollResult) -> None:
+    """One line per feed and cycle. The reader's notes that change nothing
+    (served as text/xml, charset overridden) only at debug level (-v)."""
+    extra = {"event": "feed", "feed": r.feed_id, "status": r.status}
     if r.error is not None:
-        log.warning("feed %s: %s (%s) in %.2fs", r.feed_id, r.error.reason, r.error.kind,
-                    r.duration)
-    else:
-        log.info("feed %s: %s, %d new, %d hits in %.2fs", r.feed_id, r.status, r.new_items,
-                 r.hits, r.duration)
+        if r.error.kind == "internal":
+            return  # logged with its traceback where it happened
+        if r.error.kind == "storage":
+            # Our own side failing (the database), not the feed: an error, and
+            # not one of the per-feed lines `monitor poll` leaves to its summary.
+            level, extra["event"] = logging.ERROR, "storage"
+        else:
+            level = logging.WARNING
+        log.log(level, "feed %s: %s (%s) in %.2fs", r.feed_id, r.error.reason, r.error.kind,
+                r.duration, extra=extra)
+        return
+    note = r.bozo_reason if log.isEnabledFor(logging.DEBUG) else r.bozo_notable
+    log.info("feed %s: %s, %d new, %d hits in %.2fs%s", r.feed_id, r.status, r.new_items,
+             r.hits, r.duration, f" (note: {note})" if note else "", extra=extra)

@@ -152,7 +152,9 @@ class Store:
                 "SELECT id, config_url, name, tags, language, interval, active FROM feeds")}
             for feed in feeds:
                 row = known.get(feed.id)
-                values = {"name": feed.name, "tags": json.dumps(list(feed.tags)),
+                # '' when feeds.yaml gives no name (the column is NOT NULL):
+                # reports then show the feed's title, else its id (feed_name).
+                values = {"name": feed.name or "", "tags": json.dumps(list(feed.tags)),
                           "language": feed.language, "interval": feed.interval, "active": 1}
                 if row is None:
                     db.table("feeds").insert({"id": feed.id, "url": feed.url, "config_url": feed.url,
@@ -161,7 +163,8 @@ class Store:
                     db.table("feeds").update(feed.id, {
                         **values, "url": feed.url, "config_url": feed.url, "etag": None,
                         "last_modified": None, "body_hash": None, "moved_to": None,
-                        "moved_count": 0, "disabled_reason": None, "error_count": 0,
+                        "moved_count": 0, "disabled_reason": None, "disabled_at": None,
+                        "error_count": 0,
                         "next_due_at": None, "retry_after": None})
                 elif any(row[k] != v for k, v in values.items()):
                     # Only what changed: sqlite-utils' update introspects the
@@ -300,8 +303,8 @@ class Store:
             if reason is None:
                 return None
             db.execute(
-                "UPDATE feeds SET disabled_reason = NULL, next_due_at = ?, retry_after = NULL, "
-                "error_count = 0, last_error = NULL, last_error_kind = NULL, "
+                "UPDATE feeds SET disabled_reason = NULL, disabled_at = NULL, next_due_at = ?, "
+                "retry_after = NULL, error_count = 0, last_error = NULL, last_error_kind = NULL, "
                 "failing_since = NULL WHERE id = ?", [to_iso(now), feed_id])
         return str(reason)
 
@@ -491,6 +494,7 @@ class Store:
                                               ("body_hash", u.body_hash)) if v is not None})
         if u.disabled_reason:
             values["disabled_reason"] = u.disabled_reason
+            values["disabled_at"] = to_iso(u.fetched_at)
         if u.url:
             values["url"] = u.url
         if u.title:

@@ -60,7 +60,7 @@ class Settings:
 class FeedConfig:
     id: str
     url: str
-    name: str
+    name: str | None = None  # None: the feed's own title once fetched, else its id
     interval: float | None = None
     tags: tuple[str, ...] = ()
     language: str | None = None
@@ -189,6 +189,9 @@ class ParsedFeed:
     link: str | None = None
     bozo_reason: str | None = None  # set when feedparser flagged the feed malformed
     ttl: float | None = None  # RSS <ttl>, seconds
+    # bozo_reason without the notes that change nothing for a reader
+    # (NonXMLContentType, CharacterEncodingOverride): what is shown without -v.
+    bozo_notable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,7 @@ class PollResult:
     duration: float = 0.0
     error: FetchFailure | None = None
     bozo_reason: str | None = None
+    bozo_notable: str | None = None  # see ParsedFeed
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,8 @@ def test_remove_takes_out_only_the_feeds_own_lines(config, server, tmp_path):
 
     report = json.loads(run_cli("poll", "--json", config=config, db=db).stdout)
     assert report["feeds_polled"] == 0
-    feeds = {f["id"]: f for f in json.loads(run_cli("feeds", "--json", db=db).stdout)["feeds"]}
+    feeds = {f["id"]: f for f in json.loads(
+        run_cli("feeds", "--json", config=config, db=db).stdout)["feeds"]}
     assert feeds["kz-news"]["active"] == 0 and feeds["kz-news"]["items"] == 12
 
     unknown = run_cli("feeds", "remove", "kz-news", config=config)
@@ -225,7 +226,7 @@ def test_enable_brings_back_a_feed_disabled_by_410(tmp_path):
         db = tmp_path / "monitor.db"
         first = json.loads(run_cli("poll", "--json", config=path, db=db).stdout)
         assert first["feeds"][0]["error"]["kind"] == "gone"
-        row = json.loads(run_cli("feeds", "--json", db=db).stdout)["feeds"][0]
+        row = json.loads(run_cli("feeds", "--json", config=path, db=db).stdout)["feeds"][0]
         assert row["disabled_reason"] and row["error_count"] == 1
         assert run_cli("poll", "--force", config=path, db=db).exit_code == 0
         assert server.count("/gone") == 1  # disabled: not fetched, even forced
@@ -234,8 +235,10 @@ def test_enable_brings_back_a_feed_disabled_by_410(tmp_path):
         result = run_cli("feeds", "enable", "gone", config=path, db=db)
         assert result.exit_code == 0, result.output
         assert "enabled" in result.output and "410" in result.output
-        row = json.loads(run_cli("feeds", "--json", db=db).stdout)["feeds"][0]
+        row = json.loads(run_cli("feeds", "--json", config=path, db=db).stdout)["feeds"][0]
+        assert row["id"] == "gone"
         assert (row["disabled_reason"], row["error_count"], row["last_error"]) == (None, 0, None)
+        assert row["disabled_at"] is None and row["state"] != "disabled"
 
         again = json.loads(run_cli("poll", "--json", config=path, db=db).stdout)  # not forced
         assert again["feeds"][0]["status"] == "new" and again["feeds"][0]["new_items"] == 12

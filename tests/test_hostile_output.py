@@ -106,8 +106,10 @@ def evil_statuses(tmp_path: Path) -> Iterator[Path]:
 
 def test_hostile_status_lines_reach_poll_feeds_and_the_log_clean(tmp_path, evil_statuses):
     db = tmp_path / "m.db"
+    # -v: without it `monitor poll` leaves failures to its table, and the log
+    # lines are what is under test here.
     proc = subprocess.run(
-        [sys.executable, "-m", "monitor", "--config", str(evil_statuses), "--db", str(db),
+        [sys.executable, "-m", "monitor", "-v", "--config", str(evil_statuses), "--db", str(db),
          "poll"], capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("WARNING monitor.poll: feed evil-") == len(REASONS), proc.stderr
