@@ -123,3 +123,13 @@ def m003_daemon_jobs(db: Database) -> None:
         not_null={"scheduled_at", "next_attempt_at"},
         defaults={"attempts": 0},
     )
+
+
+@migrations()
+def m004_item_quota(db: Database) -> None:
+    # The daily item quota counts a feed's items fetched in the last 24 hours:
+    # without this index that count reads every item the feed ever had.
+    db.table("items").create_index(["feed_id", "fetched_at"])
+    # What the last full poll of a feed left out by the quota, for `monitor feeds`.
+    for column, kind in (("quota_skipped", int), ("quota_limit", int), ("quota_at", str)):
+        db.table("feeds").add_column(column, kind)
