@@ -191,7 +191,7 @@ def takes_fast_path(
         hdrs = _header_dict(headers)
         data, notes, certain = _to_utf8(body, hdrs)
         data, removed = _guard_entities(data, url)
-        data = _defuse_charrefs(data)
+        data = _cut_entries(_defuse_charrefs(data), _ENTRY_FACTOR * 1000)
     except Exception:
         return False
     if removed or notes or not certain:
