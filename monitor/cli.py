@@ -402,7 +402,7 @@ def _summary_json(s: PollSummary) -> dict[str, Any]:
                    "new_items": r.new_items, "updated_items": r.updated_items, "hits": r.hits,
                    "duration": round(r.duration, 3),
                    "error": {"kind": r.error.kind, "reason": r.error.reason} if r.error else None,
-                   "bozo": r.bozo_reason}
+                   "bozo": r.bozo_reason, "quota_skipped": r.quota_skipped}
                   for r in sorted(s.results, key=lambda r: r.feed_id)],
     }
 
@@ -422,6 +422,8 @@ def _print_summary(s: PollSummary, *, verbose: bool = False) -> None:
         # The reader's notes that change nothing (served as text/xml...) only with -v.
         bozo = r.bozo_reason if verbose else r.bozo_notable
         note = f"{r.error.kind}: {r.error.reason}" if r.error else (bozo or "")
+        if r.quota_skipped:
+            note = f"quota: {r.quota_skipped:,} new items skipped; {note}".rstrip("; ")
         table.add_row(r.feed_id, f"[{colour}]{r.status}[/{colour}]" if colour else r.status,
                       str(r.http_status or ""), str(r.new_items), str(r.hits),
                       f"{r.duration:.2f}s", escape(note[:80]))
@@ -535,6 +537,8 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
 
 def _feeds_report(obj: Ctx, as_json: bool) -> None:
     rows, daemon = _feed_rows(obj)
+    for r in rows:
+        r["quota"] = _quota_note(r)
     if as_json:
         for r in rows:
             r["tags"] = json.loads(r["tags"] or "[]")
@@ -542,8 +546,9 @@ def _feeds_report(obj: Ctx, as_json: bool) -> None:
         return
     table = Table("feed", "name", "state", "items", "last success", "next due", "last error")
     for r in rows:
+        problem = "; ".join(p for p in (r["quota"], _error(r)) if p)
         table.add_row(r["id"], escape(r["name"]), _state(r), str(r["items"]),
-                      _ago(r["last_success_at"]), _next_due(r), escape(_error(r)))
+                      _ago(r["last_success_at"]), _next_due(r), escape(problem))
     out.print(table)
     if daemon:
         d = daemon[0]
@@ -686,9 +691,20 @@ def _state(r: dict[str, Any]) -> str:
         return "[red]disabled[/red]"
     if state == "failing":
         return f"[red]failing ×{r['error_count']}[/red]"
+    if r.get("quota"):
+        return "[yellow]over quota[/yellow]"
     if state == "ok":
         return "[green]ok[/green]"
     return "new"
+
+
+def _quota_note(r: dict[str, Any]) -> str | None:
+    """The daily quota's flag, while the last full poll within a day skipped items."""
+    skipped, when = r.get("quota_skipped"), from_iso(r.get("quota_at"))
+    if not skipped or when is None or datetime.now(UTC) - when > timedelta(days=1):
+        return None
+    return (f"quota: skipped {skipped:,} new items at the last poll "
+            f"(limit {r.get('quota_limit') or 0:,}/day)")
 
 
 def _error(r: dict[str, Any]) -> str:

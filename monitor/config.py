@@ -80,6 +80,8 @@ class SettingsModel(_Model):
     allow_private: bool = False
     max_items_per_feed: int = Field(1000, ge=1)
     parse_workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
+    parse_timeout: Duration = 10
+    max_items_per_day: int = Field(2000, ge=1)
 
 
 class FeedModel(_Model):
@@ -89,6 +91,7 @@ class FeedModel(_Model):
     interval: Duration | None = None
     tags: list[str] = []
     language: str | None = None
+    max_items_per_day: int | None = Field(None, ge=1)
 
 
 class ExamplesModel(_Model):
@@ -148,6 +151,11 @@ class Config:
 
     def interval_of(self, feed: FeedConfig) -> float:
         return feed.interval if feed.interval is not None else self.settings.interval
+
+    def quota_of(self, feed: FeedConfig) -> int:
+        if feed.max_items_per_day is not None:
+            return feed.max_items_per_day
+        return self.settings.max_items_per_day
 
 
 def _known(ids: Iterable[str], shown: int = 10) -> str:
@@ -473,6 +481,7 @@ def _settings(s: SettingsModel, errors: _Errors, *, check: bool) -> Settings:
         max_backoff=s.max_backoff, allow_private=s.allow_private,
         max_items_per_feed=s.max_items_per_feed, min_interval=s.min_interval,
         parse_workers=None if s.parse_workers == "auto" else s.parse_workers,
+        parse_timeout=s.parse_timeout, max_items_per_day=s.max_items_per_day,
     )
 
 
@@ -518,7 +527,8 @@ def _feeds(model: ConfigModel, positions: list[int], settings: Settings,
             errors.add(message, ["feeds", i, name], feed=f.id, field=name)
         if not problems:
             out.append(FeedConfig(id=f.id, url=f.url.strip(), name=f.name, interval=f.interval,
-                                  tags=tuple(f.tags), language=f.language))
+                                  tags=tuple(f.tags), language=f.language,
+                                  max_items_per_day=f.max_items_per_day))
     return tuple(out)
 
 

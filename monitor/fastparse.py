@@ -61,6 +61,10 @@ _map_type: Callable[[str], str] = _FeedParserMixin.map_content_type
 _AUTHOR_EMAIL = re.compile(
     r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
 )
+# The e-mail rule reads only this much of an author text: its regex is
+# quadratic in a run of name characters (60,000 letters took 13 s), and
+# feedparser's own copy is capped to the same length (monitor.parse).
+AUTHOR_SCAN = 256
 _LINK_REF = re.compile("&([A-Za-z0-9_]+);")
 # The C1 controls feedparser reads as cp1252 (a search per character is
 # several times faster than a regex character class over long content).
@@ -731,6 +735,7 @@ class _Replay:
         author = context.get("author")
         if not author:
             return
+        author = author[:AUTHOR_SCAN]
         email = None
         match = _AUTHOR_EMAIL.search(author)
         if match:

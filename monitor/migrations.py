@@ -140,3 +140,13 @@ def m004_feed_health(db: Database) -> None:
     db.execute("UPDATE feeds SET etag = NULL, last_modified = NULL, body_hash = NULL "
                "WHERE last_error_kind IS NULL AND (bozo_reason IS NOT NULL OR NOT EXISTS "
                "(SELECT 1 FROM items WHERE items.feed_id = feeds.id))")
+
+
+@migrations()
+def m005_item_quota(db: Database) -> None:
+    # The daily item quota counts a feed's items fetched in the last 24 hours:
+    # without this index that count reads every item the feed ever had.
+    db.table("items").create_index(["feed_id", "fetched_at"])
+    # What the last full poll of a feed left out by the quota, for `monitor feeds`.
+    for column, kind in (("quota_skipped", int), ("quota_limit", int), ("quota_at", str)):
+        db.table("feeds").add_column(column, kind)

@@ -12,7 +12,16 @@ in, a ParsedFeed or an error's kind and message out), so nothing depends on
 exceptions pickling. A worker that dies (a crash in a C library on a hostile
 body, the OOM killer) costs only the feed it was parsing, reported as a parse
 failure; the pool is rebuilt for the next feed. The pool is used only when a
-cycle has enough bodies to repay starting it (see worth_a_pool() and MIN_FEEDS).
+cycle has enough bodies to repay starting it (see worth_a_pool() and MIN_FEEDS),
+and for any body too large to parse in-process under the parse budget
+(see inline_limit()).
+
+Each parse has a wall-clock budget (settings.parse_timeout), counted from
+when a worker starts it: at most one parse per worker is in flight, and
+workers are started before the clock runs. A worker that overruns is killed
+(a regex deep in C cannot be interrupted any other way) and its feed fails
+with kind "parse-timeout"; the other feeds that pool held are retried alone,
+as when a worker dies.
 
 Owns: the worker processes and their lifetime. Parsing itself is
 monitor.parse's.
@@ -49,6 +58,11 @@ MIN_FEEDS = 40
 
 _Outcome = tuple[ParsedFeed | None, str | None, str | None]  # (parsed, error kind, message)
 _WATCH_SECONDS = 0.5
+# In-process parsing cannot be interrupted, so only bodies it parses well
+# within any budget stay there: after monitor.parse's caps the slowest known
+# bodies parse at about 2 MB/s; this assumes half that, and at most 512 KiB.
+_INLINE_MAX = 512 * 1024
+_WORST_BYTES_PER_SECOND = 1_000_000
 _Args = tuple[bytes, str, tuple[tuple[str, str], ...], datetime, int, str | None]
 
 
@@ -65,6 +79,25 @@ def worth_a_pool(feeds: int, setting: int | None = None) -> int:
     if not cores or cores < 2:
         return 0
     return max(1, min(4, cores - 1))
+
+
+def inline_limit(parse_timeout: float) -> int:
+    """The largest body the ingest thread parses itself under ``parse_timeout``;
+    larger ones go to a worker process, which the budget can kill."""
+    return max(0, min(_INLINE_MAX, int(parse_timeout * _WORST_BYTES_PER_SECOND)))
+
+
+def _noop() -> None:
+    """Runs in a worker: proves it is up before a timed parse is sent."""
+
+
+def _kill(pool: ProcessPoolExecutor) -> list[int]:
+    """SIGKILL every worker of ``pool``; their pids."""
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):  # already gone
+            process.kill()
+    return [int(pid) for pid in processes]
 
 
 def _watch_parent(pid: int) -> None:
@@ -125,8 +158,10 @@ class ParsePool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()  # one retry alone at a time
+        self._start = asyncio.Lock()  # one pool start at a time
+        self._slots = asyncio.Semaphore(workers)  # one parse per worker
 
     def __enter__(self) -> ParsePool:
         return self
@@ -134,55 +169,81 @@ class ParsePool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # forkserver: workers never inherit the daemon's threads or open
-            # database connections, and start from a process that has already
-            # imported the parser.
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["monitor.parsepool"])
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                             initializer=_watch_parent,
-                                             initargs=(os.getpid(),))
-        return self._pool
+    def _bind(self) -> None:
+        """asyncio primitives belong to one loop, and a daemon runs a loop per cycle."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._lock, self._start = asyncio.Lock(), asyncio.Lock()
+            self._slots = asyncio.Semaphore(self.workers)
+
+    async def _executor(self) -> ProcessPoolExecutor:
+        async with self._start:
+            if self._pool is None:
+                pool = _new_executor(self.workers)
+                # Every worker up before any timed parse: starting one can take
+                # longer than a whole budget on a loaded machine.
+                await _warm(pool, self.workers)
+                self._pool = pool
+            return self._pool
 
     async def parse(self, fetched: FetchResult, *, max_items: int,
-                    language: str | None = None) -> ParsedFeed:
+                    timeout: float | None = None, language: str | None = None) -> ParsedFeed:
         """``fetched.body`` parsed in a worker; raises ParseError as
-        parse_feed() would, and ParseError("parse") when it kills its worker."""
+        parse_feed() would, ParseError("parse") when it kills its worker and
+        ParseError("parse-timeout") when it takes longer than ``timeout`` seconds."""
         assert fetched.body is not None
+        self._bind()
         args: _Args = (fetched.body, fetched.final_url, fetched.headers, fetched.fetched_at,
                        max_items, language)
-        loop = asyncio.get_running_loop()
         try:
-            with _no_main():
-                work = loop.run_in_executor(self._executor(), _parse, *args)
-            outcome = await work
+            async with self._slots:
+                pool = await self._executor()
+                outcome = await self._timed(pool, args, timeout)
+                if outcome is None:
+                    if self._pool is pool:
+                        self._pool = None
+                    pids = _kill(pool)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    log.warning("feed %s: parsing took longer than %gs; parser process(es) %s "
+                                "killed", fetched.feed_id, timeout, pids)
+                    outcome = _overrun(timeout)
         except BrokenProcessPool:
             # Every feed in flight sees the break, not only the one that caused
             # it: each is retried alone in a process of its own.
             if self._reset():
                 log.warning("a parser process died; the feeds it held are retried alone")
             log.info("feed %s: retried alone after a parser process died", fetched.feed_id)
-            outcome = await self._alone(fetched, args)
+            outcome = await self._alone(fetched, args, timeout)
         parsed, kind, message = outcome
         if parsed is None:
             raise ParseError(message or "unparseable", kind=kind or "parse",
                              url=fetched.final_url)
         return parsed
 
-    async def _alone(self, fetched: FetchResult, args: _Args) -> _Outcome:
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:  # a daemon runs a loop per cycle
-            self._lock, self._lock_loop = asyncio.Lock(), loop
+    async def _timed(self, pool: ProcessPoolExecutor, args: _Args,
+                     timeout: float | None) -> _Outcome | None:
+        """The worker's outcome, or None when it overran ``timeout``."""
+        with _no_main():
+            work = asyncio.get_running_loop().run_in_executor(pool, _parse, *args)
+        try:
+            return await asyncio.wait_for(work, timeout)
+        except TimeoutError:
+            return None
+
+    async def _alone(self, fetched: FetchResult, args: _Args,
+                     timeout: float | None) -> _Outcome:
         async with self._lock:
-            ctx = multiprocessing.get_context("forkserver")
-            single = ProcessPoolExecutor(max_workers=1, mp_context=ctx,
-                                         initializer=_watch_parent, initargs=(os.getpid(),))
+            single = _new_executor(1)
             try:
-                with _no_main():
-                    work = asyncio.get_running_loop().run_in_executor(single, _parse, *args)
-                return await work
+                await _warm(single, 1)
+                outcome = await self._timed(single, args, timeout)
+                if outcome is None:
+                    _kill(single)
+                    log.warning("feed %s: parsing took longer than %gs; its parser process "
+                                "was killed", fetched.feed_id, timeout)
+                    return _overrun(timeout)
+                return outcome
             except BrokenProcessPool:
                 log.error("feed %s: the parser process died on this body", fetched.feed_id)
                 return None, "parse", "the parser process died on this body"
@@ -204,3 +265,26 @@ class ParsePool:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _overrun(timeout: float | None) -> _Outcome:
+    return None, "parse-timeout", f"parsing took longer than {timeout:g} s (settings.parse_timeout)"
+
+
+def _new_executor(workers: int) -> ProcessPoolExecutor:
+    # forkserver: workers never inherit the daemon's threads or open
+    # database connections, and start from a process that has already
+    # imported the parser.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["monitor.parsepool"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_watch_parent,
+                               initargs=(os.getpid(),))
+
+
+async def _warm(pool: ProcessPoolExecutor, workers: int) -> None:
+    """Start ``workers`` processes (the executor starts one per task waiting
+    while none is idle) and wait until each has run a task."""
+    loop = asyncio.get_running_loop()
+    with _no_main():
+        started = [loop.run_in_executor(pool, _noop) for _ in range(workers)]
+    await asyncio.gather(*started)

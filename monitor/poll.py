@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -31,10 +31,11 @@ from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.parse import parse_feed
-from monitor.parsepool import MIN_FEEDS, ParsePool, worth_a_pool
+from monitor.parsepool import MIN_FEEDS, ParsePool, inline_limit, worth_a_pool
 from monitor.schedule import next_due
 from monitor.store import PollWrite, Store
 from monitor.types import (
+    Entry,
     FeedState,
     FeedUpdate,
     FetchFailure,
@@ -117,13 +118,17 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
     if on_start:
         on_start(len(states))
     own = None
-    if parsers is None and (workers := worth_a_pool(len(states),
-                                                     config.settings.parse_workers)):
-        parsers = own = ParsePool(workers)
+    setting = config.settings.parse_workers
+    workers = worth_a_pool(len(states), setting)
+    pooled = parsers is not None or workers > 0
+    if parsers is None and setting != 0:
+        # Even a small cycle may need one worker, for a body too large to
+        # parse in-process under the budget; no process starts until then.
+        parsers = own = ParsePool(workers or 1)
     try:
         return await _poll(config, store, states, started, progress=progress, rng=rng,
-                           stop=stop, parsers=parsers, matcher=Matcher(config.topics),
-                           network=network)
+                           stop=stop, parsers=parsers, pooled=pooled,
+                           matcher=Matcher(config.topics), network=network)
     finally:
         if own is not None:
             own.close()
@@ -131,9 +136,11 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
 
 async def _poll(config: Config, store: Store, states: Sequence[FeedState], started: datetime, *,
                 progress: Progress | None, rng: random.Random | None, stop: StopFlag | None,
-                parsers: ParsePool | None, matcher: Matcher,
+                parsers: ParsePool | None, pooled: bool, matcher: Matcher,
                 network: Network | None = None) -> PollSummary:
     t0 = time.monotonic()
+    budget = config.settings.parse_timeout
+    inline_max = inline_limit(budget)
     cycle = _Cycle(config, store, matcher, rng or random.Random())
     results: list[PollResult] = []
 
@@ -163,11 +170,14 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
                 and not (fetched.not_modified or fetched.unchanged)
             bodies += to_parse
             # The first MIN_FEEDS bodies are parsed in the ingest thread: a
-            # cycle of mostly 304s never starts a worker it cannot repay.
-            if to_parse and parsers is not None and bodies > MIN_FEEDS:
+            # cycle of mostly 304s never starts a worker it cannot repay. A body
+            # too large to parse there within the budget goes to a worker,
+            # which the budget can kill.
+            if to_parse and parsers is not None and (
+                    (pooled and bodies > MIN_FEEDS) or len(fetched.body or b"") > inline_max):
                 try:
                     parsed = await parsers.parse(
-                        fetched, max_items=config.settings.max_items_per_feed,
+                        fetched, max_items=config.settings.max_items_per_feed, timeout=budget,
                         language=languages.get(state.id))
                 except ParseError as exc:
                     parsed = exc
@@ -472,13 +482,43 @@ class _Cycle:
         known = self.store.existing_hashes(state.id, [e.key for e in parsed.entries])
         new = [e for e in parsed.entries if e.key not in known]
         changed = [e for e in parsed.entries if e.key in known and known[e.key] != e.content_hash]
+        new, skipped, limit = self._within_quota(state, new, fetched.fetched_at)
         hits = self.matcher.match(new + changed)
-        update = self._update(state, fetched, "new" if new else "unchanged", parsed)
+        update = replace(self._update(state, fetched, "new" if new else "unchanged", parsed),
+                         quota_skipped=skipped, quota_limit=limit)
+        if skipped:
+            # Skipped items are not stored, so nothing marks them seen; but an
+            # unchanged body (same ETag, same hash) would never be parsed
+            # again. Without validators the next poll reads it whole, and
+            # stores what the quota then has room for.
+            update = replace(update, etag=None, last_modified=None, body_hash=None)
         return _Prepared(PollWrite(update, tuple(new), tuple(changed), tuple(hits)),
                       PollResult(state.id, "unchanged", http_status=fetched.status,
                                  updated_items=len(changed), bozo_reason=parsed.bozo_reason,
-                                 bozo_notable=parsed.bozo_notable),
+                                 bozo_notable=parsed.bozo_notable,
+                                 quota_skipped=skipped),
                       counted=True)
+
+    def _within_quota(self, state: FeedState, new: list[Entry],
+                      now: datetime) -> tuple[list[Entry], int, int]:
+        """(the new entries the feed's daily quota has room for, how many it
+        leaves out, the quota): room is the quota less the items stored in
+        the last 24 hours; the first entries in document order are kept."""
+        limit = self._quota(state)
+        if not new:
+            return new, 0, limit
+        room = max(0, limit - self.store.items_fetched_since(state.id, now - timedelta(days=1)))
+        if len(new) <= room:
+            return new, 0, limit
+        log.warning("feed %s: %d new items skipped, over its quota of %d items a day",
+                    state.id, len(new) - room, limit)
+        return new[:room], len(new) - room, limit
+
+    def _quota(self, state: FeedState) -> int:
+        try:
+            return self.config.quota_of(self.config.feed(state.id))
+        except MonitorError:
+            return self.config.settings.max_items_per_day
 
     def _failed(self, state: FeedState, fetched: FetchResult,
                 failure: FetchFailure) -> _Prepared:

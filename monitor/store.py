@@ -344,6 +344,12 @@ class Store:
             out.update({r["key"]: r["content_hash"] for r in rows})
         return out
 
+    def items_fetched_since(self, feed_id: str, since: datetime) -> int:
+        """How many items of this feed were first stored at or after ``since``."""
+        rows = self.query("SELECT count(*) AS n FROM items WHERE feed_id = ? AND fetched_at >= ?",
+                          [feed_id, to_iso(since)])
+        return int(rows[0]["n"])
+
     def commit_poll(self, update: FeedUpdate, *, new: Sequence[Entry] = (),
                     changed: Sequence[Entry] = (), hits: Sequence[Hit] = ()) -> tuple[int, int]:
         """Items, hits, feed state and the fetch log of one poll, in one
@@ -501,6 +507,9 @@ class Store:
             values["title"] = u.title
         if inserted:
             values["last_new_item_at"] = to_iso(u.fetched_at)
+        if u.quota_skipped is not None:
+            values.update(quota_skipped=u.quota_skipped, quota_limit=u.quota_limit,
+                          quota_at=to_iso(u.fetched_at))
         return values
 
     def _log_fetch(self, db: Database, u: FeedUpdate, inserted: int, n_hits: int) -> None:

@@ -23,6 +23,7 @@ FAILURE_KINDS = (
     "too-large",
     "not-a-feed",
     "parse",
+    "parse-timeout",
     "rate-limited",
     "gone",
     "redirect",
@@ -54,6 +55,10 @@ class Settings:
     # cores and the cycle (monitor.parsepool.worth_a_pool); 0 never (one
     # process, least memory).
     parse_workers: int | None = None
+    # Wall-clock budget of parsing one body (monitor.parsepool).
+    parse_timeout: float = 10.0
+    # Items stored per feed in 24 hours; beyond, new items are skipped.
+    max_items_per_day: int = 2000
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class FeedConfig:
     interval: float | None = None
     tags: tuple[str, ...] = ()
     language: str | None = None
+    max_items_per_day: int | None = None  # None: settings.max_items_per_day
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,7 @@ class PollResult:
     error: FetchFailure | None = None
     bozo_reason: str | None = None
     bozo_notable: str | None = None  # see ParsedFeed
+    quota_skipped: int = 0  # new items left out by max_items_per_day
 
 
 @dataclass(frozen=True)
@@ -245,3 +252,6 @@ class FeedUpdate:
     bytes_read: int = 0
     duration: float = 0.0
     request_url: str = ""
+    # New items left out by the daily quota (None: not parsed, left as it was).
+    quota_skipped: int | None = None
+    quota_limit: int | None = None
