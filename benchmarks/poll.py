@@ -292,8 +292,8 @@ PROFILE_POINTS = (
     ("  entity guard + charrefs", "monitor/parse.py", "_guard_entities"),
     ("  entries -> Entry (plain text, keys, dates)", "monitor/parse.py", "_entries"),
     ("Matcher.match (topics on)", "monitor/match.py", "match"),
-    ("store: existing_hashes", "monitor/store.py", "existing_hashes"),
-    ("store: commit_polls (feeds grouped per transaction)", "monitor/store.py",
+    ("store: existing_hashes", "monitor/store/items.py", "existing_hashes"),
+    ("store: commit_polls (feeds grouped per transaction)", "monitor/store/items.py",
      "commit_polls"),
     ("fetch (event loop, main thread)", "monitor/fetch.py", "fetch"),
 )

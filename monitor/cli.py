@@ -277,7 +277,7 @@ def search(ctx: click.Context, query: str, limit: int, as_json: bool) -> None:
     if ctx.find_root().params["verbose"]:
         _print_reading(reading)
     with obj.store() as store:
-        rows = store.search(reading.fts_query, limit=limit)
+        rows = [r.as_json() for r in store.search(reading.fts_query, limit=limit)]
     if as_json:
         print_json({"query": query, "reading": reading.kind, "fts_query": reading.fts_query,
                     "reason": reading.reason, "results": rows})
@@ -483,7 +483,7 @@ def hits(obj: Ctx, topic_ids: tuple[str, ...], since: str | None, limit: int,
     since_dt = parse_since(since)
     with obj.store() as store:
         _require_topics(obj, store, topic_ids)
-        rows = store.hits(topics=topic_ids, since=since_dt, limit=limit)
+        rows = [r.as_json() for r in store.hits(topics=topic_ids, since=since_dt, limit=limit)]
     if as_json:
         print_json(rows)
         return
@@ -507,7 +507,7 @@ def _require_topics(obj: Ctx, store: Store, topic_ids: tuple[str, ...]) -> None:
     or of feeds.yaml; else the ConfigError of an unknown topic."""
     if not topic_ids:
         return
-    stored = {str(r["id"]) for r in store.query("SELECT id FROM topics")}
+    stored = store.topic_ids()
     missing = [t for t in topic_ids if t not in stored]
     if not missing:
         return
@@ -664,8 +664,8 @@ def _feed_rows(obj: Ctx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if not Path(obj.db_path).exists():
         return health.merged([], configured, defaults={"items": 0}), []
     with obj.store() as store:
-        rows = store.feeds_report()
-        daemon = store.query("SELECT * FROM daemon WHERE id = 1")
+        rows = [r.as_json() for r in store.feeds_report()]
+        daemon = [row] if (row := store.daemon_row()) else []
     return health.merged(rows, configured, defaults={"items": 0}), daemon
 
 

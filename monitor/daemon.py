@@ -460,7 +460,7 @@ def status(db_path: str, configured: Sequence[FeedConfig] | None = None) -> dict
     else:
         with Store(db_path, check=False) as store:
             data = store.status()
-            rows = health.merged(store.query("SELECT * FROM feeds"), configured)
+            rows = health.merged(store.feed_rows(), configured)
     _feed_health(data, rows)
     d = data["daemon"]
     if d is None or d["started_at"] is None:

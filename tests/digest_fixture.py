@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.store import Store
+from monitor.store import PollWrite, Store
 from monitor.types import Entry, FeedConfig, FeedUpdate, FetchFailure, Hit, Topic
 
 NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
@@ -71,13 +71,13 @@ def entry(key: str, title: str, url: str | None, published: datetime,
 def poll(store: Store, feed_id: str, at: datetime, entries: Sequence[Entry] = (),
          hits: Sequence[Hit] = (), *, failure: FetchFailure | None = None,
          failing_since: datetime | None = None, disabled: str | None = None) -> None:
-    store.commit_poll(
+    store.commit_polls([PollWrite(
         FeedUpdate(feed_id=feed_id, fetched_at=at, next_due_at=at + timedelta(minutes=15),
                    outcome="failed" if failure else ("new" if entries else "not-modified"),
                    http_status=None if failure else 200, failure=failure,
                    failing_since=failing_since, error_count=3 if failure else 0,
                    disabled_reason=disabled, request_url=f"https://example.org/{feed_id}"),
-        new=entries, hits=hits)
+        new=entries, hits=hits)])
 
 
 def hit(topic: str, key: str, terms: Sequence[str], snippet: str) -> Hit:

@@ -34,7 +34,7 @@ from monitor import cron
 from monitor.config import parse_config
 from monitor.daemon import Daemon, status
 from monitor.errors import ConfigError, StorageError
-from monitor.store import Store, to_iso
+from monitor.store import PollWrite, Store, to_iso
 from monitor.types import Entry, FeedConfig, FeedUpdate, Hit, Topic
 
 FEEDS = {"kz-news": "kz-news.xml", "aljazeera": "aljazeera.xml", "dw-en": "dw-en.rdf"}
@@ -426,8 +426,8 @@ def test_prune_keeps_hits_their_items_and_recent_items_and_fts_stays_consistent(
         for when, prefix in ((old, "old"), (recent, "new")):
             entries = [_entry(f"{prefix}-{i}", f"{prefix}word item {i}") for i in range(5)]
             hits = [Hit("t", f"{prefix}-0", ("x",), "x")]
-            store.commit_poll(FeedUpdate(feed_id="f", fetched_at=when, outcome="new",
-                                         next_due_at=when), new=entries, hits=hits)
+            store.commit_polls([PollWrite(FeedUpdate(feed_id="f", fetched_at=when, outcome="new",
+                                                     next_due_at=when), new=entries, hits=hits)])
         assert store.prune(30 * 86400, now, batch=2) == 4  # old-1..old-4, in batches of 2
         keys = {r["key"] for r in store.query("SELECT key FROM items")}
         assert keys == {"old-0"} | {f"new-{i}" for i in range(5)}

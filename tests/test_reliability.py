@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from killharness import Farm, check_database, child_env, load, missing_current_items, run_poll
 
 from monitor.parse import TITLE_MAX, parse_feed
-from monitor.store import Store, from_iso
+from monitor.store import PollWrite, Store, from_iso
 from monitor.types import FeedConfig, FeedUpdate
 
 
@@ -477,7 +477,7 @@ def store_one(store: Store, feed_id: str, body: bytes) -> list[dict[str, object]
                         headers={"content-type": "application/rss+xml"}, fetched_at=now)
     update = FeedUpdate(feed_id=feed_id, fetched_at=now, outcome="new",
                         next_due_at=now + timedelta(minutes=15))
-    store.commit_poll(update, new=parsed.entries)
+    store.commit_polls([PollWrite(update, new=parsed.entries)])
     keys = [e.key for e in parsed.entries]
     return [store.query("SELECT * FROM items WHERE feed_id = ? AND key = ?", [feed_id, k])[0]
             for k in keys]

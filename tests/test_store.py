@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import StorageError
-from monitor.store import Store, from_iso, to_iso
+from monitor.store import PollWrite, Store, from_iso, to_iso
 from monitor.types import Entry, FeedConfig, FeedUpdate, FetchFailure, Hit, Topic
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -58,7 +58,8 @@ def test_reopen_applies_no_migration_twice(tmp_path: Path):
 
 def test_commit_poll_writes_items_hits_state_and_log_together(store: Store):
     hits = [Hit("t1", "a", ("kazakhstan",), "[[Kazakhstan]] news")]
-    inserted, n_hits = store.commit_poll(update(), new=[entry("a"), entry("b")], hits=hits)
+    write = PollWrite(update(), new=[entry("a"), entry("b")], hits=hits)
+    inserted, n_hits = store.commit_polls([write])[0]
     assert (inserted, n_hits) == (2, 1)
     feed = store.query("SELECT * FROM feeds")[0]
     assert feed["etag"] == '"v1"' and feed["error_count"] == 0 and feed["last_new_item_at"]
@@ -67,24 +68,24 @@ def test_commit_poll_writes_items_hits_state_and_log_together(store: Store):
     found = store.query("SELECT rowid FROM items_fts WHERE items_fts MATCH 'kazakhstan'")
     assert len(found) == 2
     # the same entries again: nothing new, no duplicate
-    assert store.commit_poll(update(), new=[entry("a")], hits=hits) == (0, 0)
+    assert store.commit_polls([PollWrite(update(), new=[entry("a")], hits=hits)])[0] == (0, 0)
     assert store.counts()["items"] == 2
 
 
 def test_failure_rolls_back_everything(store: Store):
     bad = Entry(key="x", title="t", summary=None, url=None, published_at=NOW)  # type: ignore[arg-type]
     with pytest.raises(StorageError):
-        store.commit_poll(update(), new=[entry("a"), bad])
+        store.commit_polls([PollWrite(update(), new=[entry("a"), bad])])
     assert store.counts()["items"] == 0
     assert store.query("SELECT etag FROM feeds")[0]["etag"] is None
     assert store.counts()["fetches"] == 0
 
 
 def test_failure_update_keeps_validators_and_counts(store: Store):
-    store.commit_poll(update(), new=[entry("a")])
+    store.commit_polls([PollWrite(update(), new=[entry("a")])])
     fail = FetchFailure("timeout", "timed out after 30 s")
-    store.commit_poll(update(outcome="failed", failure=fail, error_count=1, etag=None,
-                             replace_validators=False, failing_since=NOW))
+    store.commit_polls([PollWrite(update(outcome="failed", failure=fail, error_count=1, etag=None,
+                                         replace_validators=False, failing_since=NOW))])
     feed = store.query("SELECT * FROM feeds")[0]
     assert feed["etag"] == '"v1"'
     assert feed["last_error"] == "timed out after 30 s" and feed["last_error_kind"] == "timeout"
@@ -110,7 +111,7 @@ def test_writer_waits_for_another_writer_instead_of_failing(tmp_path: Path):
     with Store(path, busy_timeout=10) as s:
         known = s.existing_hashes("f1", ["a"])  # a read first, then the write
         assert known == {}
-        assert s.commit_poll(update(), new=[entry("a")]) == (1, 0)
+        assert s.commit_polls([PollWrite(update(), new=[entry("a")])])[0] == (1, 0)
     assert released.is_set()
     blocker.close()
 
@@ -119,7 +120,7 @@ def test_corrupted_database_is_refused_and_left_alone(tmp_path: Path):
     path = tmp_path / "m.db"
     with Store(path) as s:
         s.sync_feeds([FEED], NOW)
-        s.commit_poll(update(), new=[entry(str(i)) for i in range(200)])
+        s.commit_polls([PollWrite(update(), new=[entry(str(i)) for i in range(200)])])
     size = path.stat().st_size
     data = bytearray(path.read_bytes())
     for page in range(1, len(data) // 4096):  # smash every b-tree page header but the first
@@ -139,7 +140,7 @@ def test_not_a_database(tmp_path: Path):
 
 
 def test_changed_config_url_resets_validators(store: Store):
-    store.commit_poll(update(), new=[entry("a")])
+    store.commit_polls([PollWrite(update(), new=[entry("a")])])
     moved = FeedConfig(id="f1", url="https://example.org/new-feed", name="F1")
     store.sync_feeds([moved], NOW)
     feed = store.query("SELECT * FROM feeds")[0]
@@ -153,14 +154,15 @@ def test_removed_feed_is_kept_inactive_and_not_due(store: Store):
 
 
 def test_due_feeds_respects_schedule_and_force(store: Store):
-    store.commit_poll(update(next_due_at=NOW + timedelta(hours=1)))
+    store.commit_polls([PollWrite(update(next_due_at=NOW + timedelta(hours=1)))])
     assert store.due_feeds(NOW) == []
     assert [f.id for f in store.due_feeds(NOW, force=True)] == ["f1"]
-    store.commit_poll(update(outcome="failed", failure=FetchFailure("rate-limited", "429"),
-                             retry_after=NOW + timedelta(hours=2), error_count=1))
+    store.commit_polls([PollWrite(update(outcome="failed",
+                                         failure=FetchFailure("rate-limited", "429"),
+                                         retry_after=NOW + timedelta(hours=2), error_count=1))])
     assert store.due_feeds(NOW + timedelta(hours=1, minutes=30), force=True) == []
-    store.commit_poll(update(outcome="failed", failure=FetchFailure("gone", "410"),
-                             disabled_reason="gone"))
+    store.commit_polls([PollWrite(update(outcome="failed", failure=FetchFailure("gone", "410"),
+                                         disabled_reason="gone"))])
     assert store.due_feeds(NOW + timedelta(days=30), force=True) == []
 
 
@@ -224,7 +226,7 @@ def test_grouped_states_write_what_one_by_one_writes(tmp_path: Path) -> None:
                 s.commit_polls([PollWrite(u) for u in updates])
             else:
                 for u in updates:
-                    s.commit_poll(u)
+                    s.commit_polls([PollWrite(u)])
             tables.append((s.query("SELECT * FROM feeds ORDER BY id"),
                            s.query("SELECT feed_id, started_at, duration, url, http_status, "
                                    "outcome, bytes, new_items, hits, error_kind, error "

@@ -199,8 +199,8 @@ def test_search_windows_find_rare_old_items_and_stop_early_on_common_words(tmp_p
                                                                            monkeypatch):
     from datetime import UTC, datetime, timedelta
 
-    from monitor import store as store_module
-    from monitor.store import Store
+    from monitor.store import PollWrite, Store
+    from monitor.store import search as store_module
     from monitor.types import Entry, FeedConfig, FeedUpdate
 
     monkeypatch.setattr(store_module, "SEARCH_WINDOW", 4)
@@ -211,8 +211,8 @@ def test_search_windows_find_rare_old_items_and_stop_early_on_common_words(tmp_p
                      content_hash=str(i)) for i in range(60)]
     with Store(tmp_path / "m.db") as store:
         store.sync_feeds([FeedConfig(id="f", url="https://example.org/f", name="f")], now)
-        store.commit_poll(FeedUpdate(feed_id="f", fetched_at=now, outcome="new",
-                                     next_due_at=now), new=entries)
+        store.commit_polls([PollWrite(FeedUpdate(feed_id="f", fetched_at=now, outcome="new",
+                                                 next_due_at=now), new=entries)])
         rare = store.search("rarest", limit=5)
         assert [r["title"] for r in rare] == ["common headline number 0 rarest"]
         common = store.search("common", limit=2)
