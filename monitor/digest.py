@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from monitor import mail
+from monitor.notify import mail
 from monitor.clean import clean_short, without_userinfo
 from monitor.config import Config
 from monitor.errors import MonitorError

@@ -41,7 +41,7 @@ from feedserver import serve
 from markdown_it import MarkdownIt
 
 from monitor import digest as dg
-from monitor import mail
+from monitor.notify import mail
 from monitor.cli import cli
 from monitor.config import load_config
 from monitor.errors import MailError, MonitorError
