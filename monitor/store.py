@@ -689,6 +689,14 @@ class Store:
         with self.write() as db:
             db.table("daemon").upsert({"id": 1, **values}, pk="id")
 
+    def topic_ids(self) -> set[str]:
+        """Every topic the archive knows, removed ones included (they keep their hits)."""
+        return {str(r["id"]) for r in self.query("SELECT id FROM topics")}
+
+    def feed_rows(self) -> list[dict[str, Any]]:
+        """Every stored feed's row, as stored."""
+        return self.query("SELECT * FROM feeds")
+
     def daemon_row(self) -> dict[str, Any] | None:
         rows = self.query("SELECT * FROM daemon WHERE id = 1")
         return rows[0] if rows else None
