@@ -100,8 +100,8 @@ class DigestOutcome:
     """What ``run_digest`` did: the digest, the file written, who it was mailed to."""
 
     digest: Digest
-    path: Path | None
-    sent_to: tuple[str, ...]
+    path: Path | None = None
+    sent_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ a 14-day series) and the health of the sources. The result is a frozen
 Safety: feed text is never trusted. It is stripped of control and bidi-override
 characters when the digest is built; HTML is autoescaped; the Markdown
 environment escapes every interpolated value unless a filter of ours built it;
-only http(s) URLs become links. ``run_digest`` is the daemon's entry point:
-build, write to ``output_dir`` and/or mail, then remember the period in the
+only http(s) URLs become links. A scheduled digest (app.run_digest) is built,
+written and/or mailed, then its period remembered (``record``) in the
 ``digests`` table so the next digest of the same name starts where it ended.
 A digest run by hand (``manual_period``) starts there too but remembers
 nothing unless asked (``record``), so running it again shows the same period.
@@ -40,14 +40,13 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from monitor.notify import mail
 from monitor.clean import clean_short, without_userinfo
-from monitor.config import Config
 from monitor.errors import MonitorError
 from monitor.health import feed_name
 from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from monitor.notify import mail
 from monitor.store import Store, from_iso, to_iso
-from monitor.types import DigestConfig, Topic
+from monitor.types import Topic
 
 FORMATS = ("text", "markdown", "html", "json")
 EXTENSIONS = {"text": "txt", "markdown": "md", "html": "html", "json": "json"}
@@ -186,15 +185,6 @@ class Digest:
     def top_story(self) -> Story | None:
         ranked = [s for t in self.topics for s in t.full]
         return max(ranked, key=lambda s: s.sources) if ranked else None
-
-
-@dataclass(frozen=True)
-class DigestOutcome:
-    """What ``run_digest`` did: the digest, the file written, who it was mailed to."""
-
-    digest: Digest
-    path: Path | None = None
-    sent_to: tuple[str, ...] = ()
 
 
 # --- feed text: cleaning and safe links ----------------------------------------------------
@@ -834,27 +824,3 @@ def slug(text: str) -> str:
 def output_name(digest_id: str, until: datetime, fmt: str) -> str:
     stamp = until.astimezone(UTC).strftime("%Y%m%d-%H%M")
     return f"{slug(digest_id)}-{stamp}.{EXTENSIONS[fmt]}"
-
-
-def run_digest(config: Config, store: Store, digest: DigestConfig, *,
-               now: datetime) -> DigestOutcome:
-    """A scheduled digest: build it for the period since the last one of this
-    id (or ``digest.since`` ago, whichever is earlier, so a daemon that was down
-    loses nothing and a rolling 7-day digest stays 7 days), write it to
-    ``output_dir`` as ``<id>-<YYYYmmdd-HHMM>.<ext>``, mail it to ``to``, then
-    record it. Raises MonitorError (MailError, StorageError...) on failure,
-    having recorded nothing, so the caller may retry."""
-    wanted = set(digest.topics)
-    topics = [t for t in config.topics if not wanted or t.id in wanted]
-    window = timedelta(seconds=digest.since) if digest.since else DEFAULT_WINDOW
-    last = last_until(store, digest.id)
-    since = now - window if last is None else min(last, now - window)
-    d = build(store, topics=topics, since=since, until=now, now=now, name=digest.id)
-    path = None
-    if digest.output_dir:
-        path = write_atomic(Path(digest.output_dir) / output_name(digest.id, now, digest.format),
-                            render(d, digest.format))
-    if digest.to:
-        send(d, digest.to)
-    record(store, d, fmt=digest.format, output=path, sent_to=digest.to)
-    return DigestOutcome(digest=d, path=path, sent_to=tuple(digest.to))
