@@ -360,16 +360,15 @@ class Monitor:
         return run_poll(self.config, self.store, feed_ids=list(feed_ids) or None, force=force,
                         progress=progress, on_start=on_start)
 
-    def poll_due(self, stop: StopFlag) -> PollSummary | None:
-        """The daemon's tick: a cycle of the due feeds, None when none is due."""
-        store = self.store
+    def heartbeat(self) -> bool:
+        """The daemon's tick: record it; whether any feed is due."""
         now = datetime.now(UTC)
-        store.daemon_update(last_tick_at=to_iso(now))
-        if not store.due_feeds(now):
-            # Most ticks: skip building the matcher, the event loop and the
-            # HTTP client (its TLS context alone costs tens of ms).
-            return None
-        return asyncio.run(poll_async(self.config, store, stop=stop))
+        self.store.daemon_update(last_tick_at=to_iso(now))
+        return bool(self.store.due_feeds(now))
+
+    def poll_cycle(self, stop: StopFlag) -> PollSummary:
+        """The daemon's poll: a cycle of the due feeds until ``stop`` is set."""
+        return asyncio.run(poll_async(self.config, self.store, stop=stop))
 
     def checkpoint(self) -> Checkpoint:
         """A WAL checkpoint once the file passes WAL_LIMIT."""

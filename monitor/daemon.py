@@ -264,12 +264,14 @@ class Daemon:
         if self._reload_requested.is_set():
             self._reload_requested.clear()
             self._reload()
-        deadline = Deadline(self.stopping, poll_deadline(self.config.settings))
-        summary = self.monitor.poll_due(deadline)
-        if summary is None:
+        if not self.monitor.heartbeat():
+            # Most ticks: skip building the matcher, the event loop and the
+            # HTTP client (its TLS context alone costs tens of ms).
             log.debug("tick: no feed due")
             self._checkpoint()
             return
+        deadline = Deadline(self.stopping, poll_deadline(self.config.settings))
+        summary = self.monitor.poll_cycle(deadline)
         if deadline.expired and not self.stopping.is_set():
             log.warning("poll cycle reached its deadline (%.0f s): %d of %d due feeds done; "
                         "the others stay due and go first next time", deadline.seconds,
