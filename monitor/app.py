@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from monitor import health, match
 from monitor.config import ID_PATTERN, Config, _url_identity, config_path, load_config
@@ -73,7 +73,7 @@ class CheckReport:
 @dataclass(frozen=True)
 class ExampleResult:
     topic_id: str
-    expect: str  # "match" or "no match"
+    expect: Literal["match", "no match"]
     text: str
     ok: bool
 
@@ -111,7 +111,7 @@ class DigestRun:
     was sent meanwhile) or ``failed`` (``error``, ``attempts``, ``delay``
     before the next attempt)."""
 
-    status: str
+    status: Literal["sent", "dropped", "skipped", "failed"]
     outcome: DigestOutcome | None = None
     error: Exception | None = None
     reason: str = ""
@@ -125,7 +125,7 @@ class CatchUp:
     ``missed`` (its run at ``missed_at`` came while no daemon ran)."""
 
     digest_id: str
-    kind: str
+    kind: Literal["retry", "missed"]
     last_error: str | None = None
     missed_at: datetime | None = None
 
@@ -133,7 +133,7 @@ class CatchUp:
 @dataclass(frozen=True)
 class Maintenance:
     pruned: int
-    merged: str  # "merged", "merge left for next time" or "not needed"
+    merged: Literal["merged", "merge left for next time", "not needed"]
     wal_bytes: int
     checkpointed: bool
     retention: float
@@ -311,11 +311,12 @@ class Monitor:
         """Every example with its result, and the number failing."""
         config = self.config
         failures = {(f.topic_id, f.text) for f in check_examples(config)}
-        rows = [ExampleResult(t.id, expected, text, (t.id, text) not in failures)
-                for t in config.topics
-                for expected, texts in (("match", t.examples.match),
-                                        ("no match", t.examples.no_match))
-                for text in texts]
+        rows = []
+        for t in config.topics:
+            rows += [ExampleResult(t.id, "match", text, (t.id, text) not in failures)
+                     for text in t.examples.match]
+            rows += [ExampleResult(t.id, "no match", text, (t.id, text) not in failures)
+                     for text in t.examples.no_match]
         return rows, len(failures)
 
     def topics_test(self, text: str, title: str | None = None) -> list[match.TopicExplanation]:
@@ -607,7 +608,7 @@ class Monitor:
             row = store.daemon_row() or {}
             last = from_iso(row.get("last_optimize_at"))
             values: dict[str, Any] = {"last_maintenance_at": to_iso(now), "last_pruned": pruned}
-            merged = "not needed"
+            merged: Literal["merged", "merge left for next time", "not needed"] = "not needed"
             if pruned >= OPTIMIZE_AFTER_PRUNED or last is None or now - last >= OPTIMIZE_EVERY:
                 done = not should_stop() and store.optimize_fts(should_stop=should_stop)
                 merged = "merged" if done else "merge left for next time"
