@@ -225,7 +225,7 @@ def load_checked(path: str, *, hint: bool = False) -> Config:
 
 class Monitor:
     """The use cases over one feeds.yaml and one database. The config is read
-    when first needed (``load`` reads it again); ``store`` is the connection
+    when first needed (``sync`` and ``reload`` read it again); ``store`` is the connection
     of polls and syncs, opened when first needed and closed by ``close``;
     other use cases open a short-lived connection of their own (the daemon
     runs them in other threads). ``on_warning`` hears what does not stop a
