@@ -1,6 +1,7 @@
-"""The `monitor` command: thin click commands over the library.
+"""The `monitor` command: thin click commands over ``monitor.app.Monitor``.
 
-Each command builds its objects, calls one function and prints with rich.
+Each command parses its arguments, calls a Monitor use case and prints the
+result with rich; it holds no SQL, orchestration or business rule.
 ``ConfigError`` (and bad usage) exit 2, any other ``MonitorError`` exits 1,
 each with one clear line naming the file, feed, topic or field.
 """
@@ -11,11 +12,10 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import wraps
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -24,14 +24,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from monitor import health, match
+from monitor import match
+from monitor.app import ConfigIgnored, Monitor, Notice, StaleTopic, open_monitor
 from monitor.clean import CleanFormatter
-from monitor.config import ID_PATTERN, Config, check_examples, config_path, load_config
-from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError
-from monitor.poll import PollSummary, run_poll
-from monitor.schedule import parse_duration
-from monitor.store import Store, db_path, from_iso
-from monitor.types import FeedConfig, PollResult
+from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError, UsageError
+from monitor.poll import PollSummary
+from monitor.store import from_iso
+from monitor.types import PollResult
 
 if TYPE_CHECKING:
     from monitor.discover import FoundFeed
@@ -42,21 +41,15 @@ err = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Ctx:
-    def __init__(self, config: str | None, db: str | None) -> None:
-        self.config_path = config_path(config)
-        self.db_path = db_path(db)
-
-    def config(self) -> Config:
-        return load_config(self.config_path)
-
-    @contextmanager
-    def store(self, *, check: bool = False) -> Iterator[Store]:
-        """The database; the full integrity check is for commands that write
-        (reads of a corrupted file fail on their own, and the check costs
-        seconds on a large archive)."""
-        with Store(self.db_path, check=check) as store:
-            yield store
+def _warn(notice: Notice) -> None:
+    """What a use case reports without failing, on stderr."""
+    if isinstance(notice, StaleTopic):
+        t = notice.topic_id
+        err.print(f"[yellow]topic {t}:[/yellow] its stored hits do not reflect its current "
+                  f"query; run `monitor topics apply --topic {t}` to apply it to stored items")
+    elif isinstance(notice, ConfigIgnored):
+        err.print(f"[yellow]warning:[/yellow] {escape(str(notice.error))}; showing the feeds "
+                  "the database holds")
 
 
 def print_json(data: Any) -> None:
@@ -75,6 +68,8 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except UsageError as exc:
+            raise click.BadParameter(exc.message, param_hint=exc.param_hint) from None
         except ConfigError as exc:
             err.print(f"[red]error:[/red] {escape(str(exc))}")
             sys.exit(2)
@@ -106,7 +101,8 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int,
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(CleanFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
-    ctx.obj = Ctx(config, db)
+    ctx.obj = open_monitor(config, db, on_warning=_warn)
+    ctx.call_on_close(ctx.obj.close)
 
 
 # --- check / topics --------------------------------------------------------------------------
@@ -115,11 +111,11 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int,
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def check(obj: Ctx, as_json: bool) -> None:
+def check(obj: Monitor, as_json: bool) -> None:
     """Validate feeds.yaml, listing every error with its line, and run every
     topic's examples (exit 2 if anything fails)."""
     try:
-        config = obj.config()
+        report = obj.check()
     except ConfigError as exc:
         errors = exc.errors if isinstance(exc, ConfigErrors) else (exc,)
         if as_json:
@@ -131,8 +127,7 @@ def check(obj: Ctx, as_json: bool) -> None:
             err.print(f"{len(errors)} error{'s' if len(errors) > 1 else ''} in "
                       f"{escape(obj.config_path)}")
         sys.exit(2)
-    failures = check_examples(config)
-    examples = sum(len(t.examples.match) + len(t.examples.no_match) for t in config.topics)
+    config, failures, examples = report.config, report.failures, report.examples
     if as_json:
         print_json({"file": config.path, "ok": not failures, "errors": [],
                     "examples_failed": [{"topic": f.topic_id, "text": f.text,
@@ -171,10 +166,9 @@ def topics() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def topics_test(obj: Ctx, text: str, title: str | None, as_json: bool) -> None:
+def topics_test(obj: Monitor, text: str, title: str | None, as_json: bool) -> None:
     """Which topics TEXT matches, which terms matched, and which came close."""
-    config = obj.config()
-    explained = match.Matcher(config.topics).explain(text, title=title)
+    explained = obj.topics_test(text, title)
     if as_json:
         print_json([{"topic": e.topic_id, "name": e.name, "matched": e.matched,
                      "terms": list(e.terms), "snippet": e.snippet,
@@ -196,26 +190,21 @@ def topics_test(obj: Ctx, text: str, title: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def topics_check(obj: Ctx, as_json: bool) -> None:
+def topics_check(obj: Monitor, as_json: bool) -> None:
     """Run every topic's examples as a pass/fail table (exit 2 on a failure)."""
-    config = obj.config()
-    failures = {(f.topic_id, f.text) for f in check_examples(config)}
-    rows = [(t.id, expected, text, (t.id, text) not in failures)
-            for t in config.topics
-            for expected, texts in (("match", t.examples.match), ("no match", t.examples.no_match))
-            for text in texts]
+    rows, failed = obj.topics_check()
     if as_json:
-        print_json({"examples": [{"topic": topic_id, "expect": expected, "text": text,
-                                  "pass": ok} for topic_id, expected, text, ok in rows],
-                    "failed": len(failures)})
+        print_json({"examples": [{"topic": r.topic_id, "expect": r.expect, "text": r.text,
+                                  "pass": r.ok} for r in rows],
+                    "failed": failed})
     else:
         table = Table("topic", "expect", "example", "result")
-        for topic_id, expected, text, ok in rows:
-            table.add_row(topic_id, expected, escape(text[:90]),
-                          "[green]pass[/green]" if ok else "[red]FAIL[/red]")
+        for r in rows:
+            table.add_row(r.topic_id, r.expect, escape(r.text[:90]),
+                          "[green]pass[/green]" if r.ok else "[red]FAIL[/red]")
         out.print(table)
-    if failures:
-        err.print(f"{len(failures)} example(s) failed")
+    if failed:
+        err.print(f"{failed} example(s) failed")
         sys.exit(2)
 
 
@@ -226,28 +215,21 @@ def topics_check(obj: Ctx, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def topics_apply(obj: Ctx, topic_ids: tuple[str, ...], since: str | None,
+def topics_apply(obj: Monitor, topic_ids: tuple[str, ...], since: str | None,
                  as_json: bool) -> None:
     """Re-run topics over stored items, adding and removing hits to match the
     current queries (after a topic is added or changed)."""
-    from monitor.reapply import reapply
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True,
+                  disable=not err.is_terminal) as bar:
+        tasks: dict[str, Any] = {}
 
-    config = obj.config()
-    chosen = [config.topic(t) for t in topic_ids] if topic_ids else list(config.topics)
-    since_dt = parse_since(since)
-    with obj.store(check=True) as store:
-        store.sync_topics(config.topics, datetime.now(UTC))
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True,
-                      disable=not err.is_terminal) as bar:
-            tasks: dict[str, Any] = {}
+        def advance(topic_id: str, done: int, total: int) -> None:
+            if topic_id not in tasks:
+                tasks[topic_id] = bar.add_task(topic_id, total=total)
+            bar.update(tasks[topic_id], completed=done)
 
-            def advance(topic_id: str, done: int, total: int) -> None:
-                if topic_id not in tasks:
-                    tasks[topic_id] = bar.add_task(topic_id, total=total)
-                bar.update(tasks[topic_id], completed=done)
-
-            results = reapply(store, chosen, since=since_dt, progress=advance)
+        since_dt, results = obj.topics_apply(topic_ids, since, progress=advance)
     if as_json:
         print_json({"since": since_dt.isoformat() if since_dt else None,
                     "topics": [{"topic": r.topic_id, "items": r.items, "added": r.added,
@@ -272,12 +254,11 @@ def search(ctx: click.Context, query: str, limit: int, as_json: bool) -> None:
 
     Example: monitor search '@kazakhstan AND strike*'
     """
-    obj: Ctx = ctx.obj
-    reading = match.read_search(query, _terms_if_any(obj))
+    obj: Monitor = ctx.obj
+    reading = obj.search_reading(query)
     if ctx.find_root().params["verbose"]:
         _print_reading(reading)
-    with obj.store() as store:
-        rows = [r.as_json() for r in store.search(reading.fts_query, limit=limit)]
+    rows = obj.search(reading, limit=limit)
     if as_json:
         print_json({"query": query, "reading": reading.kind, "fts_query": reading.fts_query,
                     "reason": reading.reason, "results": rows})
@@ -303,34 +284,7 @@ def _print_reading(reading: match.SearchReading) -> None:
     err.print(line, highlight=False)
 
 
-def _terms_if_any(obj: Ctx) -> dict[str, tuple[str, ...]]:
-    """The config's term lists, or none when there is no config to read."""
-    try:
-        return dict(obj.config().terms)
-    except ConfigError:
-        if Path(obj.config_path).exists():
-            raise
-        return {}
-
-
 # --- poll / run ------------------------------------------------------------------------------
-
-def _prepare(obj: Ctx) -> tuple[Config, Store]:
-    config = obj.config()
-    failures = check_examples(config)
-    if failures:
-        f = failures[0]
-        raise ConfigError(f"example {'does not match' if f.expected else 'matches'}: {f.text!r} "
-                          "(see `monitor topics check`)", file=config.path, topic=f.topic_id,
-                          field="examples")
-    store = Store(obj.db_path)
-    now = datetime.now(UTC)
-    store.sync_feeds(config.feeds, now)
-    for topic_id in store.sync_topics(config.topics, now):
-        err.print(f"[yellow]topic {topic_id}:[/yellow] its stored hits do not reflect its current "
-                  f"query; run `monitor topics apply --topic {topic_id}` to apply it to stored items")
-    return config, store
-
 
 @cli.command()
 @click.option("--feed", "feeds", multiple=True, metavar="ID", help="Only this feed (repeatable).")
@@ -339,15 +293,12 @@ def _prepare(obj: Ctx) -> tuple[Config, Store]:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
 @handle_errors
-def poll(obj: Ctx, feeds: tuple[str, ...], force: bool, as_json: bool) -> None:
+def poll(obj: Monitor, feeds: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Run one polling cycle of the due feeds and print a summary."""
     verbose = click.get_current_context().find_root().params["verbose"] > 0
-    config, store = _prepare(obj)
-    with store, _results_not_logged(unless=verbose):
-        for feed_id in feeds:
-            config.feed(feed_id)
-        summary = _poll_with_progress(config, store, list(feeds) or None, force,
-                                      show=not as_json and err.is_terminal)
+    obj.sync()
+    with _results_not_logged(unless=verbose):
+        summary = _poll_with_progress(obj, feeds, force, show=not as_json and err.is_terminal)
     if as_json:
         print_json(_summary_json(summary))
     else:
@@ -374,10 +325,10 @@ def _results_not_logged(*, unless: bool) -> Iterator[None]:
         poll_log.removeFilter(quiet)
 
 
-def _poll_with_progress(config: Config, store: Store, feeds: list[str] | None, force: bool,
+def _poll_with_progress(obj: Monitor, feeds: Sequence[str], force: bool,
                         show: bool) -> PollSummary:
     if not show:
-        return run_poll(config, store, feed_ids=feeds, force=force)
+        return obj.poll(feeds, force=force)
     with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
                   transient=True) as bar:
@@ -389,8 +340,7 @@ def _poll_with_progress(config: Config, store: Store, feeds: list[str] | None, f
         def advance(r: PollResult) -> None:
             bar.update(task, advance=1, last=r.feed_id)
 
-        return run_poll(config, store, feed_ids=feeds, force=force, progress=advance,
-                        on_start=started)
+        return obj.poll(feeds, force=force, progress=advance, on_start=started)
 
 
 def _summary_json(s: PollSummary) -> dict[str, Any]:
@@ -448,27 +398,11 @@ def run(ctx: click.Context, tick: float, log_json: bool, digest_retry: float) ->
 
     root = ctx.find_root().params
     configure_logging(verbose=root["verbose"], quiet=root["quiet"], json_lines=log_json)
-    obj: Ctx = ctx.obj
+    obj: Monitor = ctx.obj
     sys.exit(Daemon(obj.config_path, obj.db_path, tick=tick, digest_retry=digest_retry).run())
 
 
 # --- reports ---------------------------------------------------------------------------------
-
-def parse_since(text: str | None, default: timedelta | None = None) -> datetime | None:
-    """'24h', '7d' (ago) or an ISO date/datetime (UTC if no zone)."""
-    if text is None:
-        return datetime.now(UTC) - default if default else None
-    try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is neither a duration (24h, 7d) nor a date "
-                                 "(2026-01-31)") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
 
 @cli.command()
 @click.option("--topic", "topic_ids", multiple=True, metavar="ID", help="Only this topic.")
@@ -477,13 +411,10 @@ def parse_since(text: str | None, default: timedelta | None = None) -> datetime 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def hits(obj: Ctx, topic_ids: tuple[str, ...], since: str | None, limit: int,
+def hits(obj: Monitor, topic_ids: tuple[str, ...], since: str | None, limit: int,
          as_json: bool) -> None:
     """Recent hits, one per story and topic, with why they matched."""
-    since_dt = parse_since(since)
-    with obj.store() as store:
-        _require_topics(obj, store, topic_ids)
-        rows = [r.as_json() for r in store.hits(topics=topic_ids, since=since_dt, limit=limit)]
+    rows = obj.hits(topic_ids, since, limit)
     if as_json:
         print_json(rows)
         return
@@ -502,25 +433,6 @@ def hits(obj: Ctx, topic_ids: tuple[str, ...], since: str | None, limit: int,
     out.print(f"{len(rows)} stories")
 
 
-def _require_topics(obj: Ctx, store: Store, topic_ids: tuple[str, ...]) -> None:
-    """Each id names a topic of the archive (a removed topic keeps its hits)
-    or of feeds.yaml; else the ConfigError of an unknown topic."""
-    if not topic_ids:
-        return
-    stored = store.topic_ids()
-    missing = [t for t in topic_ids if t not in stored]
-    if not missing:
-        return
-    try:
-        config = obj.config()
-    except ConfigError:
-        if Path(obj.config_path).exists():
-            raise
-        raise ConfigError("no such topic in the database", topic=missing[0]) from None
-    for topic_id in missing:
-        config.topic(topic_id)
-
-
 @cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
@@ -535,14 +447,12 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
         _feeds_report(ctx.obj, as_json)
 
 
-def _feeds_report(obj: Ctx, as_json: bool) -> None:
-    rows, daemon = _feed_rows(obj)
-    for r in rows:
-        r["quota"] = _quota_note(r)
+def _feeds_report(obj: Monitor, as_json: bool) -> None:
+    rows, daemon = obj.feeds_report()
     if as_json:
         for r in rows:
             r["tags"] = json.loads(r["tags"] or "[]")
-        print_json({"feeds": rows, "daemon": daemon[0] if daemon else None})
+        print_json({"feeds": rows, "daemon": daemon})
         return
     table = Table("feed", "name", "state", "items", "last success", "next due", "last error")
     for r in rows:
@@ -551,7 +461,7 @@ def _feeds_report(obj: Ctx, as_json: bool) -> None:
                       _ago(r["last_success_at"]), _next_due(r), escape(problem))
     out.print(table)
     if daemon:
-        d = daemon[0]
+        d = daemon
         state = "stopped" if d["stopped_at"] else "running"
         out.print(f"daemon: pid {d['pid']} on {d['host']}, {state}, started "
                   f"{_ago(d['started_at'])}, last tick {_ago(d['last_tick_at'])}")
@@ -566,43 +476,15 @@ def _feeds_report(obj: Ctx, as_json: bool) -> None:
 @click.option("--language", metavar="xx", help="Language of its items when they say none.")
 @click.pass_obj
 @handle_errors
-def feeds_add(obj: Ctx, url: str, feed_id: str | None, tags: tuple[str, ...],
+def feeds_add(obj: Monitor, url: str, feed_id: str | None, tags: tuple[str, ...],
               name: str | None, interval: str | None, language: str | None) -> None:
     """Fetch URL (a feed, or a page that links to one), check it is a feed, and
     add it at the end of feeds.yaml's feeds list, its comments kept. It is first
     polled by the next `monitor poll`, or by the daemon once reloaded (SIGHUP).
     """
-    from monitor.config import _url_identity
-    from monitor.discover import derive_id, find_feed
-    from monitor.feedsfile import FeedSpec, add_feeds
-
-    config = obj.config()
-    taken = {f.id for f in config.feeds}
-    _check_new_id(feed_id, taken, config.path)
-    if interval is not None:
-        try:
-            parse_duration(interval)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--interval") from None
-    known = {_url_identity(f.url): f.id for f in config.feeds}
-    found = find_feed(url, config.settings, known)
-    title = found.feed.title
-    new_id = feed_id or derive_id(title, found.url, taken)
-    spec = FeedSpec(id=new_id, url=found.url, name=name or title or new_id, interval=interval,
-                    tags=tags, language=language)
-    add_feeds(config.path, [spec])
-    _print_added(config.path, new_id, found)
-
-
-def _check_new_id(feed_id: str | None, taken: set[str], path: str) -> None:
-    if feed_id is None:
-        return
-    if not (re.fullmatch(ID_PATTERN, feed_id) and len(feed_id) <= 64):
-        raise click.BadParameter("use a-z, 0-9 and -, starting with a letter or digit "
-                                 "(at most 64)", param_hint="--id")
-    if feed_id in taken:
-        raise ConfigError("a feed with this id is already in the config", file=path,
-                          feed=feed_id)
+    path, new_id, found = obj.add_feed(url, feed_id=feed_id, tags=tags, name=name,
+                                       interval=interval, language=language)
+    _print_added(path, new_id, found)
 
 
 def _print_added(path: str, feed_id: str, found: FoundFeed) -> None:
@@ -623,16 +505,12 @@ def _print_added(path: str, feed_id: str, found: FoundFeed) -> None:
 @click.argument("feed_id", metavar="ID")
 @click.pass_obj
 @handle_errors
-def feeds_remove(obj: Ctx, feed_id: str) -> None:
+def feeds_remove(obj: Monitor, feed_id: str) -> None:
     """Remove feed ID from feeds.yaml (its comments and other lines kept). Its
     stored items stay in the database."""
-    from monitor.feedsfile import remove_feeds
-
-    config = obj.config()
-    feed = config.feed(feed_id)
-    remove_feeds(config.path, [feed_id])
+    path, feed = obj.remove_feed(feed_id)
     out.print(f"removed feed [bold]{escape(feed_id)}[/bold] ({escape(feed.url)}) from "
-              f"{escape(config.path)}")
+              f"{escape(path)}")
     out.print("Items already stored stay in the database; after the next poll the feed "
               "shows as removed in `monitor feeds`. A running daemon stops polling it once "
               "told to reload feeds.yaml (SIGHUP).")
@@ -642,45 +520,16 @@ def feeds_remove(obj: Ctx, feed_id: str) -> None:
 @click.argument("feed_id", metavar="ID")
 @click.pass_obj
 @handle_errors
-def feeds_enable(obj: Ctx, feed_id: str) -> None:
+def feeds_enable(obj: Monitor, feed_id: str) -> None:
     """Re-enable feed ID after it was disabled (HTTP 410 Gone): due now, its
     error count reset."""
-    config = obj.config()
-    config.feed(feed_id)
-    with obj.store(check=True) as store:
-        reason = store.enable_feed(feed_id, datetime.now(UTC))
+    reason = obj.enable_feed(feed_id)
     if reason is None:
         out.print(f"feed {escape(feed_id)} is not disabled: nothing to do")
         return
     out.print(f"feed [bold]{escape(feed_id)}[/bold] enabled (it was disabled: "
               f"{escape(reason)}); it is due now: the next `monitor poll` (or the daemon's "
               "next tick) fetches it")
-
-
-def _feed_rows(obj: Ctx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every feed of feeds.yaml (a feed not polled yet as "new") and those
-    the database still holds, with the daemon row. Never creates the database."""
-    configured = _configured_feeds(obj)
-    if not Path(obj.db_path).exists():
-        return health.merged([], configured, defaults={"items": 0}), []
-    with obj.store() as store:
-        rows = [r.as_json() for r in store.feeds_report()]
-        daemon = [row] if (row := store.daemon_row()) else []
-    return health.merged(rows, configured, defaults={"items": 0}), daemon
-
-
-def _configured_feeds(obj: Ctx) -> tuple[FeedConfig, ...] | None:
-    """feeds.yaml's feeds, or None (the database's list alone) when there is
-    no file, or when it has errors: a report of feed health must not depend
-    on the file being valid (a running daemon keeps its last good one)."""
-    if not Path(obj.config_path).exists():
-        return None
-    try:
-        return obj.config().feeds
-    except ConfigError as exc:
-        err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; showing the feeds the "
-                  "database holds")
-        return None
 
 
 def _state(r: dict[str, Any]) -> str:
@@ -696,15 +545,6 @@ def _state(r: dict[str, Any]) -> str:
     if state == "ok":
         return "[green]ok[/green]"
     return "new"
-
-
-def _quota_note(r: dict[str, Any]) -> str | None:
-    """The daily quota's flag, while the last full poll within a day skipped items."""
-    skipped, when = r.get("quota_skipped"), from_iso(r.get("quota_at"))
-    if not skipped or when is None or datetime.now(UTC) - when > timedelta(days=1):
-        return None
-    return (f"quota: skipped {skipped:,} new items at the last poll "
-            f"(limit {r.get('quota_limit') or 0:,}/day)")
 
 
 def _error(r: dict[str, Any]) -> str:
@@ -742,16 +582,6 @@ def _ago(iso: str | None) -> str:
 _DIGEST_FORMATS = ("text", "markdown", "html", "json")
 
 
-def _since_arg(text: str | None) -> datetime | timedelta | None:
-    """--since of a digest: a duration counts back from --until, else a date."""
-    if text is None:
-        return None
-    try:
-        return timedelta(seconds=parse_duration(text))
-    except ValueError:
-        return parse_since(text)
-
-
 @cli.command()
 @click.option("--name", default="default", show_default=True, metavar="NAME",
               help="Digest name: by default a digest starts where the last recorded one of "
@@ -777,58 +607,29 @@ def _since_arg(text: str | None) -> datetime | timedelta | None:
               help="The default now; accepted for old scripts.")
 @click.pass_obj
 @handle_errors
-def digest(obj: Ctx, name: str, since: str | None, until: str | None,
+def digest(obj: Monitor, name: str, since: str | None, until: str | None,
            topic_ids: tuple[str, ...], fmt: str, output: str | None, emails: tuple[str, ...],
            limit: int, record: bool, no_record: bool) -> None:
     """The report: new stories per topic, why they matched, and sources health.
 
     Example: monitor digest --since 24h --format html --output digest.html
     """
-    from monitor import digest as digests
-    from monitor.mail import ADDRESS
-
-    for addr in emails:
-        if not ADDRESS.fullmatch(addr) or "=?" in addr:
-            raise click.BadParameter(f"not an e-mail address: {addr!r}", param_hint="--email")
-    config = obj.config()
-    for topic_id in topic_ids:
-        config.topic(topic_id)
-    topics = [t for t in config.topics if not topic_ids or t.id in topic_ids]
-    now = datetime.now(UTC)
-    until_dt = (parse_since(until) if until else None) or now
     if record and no_record:
         raise click.UsageError("--record and --no-record contradict each other")
-    with obj.store() as store:
-        period = digests.manual_period(store, name, since=_since_arg(since), until=until_dt)
-        if period.since > period.until:
-            raise click.BadParameter("--since is after --until", param_hint="--since")
-        logging.getLogger("monitor.digest").info(
-            "digest %s: %s to %s (%s)", name, digests.when(period.since),
-            digests.when(period.until), period.basis)
-        report = digests.build(store, topics=topics, since=period.since, until=period.until,
-                               now=now, name=name, limit=limit)
-        text = digests.render(report, fmt)
-        if output:
-            digests.write_atomic(output, text)
-        elif not emails:
-            click.echo(text, nl=False)
-        if emails:
-            digests.send(report, emails)
-            err.print(f"digest mailed to {escape(', '.join(emails))}")
-        if record:
-            digests.record(store, report, fmt=fmt, output=output, sent_to=emails)
+    obj.digest(name=name, since=since, until=until, topic_ids=topic_ids, fmt=fmt, output=output,
+               emails=emails, limit=limit, record=record,
+               echo=lambda text: click.echo(text, nl=False),
+               on_mailed=lambda to: err.print(f"digest mailed to {escape(', '.join(to))}"))
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors
-def status(obj: Ctx, as_json: bool) -> None:
+def status(obj: Monitor, as_json: bool) -> None:
     """The daemon's state: pid, start, last tick, next due feed, failing feeds, digests
     waiting to be sent. Safe to run while the daemon runs."""
-    from monitor.daemon import status as daemon_status
-
-    data = daemon_status(obj.db_path, _configured_feeds(obj))
+    data = obj.status()
     if as_json:
         print_json(data)
         return

@@ -5,7 +5,8 @@ cross-field rules (unique ids and URLs, defined ``@terms``, queries SQLite
 accepts). Every error is a ``ConfigError`` naming the file, the line, the feed
 or topic id and the field; all of a file's errors are raised together as one
 ``ConfigErrors``. YAML aliases are bounded (an alias bomb is refused before
-anything walks the expanded tree). It never fetches and never touches the database.
+anything walks the expanded tree). It never fetches, never touches the database and
+never runs the matcher: app.py checks the topics' examples.
 """
 
 from __future__ import annotations
@@ -612,23 +613,3 @@ def _digests(digests: list[DigestModel], positions: list[int], topic_ids: set[st
                                     to=tuple(d.to), output_dir=d.output_dir,
                                     topics=tuple(d.topics)))
     return tuple(out)
-
-
-@dataclass(frozen=True)
-class ExampleFailure:
-    topic_id: str
-    text: str
-    expected: bool  # True: should have matched
-
-
-def check_examples(config: Config) -> list[ExampleFailure]:
-    """Run every topic's examples; the failures (empty when all behave)."""
-    failures = []
-    for topic in config.topics:
-        matcher = match.Matcher([topic])
-        for expected, texts in ((True, topic.examples.match), (False, topic.examples.no_match)):
-            for text in texts:
-                got = any(e.matched for e in matcher.explain(text))
-                if got != expected:
-                    failures.append(ExampleFailure(topic.id, text, expected))
-    return failures

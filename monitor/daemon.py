@@ -10,8 +10,8 @@ Owns scheduling and process concerns only:
 - the single-instance lock, signals (SIGTERM/SIGINT stop cleanly, SIGHUP
   reloads feeds.yaml between two ticks) and the log format.
 
-What a poll, a digest or a prune does is poll.py's, digest.py's and store.py's
-business.
+What a poll, a digest, a reload or housekeeping does is the business of
+``monitor.app.Monitor``: each job calls one of its use cases and logs the outcome.
 
 Every job runs through ``_job``: an exception is logged and the job runs again
 at its next time, and stopping waits (up to ``STOP_GRACE``) for jobs in flight.
@@ -23,7 +23,6 @@ laptop or a busy moment the missed run happens late instead of never.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import logging
@@ -33,7 +32,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from types import FrameType
@@ -43,15 +42,13 @@ import tzlocal
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from monitor import digest as digests
-from monitor import health
+from monitor.app import CatchUp, Monitor, Notice, StaleTopic, load_checked
+from monitor.app import status as status
 from monitor.clean import CleanFormatter, clean_lines
-from monitor.config import Config, check_examples, load_config
+from monitor.config import Config
 from monitor.cron import cron_trigger
 from monitor.errors import ConfigError, MonitorError, StorageError
-from monitor.poll import poll_async
-from monitor.store import Store, from_iso, to_iso
-from monitor.types import FeedConfig, Settings
+from monitor.types import Settings
 
 log = logging.getLogger("monitor.daemon")
 
@@ -61,11 +58,7 @@ POLL_MARGIN = 30.0  # seconds added to a poll cycle's deadline beyond its fetche
 MAINTENANCE_EVERY = 86400.0
 MAINTENANCE_DELAY = 300.0  # first housekeeping after start, once the first polls are done
 MAINTENANCE_BUDGET = 120.0  # seconds of pruning/merging per run; the rest waits a day
-OPTIMIZE_EVERY = timedelta(days=7)
-OPTIMIZE_AFTER_PRUNED = 10_000  # items pruned that make an FTS merge worth it at once
-WAL_LIMIT = 64 * 1024 * 1024  # bytes of WAL file before a TRUNCATE checkpoint
-DIGEST_RETRY = 60.0  # seconds before a failed digest is tried again; x4 per failure
-DIGEST_RETRY_MAX = 3600.0  # then hourly, until it is sent
+DIGEST_RETRY = 60.0  # seconds before a failed digest is tried again; x4 per failure, then hourly
 DIGEST_ERROR_AFTER = 3  # failed attempts before it is logged as an error
 
 
@@ -138,7 +131,8 @@ class Daemon:
         self.db_path = db_path
         self.tick_seconds = tick
         self.digest_retry = digest_retry
-        self.config: Config = _load_checked(config_path)
+        self.monitor = Monitor(config_path, db_path, on_warning=_log_notice)
+        self.monitor.config = load_checked(config_path)
         # A named zone (not a fixed offset) so "0 7 * * *" stays 07:00 across DST.
         self.timezone = timezone or tzlocal.get_localzone()
         self.stopping = threading.Event()
@@ -146,12 +140,15 @@ class Daemon:
         self._digest_lock = threading.Lock()  # one digest at a time, scheduled or retried
         self._idle = threading.Condition()
         self._active = 0
-        self._store: Store | None = None  # the poll tick's connection
         self.scheduler = BlockingScheduler(
             timezone=self.timezone,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self.lock = InstanceLock(db_path)
+
+    @property
+    def config(self) -> Config:
+        return self.monitor.config
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -167,12 +164,8 @@ class Daemon:
 
     def _run(self) -> int:
         now = datetime.now(UTC)
-        store = self._store = Store(self.db_path)  # the integrity check, once
-        self._sync(store, self.config)
-        store.daemon_started(pid=os.getpid(), host=socket.gethostname(),
-                             config=os.path.abspath(self.config_path), tick=self.tick_seconds,
-                             now=now)
-        self._catch_up_digests(store, now)
+        self.monitor.daemon_started(tick=self.tick_seconds, now=now)
+        self._catch_up_digests(now)
         self._schedule_jobs(now)
         log.info("monitor daemon started: pid %d, %d feeds, %d topics, %d digests, "
                  "database %s", os.getpid(), len(self.config.feeds), len(self.config.topics),
@@ -181,8 +174,8 @@ class Daemon:
             self.scheduler.start()  # blocks until stop() shuts it down
         if not self._wait_idle(STOP_GRACE):
             self._abandon()
-        store.daemon_update(stopped_at=to_iso(datetime.now(UTC)))
-        store.close()
+        self.monitor.daemon_stopped()
+        self.monitor.close()
         log.info("monitor daemon stopped")
         return 0
 
@@ -214,8 +207,7 @@ class Daemon:
         sent is still pending and goes out at the next start."""
         log.warning("a job is still running after %.0f s; stopping without it", STOP_GRACE)
         try:
-            with Store(self.db_path, check=False) as store:
-                store.daemon_update(stopped_at=to_iso(datetime.now(UTC)))
+            self.monitor.daemon_stopped(own_connection=True)
         except MonitorError as exc:
             log.error("could not record the stop: %s", exc)
         log.info("monitor daemon stopped")
@@ -269,21 +261,17 @@ class Daemon:
 
     def tick(self) -> None:
         """One poll cycle of the due feeds, after a pending reload."""
-        store = self._store
-        assert store is not None, "tick() runs inside run()"
         if self._reload_requested.is_set():
             self._reload_requested.clear()
-            self._reload(store)
-        now = datetime.now(UTC)
-        store.daemon_update(last_tick_at=to_iso(now))
-        if not store.due_feeds(now):
+            self._reload()
+        if not self.monitor.heartbeat():
             # Most ticks: skip building the matcher, the event loop and the
             # HTTP client (its TLS context alone costs tens of ms).
             log.debug("tick: no feed due")
-            self._checkpoint(store)
+            self._checkpoint()
             return
         deadline = Deadline(self.stopping, poll_deadline(self.config.settings))
-        summary = asyncio.run(poll_async(self.config, store, stop=deadline))
+        summary = self.monitor.poll_cycle(deadline)
         if deadline.expired and not self.stopping.is_set():
             log.warning("poll cycle reached its deadline (%.0f s): %d of %d due feeds done; "
                         "the others stay due and go first next time", deadline.seconds,
@@ -294,41 +282,27 @@ class Daemon:
                  extra={"event": "cycle", "due": summary.due, "polled": len(summary.results),
                         "new_items": summary.new_items, "hits": summary.hits,
                         "failed": summary.failed, "duration": round(summary.duration, 3)})
-        self._checkpoint(store)
+        self._checkpoint()
 
-    def _checkpoint(self, store: Store) -> None:
-        size = store.wal_bytes()
-        done = store.checkpoint(min_wal_bytes=WAL_LIMIT)
-        if done is not None:
+    def _checkpoint(self) -> None:
+        c = self.monitor.checkpoint()
+        if c.done is not None:
             log.info("WAL file reached %.0f MB: checkpointed (%d of %d pages%s)",
-                     size / 1e6, done[2], done[1], ", readers busy" if done[0] else "")
+                     c.wal_bytes / 1e6, c.done[2], c.done[1], ", readers busy" if c.done[0] else "")
 
     # --- reload --------------------------------------------------------------------------
 
-    def _reload(self, store: Store) -> None:
+    def _reload(self) -> None:
         """Apply feeds.yaml again, between two poll cycles; a bad file is
         refused with its error and the running configuration kept."""
-        now = to_iso(datetime.now(UTC))
         try:
-            config = _load_checked(self.config_path)
-            self._sync(store, config)
+            config = self.monitor.reload()
         except MonitorError as exc:
-            # Recorded before it is logged: `monitor status` must agree with the log.
-            store.daemon_update(last_reload_at=now, last_reload_error=str(exc))
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
-        self.config = config
         self._schedule_digests()
-        store.daemon_update(last_reload_at=now, last_reload_error=None)
         log.info("configuration reloaded: %d feeds, %d topics, %d digests",
                  len(config.feeds), len(config.topics), len(config.digests))
-
-    def _sync(self, store: Store, config: Config) -> None:
-        now = datetime.now(UTC)
-        store.sync_feeds(config.feeds, now)
-        for topic_id in store.sync_topics(config.topics, now):
-            log.warning("topic %s changed: stored hits follow the old query until "
-                        "`monitor topics apply --topic %s`", topic_id, topic_id)
 
     # --- digests -------------------------------------------------------------------------
 
@@ -345,30 +319,13 @@ class Daemon:
             self._add(job_id, cron_trigger(d.schedule, self.timezone), self.run_digest, d.id,
                       name=name)
 
-    def _catch_up_digests(self, store: Store, now: datetime) -> None:
+    def _catch_up_digests(self, now: datetime) -> None:
         """Digests whose time came while no daemon ran, or that were never
         confirmed sent, go out now: a stopped daemon loses no digest."""
-        for d in self.config.digests:
-            pending = store.digest_pending(d.id)
-            if pending is not None:
-                log.warning("digest %s was not sent last time (%s): trying again", d.id,
-                            pending["last_error"] or "interrupted")
-                continue
-            last = digests.last_until(store, d.id)
-            if last is None:
-                continue
-            # +1 s: `until` is stored to the second, and equals the run it recorded.
-            missed = cron_trigger(d.schedule, self.timezone).get_next_fire_time(
-                None, last + timedelta(seconds=1))
-            if missed is not None and missed <= now:
-                log.warning("digest %s: its run at %s was missed while the daemon was "
-                            "stopped: sending it now", d.id, missed.isoformat())
-                store.digest_missed(d.id, missed, now, "missed while the daemon was stopped")
+        self.monitor.catch_up_digests(self.timezone, now, _log_catch_up)
 
     def retry_digests(self) -> None:
-        with Store(self.db_path, check=False) as store:
-            due = store.digest_retries_due(datetime.now(UTC))
-        for digest_id in due:
+        for digest_id in self.monitor.digest_retries_due():
             if self.stopping.is_set():
                 return
             self.run_digest(digest_id, retry=True)
@@ -376,127 +333,54 @@ class Daemon:
     def run_digest(self, digest_id: str, *, retry: bool = False) -> None:
         """Build, write and/or mail one digest; a failure is recorded and retried
         with backoff (x4 from ``digest_retry``, then hourly) until it is sent."""
-        with self._digest_lock, Store(self.db_path, check=False) as store:
-            now = datetime.now(UTC)
-            digest = next((d for d in self.config.digests if d.id == digest_id), None)
-            if digest is None:
-                log.info("digest %s is no longer configured: dropping its pending run",
-                         digest_id)
-                store.digest_sent(digest_id)
-                return
-            if retry:
-                row = store.digest_pending(digest_id)
-                if row is None or (from_iso(row["next_attempt_at"]) or now) > now:
-                    return  # sent meanwhile by its scheduled run
-            store.digest_started(digest_id, now)
-            try:
-                outcome = digests.run_digest(self.config, store, digest, now=now)
-            except Exception as exc:
-                self._digest_failed(store, digest_id, exc, now)
-                return
-            store.digest_sent(digest_id)
-        log.info("digest %s: %d stories%s%s", digest_id, outcome.digest.story_count,
-                 f", written to {outcome.path}" if outcome.path else "",
-                 f", mailed to {', '.join(outcome.sent_to)}" if outcome.sent_to else "",
-                 extra={"event": "digest", "digest": digest_id,
-                        "stories": outcome.digest.story_count,
-                        "path": str(outcome.path) if outcome.path else None,
-                        "sent_to": list(outcome.sent_to)})
-
-    def _digest_failed(self, store: Store, digest_id: str, exc: Exception,
-                       now: datetime) -> None:
-        row = store.digest_pending(digest_id)
-        attempts = (row["attempts"] if row else 0) + 1
-        delay = min(self.digest_retry * 4 ** (attempts - 1), DIGEST_RETRY_MAX)
-        reason = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
-        store.digest_failed(digest_id, attempts=attempts, error=reason,
-                            next_attempt_at=now + timedelta(seconds=delay))
-        level = logging.ERROR if attempts >= DIGEST_ERROR_AFTER else logging.WARNING
-        log.log(level, "digest %s not sent (attempt %d): %s; next attempt in %.0f s", digest_id,
-                attempts, reason, delay, exc_info=not isinstance(exc, MonitorError),
-                extra={"event": "digest-failed", "digest": digest_id, "attempts": attempts,
-                       "error": reason})
+        with self._digest_lock:
+            run = self.monitor.scheduled_digest(digest_id, retry=retry,
+                                                retry_base=self.digest_retry)
+        if run.status == "dropped":
+            log.info("digest %s is no longer configured: dropping its pending run", digest_id)
+        elif run.status == "failed":
+            level = logging.ERROR if run.attempts >= DIGEST_ERROR_AFTER else logging.WARNING
+            log.log(level, "digest %s not sent (attempt %d): %s; next attempt in %.0f s",
+                    digest_id, run.attempts, run.reason, run.delay,
+                    exc_info=None if isinstance(run.error, MonitorError) else run.error,
+                    extra={"event": "digest-failed", "digest": digest_id,
+                           "attempts": run.attempts, "error": run.reason})
+        elif run.outcome is not None:
+            outcome = run.outcome
+            log.info("digest %s: %d stories%s%s", digest_id, outcome.digest.story_count,
+                     f", written to {outcome.path}" if outcome.path else "",
+                     f", mailed to {', '.join(outcome.sent_to)}" if outcome.sent_to else "",
+                     extra={"event": "digest", "digest": digest_id,
+                            "stories": outcome.digest.story_count,
+                            "path": str(outcome.path) if outcome.path else None,
+                            "sent_to": list(outcome.sent_to)})
 
     # --- housekeeping --------------------------------------------------------------------
 
     def maintain(self) -> None:
         """Retention, FTS merging and the WAL, within ``MAINTENANCE_BUDGET``."""
-        now = datetime.now(UTC)
         t0 = time.monotonic()
         budget = Deadline(self.stopping, MAINTENANCE_BUDGET)
-        with Store(self.db_path, check=False) as store:
-            pruned = store.prune(self.config.settings.retention, now, should_stop=budget.is_set)
-            row = store.daemon_row() or {}
-            last = from_iso(row.get("last_optimize_at"))
-            values: dict[str, Any] = {"last_maintenance_at": to_iso(now), "last_pruned": pruned}
-            merged = "not needed"
-            if pruned >= OPTIMIZE_AFTER_PRUNED or last is None or now - last >= OPTIMIZE_EVERY:
-                done = not budget.is_set() and store.optimize_fts(should_stop=budget.is_set)
-                merged = "merged" if done else "merge left for next time"
-                if done:
-                    values["last_optimize_at"] = to_iso(now)
-            wal = store.wal_bytes()
-            checkpoint = store.checkpoint(min_wal_bytes=WAL_LIMIT)
-            store.daemon_update(**values)
+        m = self.monitor.maintain(budget.is_set)
         log.info("maintenance: %d items without hits older than %.0f days pruned; FTS index %s; "
-                 "WAL %.1f MB%s; %.1fs", pruned, self.config.settings.retention / 86400, merged,
-                 wal / 1e6, " checkpointed" if checkpoint else "", time.monotonic() - t0,
-                 extra={"event": "maintenance", "pruned": pruned})
+                 "WAL %.1f MB%s; %.1fs", m.pruned, m.retention / 86400, m.merged,
+                 m.wal_bytes / 1e6, " checkpointed" if m.checkpointed else "",
+                 time.monotonic() - t0, extra={"event": "maintenance", "pruned": m.pruned})
 
 
-# --- status ------------------------------------------------------------------------------
-
-def status(db_path: str, configured: Sequence[FeedConfig] | None = None) -> dict[str, Any]:
-    """The daemon's state as `monitor status` shows it; safe while it runs.
-    With ``configured`` (feeds.yaml's feeds), every one of them is counted and
-    listed, those never polled as "new", even before the database exists
-    (which this never creates)."""
-    if db_path != ":memory:" and not Path(db_path).exists():
-        if configured is None:
-            raise StorageError("no database here yet: start `monitor run` or `monitor poll` "
-                               "first", db=db_path)
-        data: dict[str, Any] = {"daemon": None, "pending_digests": []}
-        rows = health.merged([], configured)
-    else:
-        with Store(db_path, check=False) as store:
-            data = store.status()
-            rows = health.merged(store.feed_rows(), configured)
-    _feed_health(data, rows)
-    d = data["daemon"]
-    if d is None or d["started_at"] is None:
-        data["state"] = "never started"
-    elif d["stopped_at"]:
-        data["state"] = "stopped"
-    elif d["host"] != socket.gethostname() or _alive(int(d["pid"])):
-        data["state"] = "running"
-    else:
-        data["state"] = "dead"  # no clean stop: killed or crashed
-    data["running"] = data["state"] == "running"
-    return data
+def _log_notice(notice: Notice) -> None:
+    if isinstance(notice, StaleTopic):
+        log.warning("topic %s changed: stored hits follow the old query until "
+                    "`monitor topics apply --topic %s`", notice.topic_id, notice.topic_id)
 
 
-def _feed_health(data: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """Feed counts, the next due feed and each feed's state, from the merged rows."""
-    per_state = health.counts(rows)
-    data.update(
-        feeds=len(rows) - per_state["removed"], failing=per_state["failing"],
-        disabled=per_state["disabled"], states=per_state, next_due=health.next_due(rows),
-        feed_states=[{"id": r["id"], "name": r["name"], "state": r["state"],
-                      "error_kind": r["last_error_kind"], "error": r["last_error"],
-                      "failing_since": r["failing_since"],
-                      "disabled_reason": r["disabled_reason"],
-                      "disabled_at": r.get("disabled_at")}
-                     for r in rows if r["state"] != "removed"])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _log_catch_up(c: CatchUp) -> None:
+    if c.kind == "retry":
+        log.warning("digest %s was not sent last time (%s): trying again", c.digest_id,
+                    c.last_error or "interrupted")
+    elif c.missed_at is not None:
+        log.warning("digest %s: its run at %s was missed while the daemon was "
+                    "stopped: sending it now", c.digest_id, c.missed_at.isoformat())
 
 
 # --- logging -----------------------------------------------------------------------------
@@ -547,13 +431,3 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False, json_lines: bool
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for noisy in ("httpx", "httpcore", "apscheduler", "asyncio", "tzlocal"):
         logging.getLogger(noisy).setLevel(level if verbose >= 2 else logging.WARNING)
-
-
-def _load_checked(path: str) -> Config:
-    config = load_config(path)
-    failures = check_examples(config)
-    if failures:
-        f = failures[0]
-        raise ConfigError(f"example {'does not match' if f.expected else 'matches'}: {f.text!r}",
-                          file=path, topic=f.topic_id, field="examples")
-    return config

@@ -51,6 +51,16 @@ class ConfigErrors(ConfigError):
         self.errors = tuple(errors)
 
 
+class UsageError(MonitorError):
+    """A command-line value that is not valid (a date, an address, an id);
+    ``param_hint`` names the option. The CLI shows it as click's bad parameter
+    (exit 2)."""
+
+    def __init__(self, message: str, *, param_hint: str | None = None) -> None:
+        super().__init__(message)
+        self.param_hint = param_hint
+
+
 class FetchError(MonitorError):
     """A feed could not be fetched. ``kind`` is one of FAILURE_KINDS."""
 

@@ -461,7 +461,7 @@ def test_maintenance_records_what_it_did_and_missed_digests_are_queued(tmp_path)
             w.table("digests").insert({"name": "morning", "since": to_iso(now - timedelta(3)),
                                        "until": to_iso(now - timedelta(2)),
                                        "generated_at": to_iso(now - timedelta(2))})
-        d._catch_up_digests(store, now)
+        d._catch_up_digests(now)
         pending = store.digest_pending("morning")
     assert pending is not None and pending["last_error"] == "missed while the daemon was stopped"
     d.run_digest("morning", retry=True)  # what the retry job does next

@@ -41,10 +41,11 @@ from feedserver import serve
 from markdown_it import MarkdownIt
 
 from monitor import digest as dg
-from monitor import mail
+from monitor.app import run_digest
 from monitor.cli import cli
 from monitor.config import load_config
 from monitor.errors import MailError, MonitorError
+from monitor.notify import mail
 from monitor.store import Store
 from monitor.types import DigestConfig, FetchFailure
 
@@ -747,13 +748,13 @@ def test_run_digest_writes_records_and_continues(config: Path, db: Path,
     out = tmp_path / "digests"
     spec = digest_config(tmp_path, output_dir=str(out))
     with Store(db) as store:
-        first = dg.run_digest(cfg, store, spec, now=NOW)
+        first = run_digest(cfg, store, spec, now=NOW)
         assert first.path == out / "morning-20260310-0700.html"
         assert first.digest.since == SINCE and first.digest.story_count == 4
-        second = dg.run_digest(cfg, store, spec, now=NOW + timedelta(hours=30))
+        second = run_digest(cfg, store, spec, now=NOW + timedelta(hours=30))
         # the last one ended 30 h ago, longer than the 24 h window: nothing is lost
         assert second.digest.since == NOW
-        third = dg.run_digest(cfg, store, spec, now=NOW + timedelta(hours=31))
+        third = run_digest(cfg, store, spec, now=NOW + timedelta(hours=31))
         # ran an hour after the last one: a 24 h digest still covers 24 h
         assert third.digest.since == NOW + timedelta(hours=7)
         assert dg.last_until(store, "morning") == NOW + timedelta(hours=31)
@@ -773,12 +774,12 @@ def test_run_digest_mails_and_raises_without_recording(config: Path, db: Path, t
     spec = digest_config(tmp_path, id="desk", format="markdown", to=("desk@example.org",),
                          topics=(RIGHTS,))
     with Store(db) as store:
-        outcome = dg.run_digest(cfg, store, spec, now=NOW)
+        outcome = run_digest(cfg, store, spec, now=NOW)
         assert outcome.sent_to == ("desk@example.org",) and outcome.path is None
         assert [t.id for t in outcome.digest.topics] == [RIGHTS]
         monkeypatch.setenv("MONITOR_SMTP_PORT", str(free_port()))
         with pytest.raises(MailError):
-            dg.run_digest(cfg, store, spec, now=NOW + timedelta(days=1))
+            run_digest(cfg, store, spec, now=NOW + timedelta(days=1))
         assert dg.last_until(store, "desk") == NOW
     assert len(handler.envelopes) == 1
 
@@ -819,7 +820,7 @@ def test_a_scheduled_digest_moves_the_default_start(config: Path, db: Path,
                                                     tmp_path: Path) -> None:
     scheduled_at = SINCE + timedelta(hours=5)
     with Store(db) as store:  # what the daemon runs on the digest's schedule
-        dg.run_digest(load_config(config), store, digest_config(tmp_path), now=scheduled_at)
+        run_digest(load_config(config), store, digest_config(tmp_path), now=scheduled_at)
     start = "2026-03-09T12:00:00Z"
     assert manual("--name", "morning", config=config, db=db)["since"] == start
     again = manual("--name", "morning", config=config, db=db)

@@ -15,8 +15,8 @@ a 14-day series) and the health of the sources. The result is a frozen
 Safety: feed text is never trusted. It is stripped of control and bidi-override
 characters when the digest is built; HTML is autoescaped; the Markdown
 environment escapes every interpolated value unless a filter of ours built it;
-only http(s) URLs become links. ``run_digest`` is the daemon's entry point:
-build, write to ``output_dir`` and/or mail, then remember the period in the
+only http(s) URLs become links. A scheduled digest (app.run_digest) is built,
+written to ``output_dir`` and/or mailed, then its period remembered in the
 ``digests`` table so the next digest of the same name starts where it ended.
 A digest run by hand (``manual_period``) starts there too but remembers
 nothing unless asked (``record``), so running it again shows the same period.
@@ -46,7 +46,6 @@ from monitor.digest.model import (
     TEMPLATES,
     VOLUME_DAYS,
     Digest,
-    DigestOutcome,
     DisabledFeed,
     FailingFeed,
     Link,
@@ -87,7 +86,6 @@ from monitor.digest.run import (
     manual_period,
     output_name,
     record,
-    run_digest,
     send,
     slug,
     write_atomic,
@@ -121,7 +119,6 @@ __all__ = [
     "VOLUME_DAYS",
     "Bar",
     "Digest",
-    "DigestOutcome",
     "DisabledFeed",
     "FailingFeed",
     "Link",
@@ -146,7 +143,6 @@ __all__ = [
     "plural",
     "record",
     "render",
-    "run_digest",
     "safe_url",
     "segments",
     "send",

@@ -152,15 +152,6 @@ class Digest:
         return max(ranked, key=lambda s: s.sources) if ranked else None
 
 
-@dataclass(frozen=True)
-class DigestOutcome:
-    """What ``run_digest`` did: the digest, the file written, who it was mailed to."""
-
-    digest: Digest
-    path: Path | None = None
-    sent_to: tuple[str, ...] = ()
-
-
 # --- feed text: cleaning and safe links ----------------------------------------------------
 
 # Besides what monitor.clean removes: the zero-width space, which hides where

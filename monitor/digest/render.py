@@ -15,7 +15,6 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from monitor import mail
 from monitor.digest.model import (
     FORMATS,
     MAX_LISTED,
@@ -27,6 +26,7 @@ from monitor.digest.model import (
 )
 from monitor.errors import MonitorError
 from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from monitor.notify import mail
 from monitor.store import to_iso
 
 # --- JSON ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Running a digest: the period it covers (where the last one of its name
 ended), writing it atomically, mailing it, and recording it through the
-store; ``run_digest`` is the daemon's entry point."""
+store. A scheduled digest is run by app.run_digest, through these."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor import mail
-from monitor.config import Config
-from monitor.digest.model import DEFAULT_WINDOW, EXTENSIONS, Digest, DigestOutcome
+from monitor.digest.model import DEFAULT_WINDOW, EXTENSIONS, Digest
 from monitor.digest.render import render, subject
-from monitor.digest.select import build
 from monitor.errors import MonitorError
+from monitor.notify import mail
 from monitor.store import Store
-from monitor.types import DigestConfig
 
 # --- delivery and memory -------------------------------------------------------------------
 
@@ -112,27 +109,3 @@ def slug(text: str) -> str:
 def output_name(digest_id: str, until: datetime, fmt: str) -> str:
     stamp = until.astimezone(UTC).strftime("%Y%m%d-%H%M")
     return f"{slug(digest_id)}-{stamp}.{EXTENSIONS[fmt]}"
-
-
-def run_digest(config: Config, store: Store, digest: DigestConfig, *,
-               now: datetime) -> DigestOutcome:
-    """A scheduled digest: build it for the period since the last one of this
-    id (or ``digest.since`` ago, whichever is earlier, so a daemon that was down
-    loses nothing and a rolling 7-day digest stays 7 days), write it to
-    ``output_dir`` as ``<id>-<YYYYmmdd-HHMM>.<ext>``, mail it to ``to``, then
-    record it. Raises MonitorError (MailError, StorageError...) on failure,
-    having recorded nothing, so the caller may retry."""
-    wanted = set(digest.topics)
-    topics = [t for t in config.topics if not wanted or t.id in wanted]
-    window = timedelta(seconds=digest.since) if digest.since else DEFAULT_WINDOW
-    last = last_until(store, digest.id)
-    since = now - window if last is None else min(last, now - window)
-    d = build(store, topics=topics, since=since, until=now, now=now, name=digest.id)
-    path = None
-    if digest.output_dir:
-        path = write_atomic(Path(digest.output_dir) / output_name(digest.id, now, digest.format),
-                            render(d, digest.format))
-    if digest.to:
-        send(d, digest.to)
-    record(store, d, fmt=digest.format, output=path, sent_to=digest.to)
-    return DigestOutcome(digest=d, path=path, sent_to=tuple(digest.to))

@@ -1,7 +1,7 @@
 """Mailing a digest: SMTP settings from the environment, one multipart/alternative
 message (text + HTML) built with the email package, sent with smtplib.
 
-Owns the mail seam only: what goes in the message is digest.py's business.
+Owns the mail seam only: what goes in the message is the digest's business.
 Headers are built by the email package from values made single-line first, so
 a feed title carrying ``\\r\\nBcc: x@y`` stays inert text in the subject.
 Every failure (connection, TLS, login, a refused sender or recipient) becomes a
