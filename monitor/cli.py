@@ -29,6 +29,7 @@ from monitor.clean import CleanFormatter
 from monitor.config import ID_PATTERN, Config, check_examples, config_path, load_config
 from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError
 from monitor.poll import PollSummary, run_poll
+from monitor.query import segments
 from monitor.schedule import parse_duration
 from monitor.store import Store, db_path, from_iso
 from monitor.types import FeedConfig, PollResult
@@ -876,19 +877,10 @@ def _print_feed_states(states: list[dict[str, Any]]) -> None:
         out.print(f"  new, not polled yet: {escape(', '.join(new[:10]))}{more}")
 
 
-_MARK = re.compile(re.escape(match.HIGHLIGHT_OPEN) + "(.*?)" + re.escape(match.HIGHLIGHT_CLOSE))
-
-
 def highlight(snippet: str) -> str:
     """A stored snippet with its match markers shown bold, the rest escaped."""
-    parts = []
-    pos = 0
-    for m in _MARK.finditer(snippet):
-        parts.append(escape(snippet[pos:m.start()]))
-        parts.append(f"[bold yellow]{escape(m.group(1))}[/bold yellow]")
-        pos = m.end()
-    parts.append(escape(snippet[pos:]))
-    return "".join(parts)
+    return "".join(f"[bold yellow]{escape(text)}[/bold yellow]" if matched else escape(text)
+                   for text, matched in segments(snippet))
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ from monitor.clean import clean_short, without_userinfo
 from monitor.config import Config
 from monitor.errors import MonitorError
 from monitor.health import feed_name
-from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, segments
 from monitor.store import Store, from_iso, to_iso
 from monitor.types import DigestConfig, Topic
 
@@ -235,24 +235,6 @@ def safe_url(url: str | None) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not host:
         return None
     return "".join(_URL_ENCODE.get(c, c) for c in candidate)
-
-
-_MARKED = re.compile(re.escape(HIGHLIGHT_OPEN) + "(.*?)" + re.escape(HIGHLIGHT_CLOSE), re.S)
-
-
-def segments(snippet: str) -> list[tuple[str, bool]]:
-    """A stored snippet as (text, matched) runs; stray markers stay text."""
-    out: list[tuple[str, bool]] = []
-    pos = 0
-    for m in _MARKED.finditer(snippet):
-        if m.start() > pos:
-            out.append((snippet[pos:m.start()], False))
-        if m.group(1):
-            out.append((m.group(1), True))
-        pos = m.end()
-    if pos < len(snippet):
-        out.append((snippet[pos:], False))
-    return out
 
 
 # --- building ------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from sqlite_utils import Database
 from monitor import stories
 from monitor.clean import clean_text, clean_url
 from monitor.errors import QueryError, StorageError
-from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.migrations import migrations
+from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.types import Entry, FeedConfig, FeedState, FeedUpdate, Hit, Topic
 
 DEFAULT_DB = "storage/monitor.db"
