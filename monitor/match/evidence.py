@@ -65,8 +65,6 @@ def _window(highlighted: str) -> str:
     return head + " ".join(words[start:end]) + tail
 
 
-
-
 def _evidence(batch: _Rows, fts_clauses: Sequence[str],
               row: _Row) -> tuple[tuple[str, ...], str]:
     """The matched words of a hit and its snippet.
