@@ -274,7 +274,7 @@ def matching_analysis(result: dict[str, object]) -> str:
     return """\
 ### Reading
 
-Matching is a two-stage percolator (monitor/match.py), the presearcher idea of Lucene
+Matching is a two-stage percolator (monitor/match/), the presearcher idea of Lucene
 Monitor (Luwak) in Python:
 
 1. **First stage, no SQLite.** Each item's distinct tokens are read in Python exactly as

@@ -179,7 +179,7 @@ def measure(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]],
     return MatchRun(len(topics), build, done, items, spent, hits)
 
 
-# Matcher's phases, by the function that does each (monitor/match.py).
+# Matcher's phases, by the function that does each (monitor/match/).
 PHASES = (
     ("_entry_tokens", "_entry_tokens", "first stage: each item's tokens, in Python"),
     ("_Index.candidates", "candidates", "first stage: (topic, item) pairs that could match"),
@@ -213,9 +213,9 @@ def profile(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]],
     total = 0.0
     phases: dict[str, tuple[float, int]] = {}
     for (filename, _line, func), (_cc, nc, _tt, ct, _callers) in raw.items():
-        if filename.endswith("match.py") and func == "match":
+        if filename.endswith("monitor/match/batch.py") and func == "match":
             total += ct
-        if not filename.endswith("monitor/match.py"):
+        if "monitor/match/" not in filename:
             continue
         for label, name, _ in PHASES:
             if func == name and (name != "__init__" or _is_batch_init(raw, filename, _line)):
@@ -231,7 +231,7 @@ def profile(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]],
 
 
 def _is_batch_init(raw: Mapping[tuple[str, int, str], object], filename: str, line: int) -> bool:
-    """Only _Batch's __init__ (match.py has other classes with one)."""
+    """Only _Batch's __init__ (the package has other classes with one)."""
     try:
         source = Path(filename).read_text(encoding="utf-8").splitlines()
     except OSError:

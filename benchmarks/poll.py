@@ -291,7 +291,7 @@ PROFILE_POINTS = (
     ("  charset probe (feedparser convert_to_utf8)", "monitor/parse.py", "_to_utf8"),
     ("  entity guard + charrefs", "monitor/parse.py", "_guard_entities"),
     ("  entries -> Entry (plain text, keys, dates)", "monitor/parse.py", "_entries"),
-    ("Matcher.match (topics on)", "monitor/match.py", "match"),
+    ("Matcher.match (topics on)", "monitor/match/batch.py", "match"),
     ("store: existing_hashes", "monitor/store/items.py", "existing_hashes"),
     ("store: commit_polls (feeds grouped per transaction)", "monitor/store/items.py",
      "commit_polls"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from monitor.app import ConfigIgnored, Monitor, Notice, StaleTopic, open_monitor
 from monitor.clean import CleanFormatter
 from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError, UsageError
 from monitor.poll import PollSummary
+from monitor.query import segments
 from monitor.store import from_iso
 from monitor.types import PollResult
 
@@ -677,19 +677,10 @@ def _print_feed_states(states: list[dict[str, Any]]) -> None:
         out.print(f"  new, not polled yet: {escape(', '.join(new[:10]))}{more}")
 
 
-_MARK = re.compile(re.escape(match.HIGHLIGHT_OPEN) + "(.*?)" + re.escape(match.HIGHLIGHT_CLOSE))
-
-
 def highlight(snippet: str) -> str:
     """A stored snippet with its match markers shown bold, the rest escaped."""
-    parts = []
-    pos = 0
-    for m in _MARK.finditer(snippet):
-        parts.append(escape(snippet[pos:m.start()]))
-        parts.append(f"[bold yellow]{escape(m.group(1))}[/bold yellow]")
-        pos = m.end()
-    parts.append(escape(snippet[pos:]))
-    return "".join(parts)
+    return "".join(f"[bold yellow]{escape(text)}[/bold yellow]" if matched else escape(text)
+                   for text, matched in segments(snippet))
 
 
 def main() -> None:

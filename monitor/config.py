@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from monitor import match
 from monitor.errors import ConfigError, ConfigErrors, QueryError
+from monitor.query import build_fts_query, expand_query, validate_query
 from monitor.schedule import parse_duration
 from monitor.types import DigestConfig, Examples, FeedConfig, Settings, Topic
 
@@ -559,8 +559,8 @@ def _topics(topics: list[TopicModel], positions: list[int], terms: Mapping[str, 
             continue
         seen.add(t.id)
         try:
-            fts = match.build_fts_query(t.query, t.exclude, terms, topic_id=t.id)
-            match.validate_query(fts, topic_id=t.id)
+            fts = build_fts_query(t.query, t.exclude, terms, topic_id=t.id)
+            validate_query(fts, topic_id=t.id)
         except QueryError as exc:
             field = "exclude" if t.exclude and _fails(t.exclude, terms) else "query"
             errors.add(exc.message, ["topics", i, field], topic=t.id, field=field)
@@ -574,7 +574,7 @@ def _topics(topics: list[TopicModel], positions: list[int], terms: Mapping[str, 
 
 def _fails(query: str, terms: Mapping[str, Sequence[str]]) -> bool:
     try:
-        match.validate_query(match.expand_query(query, terms))
+        validate_query(expand_query(query, terms))
     except QueryError:
         return True
     return False

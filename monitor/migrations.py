@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from monitor.match import TOKENIZER
+from monitor.query import TOKENIZER
 
 migrations = Migrations("monitor")
 

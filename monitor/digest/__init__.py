@@ -55,7 +55,6 @@ from monitor.digest.model import (
     TopicSection,
     clean,
     safe_url,
-    segments,
 )
 from monitor.digest.render import (
     CHART_BAR,
@@ -93,6 +92,7 @@ from monitor.digest.run import (
 from monitor.digest.select import (
     build,
 )
+from monitor.query import segments
 
 __all__ = [
     "CHART_BAR",

@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from monitor.clean import clean_short, without_userinfo
-from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 
 FORMATS = ("text", "markdown", "html", "json")
 EXTENSIONS = {"text": "txt", "markdown": "md", "html": "html", "json": "json"}
@@ -192,19 +191,3 @@ def safe_url(url: str | None) -> str | None:
     return "".join(_URL_ENCODE.get(c, c) for c in candidate)
 
 
-_MARKED = re.compile(re.escape(HIGHLIGHT_OPEN) + "(.*?)" + re.escape(HIGHLIGHT_CLOSE), re.S)
-
-
-def segments(snippet: str) -> list[tuple[str, bool]]:
-    """A stored snippet as (text, matched) runs; stray markers stay text."""
-    out: list[tuple[str, bool]] = []
-    pos = 0
-    for m in _MARKED.finditer(snippet):
-        if m.start() > pos:
-            out.append((snippet[pos:m.start()], False))
-        if m.group(1):
-            out.append((m.group(1), True))
-        pos = m.end()
-    if pos < len(snippet):
-        out.append((snippet[pos:], False))
-    return out

@@ -22,11 +22,10 @@ from monitor.digest.model import (
     TEMPLATES,
     VOLUME_DAYS,
     Digest,
-    segments,
 )
 from monitor.errors import MonitorError
-from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.notify import mail
+from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, segments
 from monitor.store import to_iso
 
 # --- JSON ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 from monitor.clean import clean_url
 from monitor.errors import QueryError
-from monitor.match import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.store.db import StoreBase
 from monitor.store.models import SearchResult, shown
 

@@ -1,0 +1,272 @@
+"""Percolation: a batch of entries against a fixed set of topics.
+
+Owns the Matcher and its second stage: after the prefilter (prefilter._Index)
+has left the few (topic, entry) pairs that could match, those entries go into
+a fresh in-memory FTS5 table with the columns ``title`` and ``summary`` and
+each remaining topic's query, pruned to the batch (see prune), runs once
+against it: SQLite has the last word. Each hit carries the matched words and
+a snippet (see evidence), so "why did this match?" always has an answer. Also
+``explain()`` for ``monitor topics test``. No HTTP, no persistent storage: it
+must not touch the archive database.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from monitor.match.cnf import necessary
+from monitor.match.evidence import (
+    SNIPPET_ELLIPSIS,
+    SNIPPET_TOKENS,
+    _evidence,
+    _Row,
+    _window,
+)
+from monitor.match.prefilter import _Index
+from monitor.match.prune import _bodies, _Group, _Template, _template, _Vocab
+from monitor.match.tokens import _entry_tokens, _tokenize
+from monitor.query import (
+    FTS_SCHEMA,
+    HIGHLIGHT_CLOSE,
+    HIGHLIGHT_OPEN,
+    memory_db,
+    scrub,
+    split_clauses,
+    strip_exclude,
+)
+from monitor.types import Entry, Hit, Topic
+
+# The package's one logger: its name is in the log lines people read.
+log = logging.getLogger("monitor.match")
+
+
+@dataclass(frozen=True)
+class TopicExplanation:
+    """How one topic treats a text: the answer of ``monitor topics test``.
+
+    ``close_clauses`` (only for a topic that did not match) are the top-level
+    AND clauses of its query, in the config's own syntax (e.g. ``@kazakhstan``),
+    that the text does satisfy; ``excluded`` says the query matched but the
+    topic's ``exclude`` removed the text."""
+
+    topic_id: str
+    name: str
+    matched: bool
+    terms: tuple[str, ...]
+    snippet: str
+    close_clauses: tuple[str, ...] = ()
+    excluded: bool = False
+
+
+def entry_from_text(text: str, title: str | None = None) -> Entry:
+    """An Entry for a free text (``monitor topics test``, topic examples).
+
+    The whole text goes into ``summary`` and its first non-empty line (or the
+    given ``title``) into ``title``, so queries with ``title:`` filters work on
+    a one-line headline as they would on a feed item."""
+    if title is None:
+        title = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return Entry(key="text", title=title, summary=text, url=None,
+                 published_at=datetime.fromtimestamp(0, UTC))
+
+
+class _Batch:
+    """A batch of entries in a fresh in-memory FTS5 table; closed after use."""
+
+    # SQLite 3.40's snippet() (and in rarer cases highlight()) fails with
+    # "database disk image is malformed" on some valid NEAR queries whose
+    # phrases overlap, e.g. NEAR("air strike" strike). A hit must not be lost
+    # to its evidence: each query falls back to fewer auxiliary functions.
+    _COLUMNS = (
+        "highlight(p, 0, ?1, ?2), highlight(p, 1, ?1, ?2), snippet(p, -1, ?1, ?2, ?3, ?4)",
+        "highlight(p, 0, ?1, ?2), highlight(p, 1, ?1, ?2), NULL",
+        "NULL, NULL, NULL",
+    )
+    _HITS_WHERE = "p MATCH ?5 ORDER BY rowid"
+    _ROW_WHERE = "p MATCH ?5 AND rowid = ?6"
+
+    def __init__(self, entries: Sequence[Entry], rowids: Sequence[int] | None = None) -> None:
+        self.db = memory_db()
+        self.db.execute(FTS_SCHEMA.format(name="p"))
+        self.keys: dict[int, str] = {}
+        self.db.execute("BEGIN")
+        for i, entry in enumerate(entries):
+            self._add(rowids[i] if rowids is not None else i + 1, entry)
+        self.db.execute("COMMIT")
+
+    def vocab(self) -> _Vocab:
+        self.db.execute("CREATE VIRTUAL TABLE pv USING fts5vocab(p, row)")
+        return _Vocab(str(t) for (t,) in self.db.execute("SELECT term FROM pv"))
+
+    def _add(self, rowid: int, entry: Entry) -> None:
+        try:
+            title, summary = scrub(entry.title), scrub(entry.summary)
+            self.db.execute("INSERT INTO p(rowid, title, summary) VALUES (?, ?, ?)",
+                            (rowid, title, summary))
+            self.keys[rowid] = entry.key
+        except Exception as exc:  # catalogue B8: one bad entry never loses the batch
+            log.warning("entry %r skipped by the matcher: %s", getattr(entry, "key", "?"), exc)
+
+    def _rows(self, where: str, *params: object) -> list[_Row]:
+        args = (HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, SNIPPET_ELLIPSIS, SNIPPET_TOKENS, *params)
+        for n, columns in enumerate(self._COLUMNS):
+            try:
+                found = self.db.execute(f"SELECT rowid, {columns} FROM p WHERE {where}",
+                                        args).fetchall()
+                break
+            except sqlite3.DatabaseError:
+                if n == len(self._COLUMNS) - 1:
+                    raise
+        rows = [_Row(int(r[0]), str(r[1] or ""), str(r[2] or ""), str(r[3] or ""))
+                for r in found]
+        if n:
+            rows = [self._plain_evidence(r) for r in rows]
+        return rows
+
+    def _plain_evidence(self, row: _Row) -> _Row:
+        """What snippet() would give, made in Python from the highlights (or
+        the text itself when there are none)."""
+        title_hl, summary_hl = row.title_hl, row.summary_hl
+        if not (title_hl or summary_hl):
+            title_hl, summary_hl = self.db.execute(
+                "SELECT title, summary FROM p WHERE rowid = ?", (row.rowid,)).fetchone()
+        return _Row(row.rowid, title_hl or "", summary_hl or "",
+                    _window(summary_hl if HIGHLIGHT_OPEN in (summary_hl or "") else
+                            title_hl or summary_hl or ""))
+
+    def hits(self, fts_query: str) -> list[_Row]:
+        return self._rows(self._HITS_WHERE, fts_query)
+
+    def row(self, fts_query: str, rowid: int) -> _Row | None:
+        try:
+            rows = self._rows(self._ROW_WHERE, fts_query, rowid)
+        except sqlite3.Error:
+            return None
+        return rows[0] if rows else None
+
+    def any(self, fts_query: str) -> bool:
+        try:
+            return self.db.execute("SELECT 1 FROM p WHERE p MATCH ? LIMIT 1",
+                                   (fts_query,)).fetchone() is not None
+        except sqlite3.Error:
+            return False
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the matcher precomputes per topic: the clauses of its query
+    (config syntax and expanded) for snippets and near misses, and the
+    prunable templates of the query and of its clauses."""
+
+    topic: Topic
+    clauses: tuple[str, ...]  # as written in feeds.yaml
+    fts_clauses: tuple[str, ...]  # the same, expanded; () when they do not line up
+    template: _Template = ()
+    clause_templates: tuple[_Template, ...] = ()
+
+    @classmethod
+    def of(cls, topic: Topic) -> _Plan:
+        original = split_clauses(topic.query)
+        expanded = split_clauses(strip_exclude(topic.fts_query, topic.exclude))
+        if len(original) < 2 or len(original) != len(expanded):
+            return cls(topic, tuple(original), ())
+        return cls(topic, tuple(c.strip() for c in original), tuple(expanded))
+
+    def with_templates(self, tokens: Mapping[str, tuple[str, ...]],
+                       groups: dict[str, _Group]) -> _Plan:
+        clause_templates = tuple(_template(c, tokens, groups) for c in self.fts_clauses)
+        return _Plan(self.topic, self.clauses, self.fts_clauses,
+                     _template(self.topic.fts_query, tokens, groups), clause_templates)
+
+
+class Matcher:
+    """Matches batches of entries against a fixed set of topics.
+
+    Uses ``topic.fts_query`` (already expanded and validated by the config).
+    Thread-safe: every call works on its own in-memory database."""
+
+    def __init__(self, topics: Sequence[Topic]) -> None:
+        self.topics: tuple[Topic, ...] = tuple(topics)
+        plans = [_Plan.of(t) for t in self.topics]
+        bodies: set[str] = set()
+        for p in plans:
+            for q in (p.topic.fts_query, *p.fts_clauses):
+                bodies |= _bodies(q)
+        tokens = _tokenize(bodies)
+        groups: dict[str, _Group] = {}
+        self._plans = tuple(p.with_templates(tokens, groups) for p in plans)
+        self._index = _Index([necessary(t.fts_query) for t in self.topics])
+
+    def match(self, entries: Sequence[Entry]) -> list[Hit]:
+        """Every (topic, entry) hit of the batch, in topic order then entry
+        order. A topic whose query SQLite rejects at run time is logged and
+        skipped; an entry that cannot be indexed is logged and skipped.
+
+        Items no topic can match (by their tokens, see _Index) never reach
+        SQLite; the others are indexed once and each topic's pruned query runs
+        over them."""
+        if not entries or not self.topics:
+            return []
+        tokens = [_entry_tokens(e) for e in entries]
+        wanted = self._index.candidates(tokens)
+        if not wanted:
+            return []
+        rows = sorted({i for items in wanted.values() for i in items})
+        batch = _Batch([entries[i] for i in rows], [i + 1 for i in rows])
+        try:
+            known = [tokens[i] for i in rows]
+            vocab = (batch.vocab() if any(t is None for t in known) else
+                     _Vocab(t.decode() for t in set().union(*(t for t in known if t))))
+            out: list[Hit] = []
+            for n in wanted:
+                out.extend(self._topic_hits(batch, vocab, self._plans[n]))
+            return out
+        finally:
+            batch.close()
+
+    @staticmethod
+    def _topic_hits(batch: _Batch, vocab: _Vocab, plan: _Plan) -> list[Hit]:
+        try:
+            rows = batch.hits(vocab.render(plan.template))
+        except sqlite3.Error as exc:
+            log.warning("topic %s skipped: invalid query: %s", plan.topic.id, exc)
+            return []
+        clauses = [vocab.render(t) for t in plan.clause_templates] if rows else []
+        out = []
+        for row in rows:
+            key = batch.keys.get(row.rowid)
+            if key is not None:
+                terms, snippet = _evidence(batch, clauses, row)
+                out.append(Hit(topic_id=plan.topic.id, entry_key=key, terms=terms,
+                               snippet=snippet))
+        return out
+
+    def explain(self, text: str, title: str | None = None) -> list[TopicExplanation]:
+        """For every topic: does ``text`` match, on which words, and if not,
+        which top-level AND clauses of its query it does satisfy.
+        The text is indexed as entry_from_text() describes."""
+        batch = _Batch([entry_from_text(text, title)])
+        try:
+            return [self._explain_one(batch, plan) for plan in self._plans]
+        finally:
+            batch.close()
+
+    @staticmethod
+    def _explain_one(batch: _Batch, plan: _Plan) -> TopicExplanation:
+        topic = plan.topic
+        row = batch.row(topic.fts_query, 1)
+        if row is not None:
+            terms, snippet = _evidence(batch, plan.fts_clauses, row)
+            return TopicExplanation(topic.id, topic.name, True, terms, snippet)
+        close = tuple(c for c, x in zip(plan.clauses, plan.fts_clauses, strict=False)
+                      if batch.any(x))
+        excluded = bool(topic.exclude and topic.exclude.strip()) and batch.any(
+            strip_exclude(topic.fts_query, topic.exclude))
+        return TopicExplanation(topic.id, topic.name, False, (), "", close, excluded)

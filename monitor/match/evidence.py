@@ -1,0 +1,132 @@
+"""Evidence of a hit: the matched words and the snippet that shows them.
+
+Owns how a hit's terms are read from FTS5's highlight() output and how its
+snippet is chosen (the window of the narrowest top-level clause, re-marked
+with every word of the whole query), and the snippet made in Python when
+SQLite's snippet() fails. It asks the batch for rows and must not decide
+which topics match.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, marked
+
+SNIPPET_ELLIPSIS = "…"
+SNIPPET_TOKENS = 16  # FTS5 allows 1..64; ~16 reads as one line
+MAX_TERMS = 10
+
+_MARKER_RE = re.compile(re.escape(HIGHLIGHT_OPEN) + "|" + re.escape(HIGHLIGHT_CLOSE))
+
+
+@dataclass(frozen=True)
+class _Row:
+    rowid: int
+    title_hl: str
+    summary_hl: str
+    snippet: str
+
+
+class _Rows(Protocol):
+    """What _evidence needs of a batch (batch._Batch)."""
+
+    def row(self, fts_query: str, rowid: int) -> _Row | None: ...
+
+
+def _terms_of(*highlighted: str) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for text in highlighted:
+        for run in marked(text or ""):
+            word = " ".join(run.split()).lower()
+            if word and word not in seen:
+                seen[word] = None
+                if len(seen) >= MAX_TERMS:
+                    return tuple(seen)
+    return tuple(seen)
+
+
+_SPAN_RE = re.compile(re.escape(HIGHLIGHT_OPEN) + r".*?" + re.escape(HIGHLIGHT_CLOSE)
+                      + r"|\S+", re.S)
+
+
+def _window(highlighted: str) -> str:
+    """About SNIPPET_TOKENS words of ``highlighted`` around its first marked
+    span, never cutting one, with SNIPPET_ELLIPSIS where text was left out."""
+    words = _SPAN_RE.findall(highlighted)
+    first = next((i for i, w in enumerate(words) if HIGHLIGHT_OPEN in w), 0)
+    start = max(0, first - SNIPPET_TOKENS // 4)
+    end = min(len(words), start + SNIPPET_TOKENS)
+    head = SNIPPET_ELLIPSIS if start > 0 else ""
+    tail = SNIPPET_ELLIPSIS if end < len(words) else ""
+    return head + " ".join(words[start:end]) + tail
+
+
+def _evidence(batch: _Rows, fts_clauses: Sequence[str],
+              row: _Row) -> tuple[tuple[str, ...], str]:
+    """The matched words of a hit and its snippet.
+
+    The words come from the whole query. The snippet's window comes from the
+    top-level AND clause with the fewest distinct matched words: in "@place
+    AND (strike OR protest)" that is the topic's own vocabulary, not the place
+    names a long summary repeats. Within that window every word the whole
+    query matched is marked."""
+    terms = _terms_of(row.title_hl, row.summary_hl)
+    best: tuple[int, str] | None = None
+    for fts_clause in fts_clauses:
+        sub = batch.row(fts_clause, row.rowid)
+        if sub is None:
+            continue
+        n = len(_terms_of(sub.title_hl, sub.summary_hl))
+        if n and (best is None or n <= best[0]):
+            best = (n, sub.snippet)
+    if best is None:
+        return terms, row.snippet
+    window = _rehighlight(best[1], (row.title_hl, row.summary_hl))
+    return terms, window or best[1]
+
+
+def _unmark(highlighted: str) -> tuple[str, list[int]]:
+    """``highlighted`` without markers, and for each plain character its index
+    in ``highlighted`` (plus one entry for the end)."""
+    plain: list[str] = []
+    where: list[int] = []
+    pos = 0
+    for m in _MARKER_RE.finditer(highlighted):
+        plain.append(highlighted[pos:m.start()])
+        where.extend(range(pos, m.start()))
+        pos = m.end()
+    plain.append(highlighted[pos:])
+    where.extend(range(pos, len(highlighted) + 1))
+    return "".join(plain), where
+
+
+def _rehighlight(snippet: str, columns: Sequence[str]) -> str | None:
+    """The window of ``snippet`` cut from a column highlighted by the whole
+    query; None when it cannot be found (the caller keeps ``snippet``)."""
+    body = snippet.removeprefix(SNIPPET_ELLIPSIS).removesuffix(SNIPPET_ELLIPSIS)
+    fragment, _ = _unmark(body)
+    if not fragment.strip():
+        return None
+    for highlighted in columns:
+        plain, where = _unmark(highlighted)
+        start = plain.find(fragment)
+        if start < 0:
+            continue
+        end = start + len(fragment)
+        a, b = where[start], where[end - 1] + 1
+        # Widen to whole marked spans so no marker is cut in half.
+        open_before = highlighted.rfind(HIGHLIGHT_OPEN, 0, a + 1)
+        if open_before >= 0 and highlighted.rfind(HIGHLIGHT_CLOSE, 0, a) < open_before:
+            a = open_before
+        if highlighted.rfind(HIGHLIGHT_OPEN, 0, b) > highlighted.rfind(HIGHLIGHT_CLOSE, 0, b):
+            close = highlighted.find(HIGHLIGHT_CLOSE, b)
+            b = len(highlighted) if close < 0 else close + len(HIGHLIGHT_CLOSE)
+        head = SNIPPET_ELLIPSIS if start > 0 else ""
+        tail = SNIPPET_ELLIPSIS if end < len(plain) else ""
+        return head + highlighted[a:b] + tail
+    return None
+

@@ -1,0 +1,125 @@
+"""Pruning: why percolation stays cheap with long term lists.
+
+Owns the reading of an expanded query's @name groups (parenthesised OR-groups
+of plain strings, what query.expand_query writes) and their rendering against
+a batch's tokens. It must not change what a query matches.
+
+FTS5 pays a few microseconds for every phrase of a query, and an expanded
+topic has hundreds (every spelling of every city). Most of them cannot match
+a given batch: their tokens are not in it. Before running a topic, every
+parenthesised OR-group of plain strings keeps only the alternatives whose
+tokens the batch contains; a group left empty becomes a phrase of a token the
+batch lacks. Removing alternatives that match nothing changes neither the
+rows, nor highlight(), nor snippet().
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from monitor.query import skip_string
+
+_STR = r'"(?:[^"]|"")*"\*?'
+_GROUP_RE = re.compile(rf"\(\s*{_STR}(?:\s+OR\s+{_STR})*\s*\)")
+_STR_RE = re.compile(r'"((?:[^"]|"")*)"(\*?)')
+
+
+@dataclass(frozen=True)
+class _Alt:
+    text: str  # as written in the query: "body" or "body"*
+    tokens: tuple[str, ...]  # as the tokenizer folds the body
+    prefix: bool
+
+
+_Group = tuple[_Alt, ...]
+_Template = tuple[str | _Group, ...]
+
+
+def _group_spans(fts: str) -> list[tuple[int, int]]:
+    """Spans of the OR-groups of plain strings, found outside any string."""
+    spans: list[tuple[int, int]] = []
+    i, n = 0, len(fts)
+    while i < n:
+        c = fts[i]
+        if c == '"':
+            i = skip_string(fts, i)
+            continue
+        if c == "(":
+            m = _GROUP_RE.match(fts, i)
+            if m:
+                spans.append((i, m.end()))
+                i = m.end()
+                continue
+        i += 1
+    return spans
+
+
+def _bodies(fts: str) -> set[str]:
+    out: set[str] = set()
+    for a, b in _group_spans(fts):
+        out.update(m.group(1).replace('""', '"') for m in _STR_RE.finditer(fts, a, b))
+    return out
+
+
+def _template(fts: str, tokens: Mapping[str, tuple[str, ...]],
+              groups: dict[str, _Group] | None = None) -> _Template:
+    """``fts`` cut into text and prunable groups; ``groups`` caches the
+    groups by their text (topics share their term lists)."""
+    parts: list[str | tuple[_Alt, ...]] = []
+    last = 0
+    seen = {} if groups is None else groups
+    for a, b in _group_spans(fts):
+        parts.append(fts[last:a])
+        text = fts[a:b]
+        group = seen.get(text)
+        if group is None:
+            group = seen[text] = tuple(
+                _Alt(m.group(0), tokens.get(m.group(1).replace('""', '"'), ()), bool(m.group(2)))
+                for m in _STR_RE.finditer(text))
+        parts.append(group)
+        last = b
+    parts.append(fts[last:])
+    return tuple(p for p in parts if p != "")
+
+
+class _Vocab:
+    """The distinct tokens of a batch, and templates rendered against them."""
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        self.terms = set(terms)
+        self._sorted: list[str] | None = None
+        self.never = "zq0"
+        while self.never in self.terms:
+            self.never += "0"
+        self._cache: dict[str, bool] = {}
+
+    def _has_prefix(self, prefix: str) -> bool:
+        if self._sorted is None:
+            self._sorted = sorted(self.terms)
+        i = bisect.bisect_left(self._sorted, prefix)
+        return i < len(self._sorted) and self._sorted[i].startswith(prefix)
+
+    def can_match(self, alt: _Alt) -> bool:
+        hit = self._cache.get(alt.text)
+        if hit is None:
+            if not alt.tokens:  # nothing to reason about: keep it
+                hit = True
+            else:
+                *head, last = alt.tokens
+                hit = all(t in self.terms for t in head) and (
+                    self._has_prefix(last) if alt.prefix else last in self.terms)
+            self._cache[alt.text] = hit
+        return hit
+
+    def render(self, template: _Template) -> str:
+        out = []
+        for part in template:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            kept = [a.text for a in part if self.can_match(a)]
+            out.append("(" + " OR ".join(kept) + ")" if kept else f'("{self.never}")')
+        return "".join(out)
