@@ -18,7 +18,6 @@ from feedparser.urls import _urljoin as feedparser_urljoin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor import fastparse
 from monitor.parse import (
     _HTML_TYPES,
     _INPUT_FACTOR,
@@ -34,6 +33,7 @@ from monitor.parse import (
     _str,
     _TextExtractor,
 )
+from monitor.parse import fast as fastparse
 
 # ------------------------------------------------ the reference versions
 

@@ -63,7 +63,7 @@ _AUTHOR_EMAIL = re.compile(
 )
 # The e-mail rule reads only this much of an author text: its regex is
 # quadratic in a run of name characters (60,000 letters took 13 s), and
-# feedparser's own copy is capped to the same length (monitor.parse).
+# feedparser's own copy is capped to the same length (monitor.parse.feedparser).
 AUTHOR_SCAN = 256
 _LINK_REF = re.compile("&([A-Za-z0-9_]+);")
 # The C1 controls feedparser reads as cp1252 (a search per character is
