@@ -17,7 +17,8 @@ corpus both paths give the same ParsedFeed.
 
 The caller has already decoded the body to UTF-8 and passed it through the
 entity guard; lxml is still told never to load a DTD, resolve an entity or
-touch the network.
+touch the network. It must not build Entries (monitor.parse.entries) nor
+decide when it is tried (monitor.parse.registry).
 """
 
 from __future__ import annotations
