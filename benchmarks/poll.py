@@ -285,17 +285,17 @@ PROFILE_POINTS = (
     # Parsing, matching (_prepare) and the grouped commits (_flush); not the
     # ingest thread's waits for work.
     ("ingest (the per-feed work, ingest thread)", "monitor/poll.py", "_prepare|_flush"),
-    ("parse_feed (all of parsing)", "monitor/parse.py", "parse_feed"),
-    ("  monitor.fastparse (lxml fast path)", "monitor/fastparse.py", "extract"),
+    ("parse_feed (all of parsing)", "monitor/parse/document.py", "parse_feed"),
+    ("  monitor.fastparse (lxml fast path)", "monitor/parse/fast.py", "extract"),
     ("  feedparser.parse", "feedparser/api.py", "parse"),
-    ("  charset probe (feedparser convert_to_utf8)", "monitor/parse.py", "_to_utf8"),
-    ("  entity guard + charrefs", "monitor/parse.py", "_guard_entities"),
-    ("  entries -> Entry (plain text, keys, dates)", "monitor/parse.py", "_entries"),
+    ("  charset probe (feedparser convert_to_utf8)", "monitor/parse/document.py", "_to_utf8"),
+    ("  entity guard + charrefs", "monitor/parse/entities.py", "_guard_entities"),
+    ("  entries -> Entry (plain text, keys, dates)", "monitor/parse/entries.py", "_entries"),
     ("Matcher.match (topics on)", "monitor/match/batch.py", "match"),
     ("store: existing_hashes", "monitor/store/items.py", "existing_hashes"),
     ("store: commit_polls (feeds grouped per transaction)", "monitor/store/items.py",
      "commit_polls"),
-    ("fetch (event loop, main thread)", "monitor/fetch.py", "fetch"),
+    ("fetch (event loop, main thread)", "monitor/fetch/client.py", "fetch"),
 )
 
 

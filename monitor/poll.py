@@ -25,10 +25,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from monitor.addressguard import Network
 from monitor.config import Config
 from monitor.errors import MonitorError, ParseError, StorageError
-from monitor.fetch import Fetcher
+from monitor.fetch import Fetcher, Network
 from monitor.match import Matcher
 from monitor.parse import parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, inline_limit, worth_a_pool

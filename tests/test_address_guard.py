@@ -1,4 +1,4 @@
-"""The address guard (monitor.addressguard, catalogue K2, issue 19): the host
+"""The address guard (monitor.fetch.guard, catalogue K2, issue 19): the host
 checked is the host connected to.
 
 DNS is a resolver the test controls (no real lookup). No packet leaves
@@ -29,9 +29,8 @@ from helpers import run_cli, write_config
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.addressguard import Network, refusal, vet_host
 from monitor.config import load_config
-from monitor.fetch import Fetcher
+from monitor.fetch import Fetcher, Network, refusal, vet_host
 from monitor.poll import run_poll
 from monitor.store import Store
 from monitor.types import FeedState, FetchResult, Settings

@@ -21,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor import fastparse
 from monitor.errors import ParseError
 from monitor.parse import (
     _parsed_html_to_text,
@@ -29,6 +28,7 @@ from monitor.parse import (
     parse_feed,
     takes_fast_path,
 )
+from monitor.parse import fast as fastparse
 from monitor.types import ParsedFeed
 
 HERE = Path(__file__).resolve().parent

@@ -1,7 +1,7 @@
 """monitor.fetch against a real misbehaving server on 127.0.0.1.
 
 One test per reliability-catalogue row the fetcher owns (N1-N22, B1, B8,
-B10-B12, K2). Each faulty feed is fetched in the same ``fetch_many`` as a
+B10-B12, K2). Each faulty feed is fetched concurrently with a
 healthy one, which must still succeed: one feed's failure never stops the
 cycle. httpx transports are injected only where a loopback server cannot
 provoke the case (https->http downgrade, DNS failure, public addresses).
@@ -76,7 +76,8 @@ async def fetch_all(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> dict[str, FetchResult]:
     async with Fetcher(settings, transport=transport) as fetcher:
-        return {r.feed_id: r async for r in fetcher.fetch_many(feeds)}
+        results = await asyncio.gather(*(fetcher.fetch(f) for f in feeds))
+        return {r.feed_id: r for r in results}
 
 
 def fetch_one(
@@ -638,30 +639,33 @@ def test_global_concurrency_limit(fault_server: FaultServer) -> None:
     assert fault_server.max_in_flight == 1
 
 
-def test_fetch_many_yields_each_result_as_it_completes(fault_server: FaultServer) -> None:
+def test_concurrent_fetches_complete_in_their_own_time(fault_server: FaultServer) -> None:
     fast = feed(fault_server.route("/fast", static(BODY)), "fast")
     slow = feed(fault_server.route("/slow", sleep_then(0.5, static(BODY))), "slow")
 
     async def order() -> list[str]:
         async with Fetcher(FAST) as fetcher:
-            return [r.feed_id async for r in fetcher.fetch_many([slow, fast])]
+            tasks = [asyncio.ensure_future(fetcher.fetch(f)) for f in (slow, fast)]
+            return [(await done).feed_id for done in asyncio.as_completed(tasks)]
 
     assert asyncio.run(order()) == ["fast", "slow"]
 
 
-def test_leaving_fetch_many_early_cancels_the_rest(fault_server: FaultServer) -> None:
+def test_cancelling_the_other_fetches_ends_them_early(fault_server: FaultServer) -> None:
     fast = feed(fault_server.route("/fast", static(BODY)), "fast")
     hung = feed(fault_server.route("/never", never_reply), "hung")
     settings = Settings(timeout=30, allow_private=True)
 
     async def first_only() -> str:
         async with Fetcher(settings) as fetcher:
-            results = fetcher.fetch_many([hung, fast])
+            tasks = [asyncio.ensure_future(fetcher.fetch(f)) for f in (hung, fast)]
             try:
-                async for result in results:
-                    return result.feed_id
+                for done in asyncio.as_completed(tasks):
+                    return (await done).feed_id
             finally:
-                await results.aclose()  # type: ignore[attr-defined]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
         return ""
 
     started = time.monotonic()

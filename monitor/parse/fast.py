@@ -17,7 +17,8 @@ corpus both paths give the same ParsedFeed.
 
 The caller has already decoded the body to UTF-8 and passed it through the
 entity guard; lxml is still told never to load a DTD, resolve an entity or
-touch the network.
+touch the network. It must not build Entries (monitor.parse.entries) nor
+decide when it is tried (monitor.parse.registry).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ _AUTHOR_EMAIL = re.compile(
 )
 # The e-mail rule reads only this much of an author text: its regex is
 # quadratic in a run of name characters (60,000 letters took 13 s), and
-# feedparser's own copy is capped to the same length (monitor.parse).
+# feedparser's own copy is capped to the same length (monitor.parse.feedparser).
 AUTHOR_SCAN = 256
 _LINK_REF = re.compile("&([A-Za-z0-9_]+);")
 # The C1 controls feedparser reads as cp1252 (a search per character is

@@ -6,77 +6,61 @@ byte for byte, a wall-clock deadline per fetch, a cap on the decompressed
 body counted while streaming, at most ``max_redirects`` redirects followed by
 hand (so each hop is checked), per-host and global concurrency limits, no
 cookies, no proxy from the environment, and refusal of private addresses
-unless allowed. That refusal is monitor.addressguard's: every connection is
+unless allowed. That refusal is monitor.fetch.guard's: every connection is
 opened by its GuardedBackend, which resolves the URL's raw host once, vets
 every address and connects to a vetted one, so the host checked is the host
 connected to, for the feed URL and each redirect hop alike (article pages and
 webhook targets use the same guard through ``guarded_transport``).
 HTTP/1.1 connections are kept alive and reused per origin
-only after an exchange that ended cleanly (see ``_PoolPerOrigin``). Network
+only after an exchange that ended cleanly (monitor.fetch.pool). Network
 and HTTP problems never raise: they come back as ``FetchResult.failure`` with
 a kind from ``FAILURE_KINDS`` and a short reason.
-It never parses feeds (parse.py) nor touches the database (store.py).
+Headers are read and written by monitor.fetch.http, bodies inflated by
+monitor.fetch.inflate. It never parses feeds (monitor.parse) nor touches the
+database (monitor.store).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import hashlib
 import logging
-import re
 import socket
 import ssl
 import time
 import zlib
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
-from http import HTTPStatus
+from datetime import UTC, datetime
 from types import TracebackType
 
 import httpx
 
-from monitor.addressguard import GuardedTransport, Network, vet_host
 from monitor.errors import FetchError
+from monitor.fetch.failure import _Failed, _short, format_seconds, format_size
+from monitor.fetch.guard import Network, vet_host
+from monitor.fetch.http import (
+    ACCEPT,
+    ACCEPT_ENCODING,
+    PERMANENT_STATUSES,
+    RATE_LIMIT_STATUSES,
+    _conditional,
+    _header_pairs,
+    _host_of,
+    _is_html_page,
+    _parse_url,
+    _raw_header,
+    _redirect_target,
+    _status_reason,
+    parse_max_age,
+    parse_retry_after,
+)
+from monitor.fetch.inflate import _Inflater
+from monitor.fetch.pool import _PoolPerOrigin
 from monitor.types import FeedState, FetchFailure, FetchResult, Settings
 
 log = logging.getLogger(__name__)
-
-ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
-    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
-)
-# Brotli is not a dependency and zlib is what lets us bound inflation
-# (max_length), so only gzip and deflate are offered.
-ACCEPT_ENCODING = "gzip, deflate"
-
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-PERMANENT_STATUSES = frozenset({301, 308})
-RATE_LIMIT_STATUSES = frozenset({429, 503})
-MAX_RETRY_AFTER = timedelta(hours=24)
-# An idle pooled connection is closed after this long: within one cycle a
-# host's feeds follow each other closely, and servers drop idle ones anyway.
-KEEPALIVE_EXPIRY = 5.0
-
-# Largest piece of decompressed output produced at once: the body cap is
-# checked after every piece, so memory never exceeds max_bytes + _PIECE.
-_PIECE = 64 * 1024
-_GZIP_MAGIC = b"\x1f\x8b"
-_UTF8_BOM = b"\xef\xbb\xbf"
-_DIGITS = re.compile(r"[0-9]+", re.ASCII)
-_UNSAFE_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-class _Failed(Exception):
-    """Internal: ends an exchange with a failure of a known kind."""
-
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.failure = FetchFailure(kind=kind, reason=reason)
 
 
 @dataclass
@@ -134,17 +118,6 @@ class Fetcher:
         if self._transport is not None:
             await self._transport.aclose()
             self._transport = None
-
-    async def fetch_many(self, feeds: Sequence[FeedState]) -> AsyncIterator[FetchResult]:
-        """Fetch all ``feeds`` concurrently, yielding each result as it completes."""
-        tasks = [asyncio.create_task(self.fetch(feed)) for feed in feeds]
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                yield await next_done
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def fetch(self, feed: FeedState) -> FetchResult:
         """One conditional GET of ``feed``, within the limits; never raises for
@@ -326,89 +299,6 @@ class Fetcher:
         return FetchFailure("protocol", _short(f"unexpected error: {type(exc).__name__}: {exc}"))
 
 
-@dataclass
-class _Pool:
-    transport: httpx.AsyncHTTPTransport
-    busy: int = 0  # requests whose response is not closed yet
-
-
-class _PoolPerOrigin(httpx.AsyncBaseTransport):
-    """A small connection pool per origin (scheme, host, port), the least
-    recently used idle pools closed beyond ``2 x concurrency``.
-
-    A pool keeps a connection for the next request to its origin only when
-    the exchange on it ended cleanly: httpcore closes, never pools, a
-    connection whose response was not read to its end (an error, our
-    deadline's cancellation, the body cap, a cut-off body, a redirect left
-    unread) or that the server asked to close. A new TCP (and TLS) handshake
-    per feed was most of the cost of a poll of unchanged feeds. Every pool
-    opens its connections through one address guard (GuardedBackend).
-
-    httpcore's pool scans every one of its connections, some twice over, on
-    each request and each release: one pool for a cycle's ``concurrency``
-    connections cost more event-loop time than the HTTP itself. One TLS
-    context is shared (building one costs ~15 ms)."""
-
-    def __init__(self, settings: Settings, network: Network) -> None:
-        self._tls = httpx.create_ssl_context(trust_env=False)
-        self._guard = network.guard(settings)
-        self._limits = httpx.Limits(max_connections=settings.concurrency,
-                                    max_keepalive_connections=settings.per_host,
-                                    keepalive_expiry=KEEPALIVE_EXPIRY)
-        self._keep = 2 * settings.concurrency
-        self._pools: OrderedDict[tuple[bytes, bytes, int | None], _Pool] = OrderedDict()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        key = (url.raw_scheme, url.raw_host, url.port)
-        pool = self._pools.pop(key, None)
-        if pool is None:
-            pool = _Pool(GuardedTransport(self._guard, tls=self._tls, limits=self._limits))
-        self._pools[key] = pool  # the most recently used last
-        pool.busy += 1
-        try:
-            await self._trim()
-            response = await pool.transport.handle_async_request(request)
-        except BaseException:
-            pool.busy -= 1
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Releasing(response.stream, pool)
-        return response
-
-    async def _trim(self) -> None:
-        for key, pool in list(self._pools.items()):
-            if len(self._pools) <= self._keep:
-                return
-            if not pool.busy:
-                del self._pools[key]
-                await pool.transport.aclose()
-
-    async def aclose(self) -> None:
-        pools = list(self._pools.values())
-        self._pools.clear()
-        for pool in pools:
-            await pool.transport.aclose()
-
-
-class _Releasing(httpx.AsyncByteStream):
-    """A response body that marks its pool free again once closed."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, pool: _Pool) -> None:
-        self._stream = stream
-        self._pool: _Pool | None = pool
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        if self._pool is not None:
-            self._pool.busy -= 1
-            self._pool = None
-        await self._stream.aclose()
-
-
 async def _raw_chunks(resp: httpx.Response) -> AsyncIterator[bytes]:
     if resp.is_stream_consumed:
         # A transport that read the body already (httpx.MockTransport with
@@ -462,196 +352,3 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
-
-
-class _Inflater:
-    """Undoes one Content-Encoding in pieces of at most ``_PIECE`` bytes, so
-    the body cap bounds memory however well the body compresses (httpx's own
-    decoder inflates a whole network read at once: 64 KB can become 60 MB)."""
-
-    def __init__(self, encoding: str) -> None:
-        self._encoding = encoding
-        self._obj = self._new(raw=False)
-        self._started = False
-        self._done = False
-
-    @classmethod
-    def for_encoding(cls, header: str) -> _Inflater:
-        codings = [c.strip().lower() for c in header.split(",")]
-        codings = [c for c in codings if c and c != "identity"]
-        if not codings:
-            return cls("identity")
-        if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
-            return cls(codings[0])
-        raise _Failed("protocol", _short(f"unsupported Content-Encoding {header!r}"))
-
-    def _new(self, *, raw: bool) -> zlib._Decompress:
-        if raw:
-            return zlib.decompressobj(-zlib.MAX_WBITS)
-        # 47 = auto-detect a gzip or zlib header; servers mix them up.
-        return zlib.decompressobj((zlib.MAX_WBITS | 32) if self._encoding != "deflate" else 15)
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if self._encoding == "identity":
-            if data:
-                yield data
-            return
-        while data and not self._done:
-            try:
-                out = self._obj.decompress(data, _PIECE)
-            except zlib.error:
-                # "deflate" is often sent without the zlib header.
-                if self._encoding != "deflate" or self._started:
-                    raise
-                self._obj, self._started = self._new(raw=True), True
-                continue
-            self._started = True
-            if out:
-                yield out
-            data = self._next_member() if self._obj.eof else self._obj.unconsumed_tail
-
-    def _next_member(self) -> bytes:
-        rest = self._obj.unused_data
-        if self._encoding != "deflate" and rest.startswith(_GZIP_MAGIC):
-            self._obj = self._new(raw=False)
-            return rest
-        self._done = True  # trailing padding after the stream: ignored
-        return b""
-
-
-def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
-    """Retry-After as seconds or an HTTP-date -> a time within [now, now + 24 h];
-    None when absent or not understood ('soon', '-5')."""
-    if value is None:
-        return None
-    text = value.strip()
-    if _DIGITS.fullmatch(text):
-        seconds = min(int(text[:9]), int(MAX_RETRY_AFTER.total_seconds()))
-        return now + timedelta(seconds=seconds)
-    when = _parse_http_date(text)
-    if when is None:
-        return None
-    return min(max(when, now), now + MAX_RETRY_AFTER)
-
-
-def parse_max_age(headers: httpx.Headers, now: datetime) -> float | None:
-    """How long the server says the response stays fresh, in seconds:
-    Cache-Control max-age, else Expires minus Date; None if it does not say."""
-    directives = _cache_control(headers.get("cache-control", ""))
-    if "no-cache" in directives or "no-store" in directives:
-        return None
-    max_age = directives.get("max-age")
-    if max_age is not None and _DIGITS.fullmatch(max_age):
-        return float(int(max_age[:9]))
-    expires = _parse_http_date(headers.get("expires", ""))
-    if expires is None:
-        return None
-    date = _parse_http_date(headers.get("date", "")) or now
-    return max(0.0, (expires - date).total_seconds())
-
-
-def _cache_control(value: str) -> dict[str, str]:
-    directives: dict[str, str] = {}
-    for part in value.split(","):
-        name, _, arg = part.partition("=")
-        if name.strip():
-            directives[name.strip().lower()] = arg.strip().strip('"')
-    return directives
-
-
-def _parse_http_date(text: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _conditional(feed: FeedState) -> dict[bytes, bytes]:
-    """If-None-Match / If-Modified-Since, byte-identical to what the server sent
-    (validators are kept as latin-1 text, which maps bytes one to one)."""
-    headers: dict[bytes, bytes] = {}
-    for name, value in ((b"If-None-Match", feed.etag), (b"If-Modified-Since", feed.last_modified)):
-        if value and not _UNSAFE_HEADER_VALUE.search(value):
-            try:
-                headers[name] = value.encode("latin-1")
-            except UnicodeEncodeError:
-                continue  # not something a server sent us; skip rather than fail
-    return headers
-
-
-def _raw_header(resp: httpx.Response, name: bytes) -> str | None:
-    for key, value in resp.headers.raw:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
-def _header_pairs(resp: httpx.Response) -> tuple[tuple[str, str], ...]:
-    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.headers.raw)
-
-
-def _redirect_target(resp: httpx.Response) -> httpx.URL | None:
-    location = resp.headers.get("location")
-    if resp.status_code not in REDIRECT_STATUSES or not location:
-        return None
-    try:
-        return resp.url.join(location.strip())
-    except (httpx.InvalidURL, ValueError):
-        raise _Failed("redirect", _short(f"invalid redirect Location {location!r}")) from None
-
-
-def _status_reason(resp: httpx.Response) -> str:
-    try:
-        phrase = HTTPStatus(resp.status_code).phrase
-    except ValueError:
-        phrase = resp.reason_phrase
-    return _short(f"HTTP {resp.status_code} {phrase}".strip())
-
-
-def _is_html_page(content_type: str, body: bytes) -> bool:
-    if "text/html" not in content_type.lower():
-        return False
-    head = body[:1024].removeprefix(_UTF8_BOM).lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html"))
-
-
-@functools.lru_cache(maxsize=4096)
-def _url(url: str) -> httpx.URL | None:
-    """httpx's parse of a feed URL (immutable, so shared): the same URLs come
-    back every cycle, and each fetch needs its host and its URL."""
-    try:
-        return httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        return None
-
-
-def _parse_url(url: str) -> httpx.URL:
-    parsed = _url(url)
-    if parsed is None or not parsed.scheme or (parsed.scheme in ("http", "https") and not parsed.host):
-        raise _Failed("refused", _short(f"invalid URL {url!r}"))
-    return parsed
-
-
-def _host_of(url: str) -> str:
-    parsed = _url(url)
-    return parsed.host.lower() if parsed is not None else ""
-
-
-def format_seconds(seconds: float) -> str:
-    return f"{seconds:g}"
-
-
-def format_size(size: int) -> str:
-    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("MiB", 2**20), ("kB", 1000), ("KiB", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor} {unit}"
-    return f"{size} bytes"
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-

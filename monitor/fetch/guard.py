@@ -35,6 +35,9 @@ time, say), and ``refusal`` classifies one address. A refused address raises
 Names are looked up by a ``Resolver`` (host -> IP address strings): the
 system's ``getaddrinfo`` by default; tests give their own, so no test needs
 real DNS.
+
+Owns the address rules and vetted connecting. Must not decide what to
+request, follow redirects or read bodies (monitor.fetch.client does).
 """
 
 from __future__ import annotations
