@@ -27,9 +27,9 @@ from rich.table import Table
 from monitor import health, match
 from monitor.clean import CleanFormatter
 from monitor.config import ID_PATTERN, Config, check_examples, config_path, load_config
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError
 from monitor.poll import PollSummary, run_poll
-from monitor.schedule import parse_duration
 from monitor.store import Store, db_path, from_iso
 from monitor.types import FeedConfig, PollResult
 

@@ -23,8 +23,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from monitor import match
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, ConfigErrors, QueryError
-from monitor.schedule import parse_duration
 from monitor.types import DigestConfig, Examples, FeedConfig, Settings, Topic
 
 DEFAULT_CONFIG = "feeds.yaml"

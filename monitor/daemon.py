@@ -48,6 +48,7 @@ from monitor import health
 from monitor.clean import CleanFormatter, clean_lines
 from monitor.config import Config, check_examples, load_config
 from monitor.cron import cron_trigger
+from monitor.decide import DIGEST_RETRY, WAL_LIMIT, HeldFeeds, digest_retry, should_optimize
 from monitor.errors import ConfigError, MonitorError, StorageError
 from monitor.poll import poll_async
 from monitor.store import Store, from_iso, to_iso
@@ -61,12 +62,6 @@ POLL_MARGIN = 30.0  # seconds added to a poll cycle's deadline beyond its fetche
 MAINTENANCE_EVERY = 86400.0
 MAINTENANCE_DELAY = 300.0  # first housekeeping after start, once the first polls are done
 MAINTENANCE_BUDGET = 120.0  # seconds of pruning/merging per run; the rest waits a day
-OPTIMIZE_EVERY = timedelta(days=7)
-OPTIMIZE_AFTER_PRUNED = 10_000  # items pruned that make an FTS merge worth it at once
-WAL_LIMIT = 64 * 1024 * 1024  # bytes of WAL file before a TRUNCATE checkpoint
-DIGEST_RETRY = 60.0  # seconds before a failed digest is tried again; x4 per failure
-DIGEST_RETRY_MAX = 3600.0  # then hourly, until it is sent
-DIGEST_ERROR_AFTER = 3  # failed attempts before it is logged as an error
 
 
 def poll_deadline(settings: Settings) -> float:
@@ -147,6 +142,7 @@ class Daemon:
         self._idle = threading.Condition()
         self._active = 0
         self._store: Store | None = None  # the poll tick's connection
+        self.held = HeldFeeds()  # feeds whose poll could not be committed, across ticks
         self.scheduler = BlockingScheduler(
             timezone=self.timezone,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -283,7 +279,7 @@ class Daemon:
             self._checkpoint(store)
             return
         deadline = Deadline(self.stopping, poll_deadline(self.config.settings))
-        summary = asyncio.run(poll_async(self.config, store, stop=deadline))
+        summary = asyncio.run(poll_async(self.config, store, stop=deadline, held=self.held))
         if deadline.expired and not self.stopping.is_set():
             log.warning("poll cycle reached its deadline (%.0f s): %d of %d due feeds done; "
                         "the others stay due and go first next time", deadline.seconds,
@@ -406,14 +402,14 @@ class Daemon:
     def _digest_failed(self, store: Store, digest_id: str, exc: Exception,
                        now: datetime) -> None:
         row = store.digest_pending(digest_id)
-        attempts = (row["attempts"] if row else 0) + 1
-        delay = min(self.digest_retry * 4 ** (attempts - 1), DIGEST_RETRY_MAX)
+        retry = digest_retry((row["attempts"] if row else 0) + 1, now, first=self.digest_retry)
+        attempts = retry.attempts
         reason = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
         store.digest_failed(digest_id, attempts=attempts, error=reason,
-                            next_attempt_at=now + timedelta(seconds=delay))
-        level = logging.ERROR if attempts >= DIGEST_ERROR_AFTER else logging.WARNING
+                            next_attempt_at=retry.next_attempt_at)
+        level = logging.ERROR if retry.is_error else logging.WARNING
         log.log(level, "digest %s not sent (attempt %d): %s; next attempt in %.0f s", digest_id,
-                attempts, reason, delay, exc_info=not isinstance(exc, MonitorError),
+                attempts, reason, retry.delay, exc_info=not isinstance(exc, MonitorError),
                 extra={"event": "digest-failed", "digest": digest_id, "attempts": attempts,
                        "error": reason})
 
@@ -430,7 +426,7 @@ class Daemon:
             last = from_iso(row.get("last_optimize_at"))
             values: dict[str, Any] = {"last_maintenance_at": to_iso(now), "last_pruned": pruned}
             merged = "not needed"
-            if pruned >= OPTIMIZE_AFTER_PRUNED or last is None or now - last >= OPTIMIZE_EVERY:
+            if should_optimize(pruned, last, now):
                 done = not budget.is_set() and store.optimize_fts(should_stop=budget.is_set)
                 merged = "merged" if done else "merge left for next time"
                 if done:

@@ -42,7 +42,7 @@ import httpx
 
 from monitor.addressguard import GuardedTransport, Network, vet_host
 from monitor.errors import FetchError
-from monitor.types import FeedState, FetchFailure, FetchResult, Settings
+from monitor.types import FailureKind, FeedState, FetchFailure, FetchResult, Settings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ _UNSAFE_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 class _Failed(Exception):
     """Internal: ends an exchange with a failure of a known kind."""
 
-    def __init__(self, kind: str, reason: str) -> None:
+    def __init__(self, kind: FailureKind, reason: str) -> None:
         super().__init__(reason)
         self.failure = FetchFailure(kind=kind, reason=reason)
 
