@@ -108,22 +108,37 @@ class Move:
     moved_count: int = 0  # polls in a row it was seen
 
 
+NO_MOVE = Move()  # shared: most polls see no permanent redirect
+
+
+@dataclass(frozen=True)
+class Failing:
+    """What a failed poll does to its feed."""
+
+    failure: FetchFailure
+    error_count: int  # consecutive failures, this one included
+    failing_since: datetime
+    retry_after: datetime | None = None  # the server's, recorded as it came
+    disabled_reason: str | None = None  # set: the feed is not polled again
+
+
 @dataclass(frozen=True)
 class Decision:
     """A feed's next state after one poll: poll.py writes it with the poll's
-    items (as a FeedUpdate) and reports ``outcome``."""
+    items (as a FeedUpdate) and reports ``outcome``. Few fields, the failure's
+    apart: one is made per feed and poll."""
 
     outcome: PollStatus
     next_due_at: datetime
-    error_count: int = 0
-    failure: FetchFailure | None = None
-    failing_since: datetime | None = None
-    retry_after: datetime | None = None
-    disabled_reason: str | None = None
-    move: Move = Move()
+    move: Move = NO_MOVE
     # False: store no validators (ETag, Last-Modified, body hash), so the
     # next poll reads and parses the body whole.
     keep_validators: bool = True
+    failing: Failing | None = None  # None: a success, which resets the error count
+
+    @property
+    def error_count(self) -> int:
+        return self.failing.error_count if self.failing else 0
 
 
 def decide(state: FeedState, fetched: FetchResult, parsed: ParsedFeed | ParseError | None,
@@ -156,10 +171,11 @@ def _failed(state: FeedState, fetched: FetchResult, failure: FetchFailure, now: 
     count = state.error_count + 1
     due = next_due(now=now, interval=interval, error_count=count,
                    retry_after=fetched.retry_after, max_backoff=max_backoff, rng=rng)
-    return Decision("failed", due, error_count=count, failure=failure,
-                    failing_since=state.failing_since or now, retry_after=fetched.retry_after,
-                    disabled_reason=disabled_reason(failure),
-                    move=Move(None, state.moved_to, state.moved_count))
+    move = (NO_MOVE if state.moved_to is None and not state.moved_count
+            else Move(None, state.moved_to, state.moved_count))
+    return Decision("failed", due, move, failing=Failing(
+        failure, count, state.failing_since or now, fetched.retry_after,
+        disabled_reason(failure)))
 
 
 def disabled_reason(failure: FetchFailure) -> str | None:
@@ -177,7 +193,7 @@ def moves(state: FeedState, fetched: FetchResult) -> Move:
     must not lose a feed for good."""
     target = fetched.permanent_redirect
     if not target:
-        return Move()
+        return NO_MOVE
     old, new = urlsplit(state.url), urlsplit(target)
     if old.scheme == "http" and new.scheme == "https" and old.hostname == new.hostname:
         return Move(url=target)

@@ -524,16 +524,18 @@ class _Cycle:
                       new_items=new_items, quota_skipped=quota_skipped)
 
     def _failed(self, state: FeedState, fetched: FetchResult, d: Decision) -> _Prepared:
+        f = d.failing
+        assert f is not None, "a failed poll's decision says how it failed"
         update = FeedUpdate(
             feed_id=state.id, fetched_at=fetched.fetched_at, outcome=d.outcome,
-            next_due_at=d.next_due_at, http_status=fetched.status, error_count=d.error_count,
-            failure=d.failure, failing_since=d.failing_since, retry_after=d.retry_after,
-            disabled_reason=d.disabled_reason, moved_to=d.move.moved_to,
+            next_due_at=d.next_due_at, http_status=fetched.status, error_count=f.error_count,
+            failure=f.failure, failing_since=f.failing_since, retry_after=f.retry_after,
+            disabled_reason=f.disabled_reason, moved_to=d.move.moved_to,
             moved_count=d.move.moved_count, bytes_read=fetched.bytes_read,
             duration=fetched.duration, request_url=fetched.url)
         return _Prepared(PollWrite(update),
                       PollResult(state.id, d.outcome, http_status=fetched.status,
-                                 error=d.failure))
+                                 error=f.failure))
 
     def commit(self, write: PollWrite) -> tuple[int, int]:
         """One feed's write in its own transaction; a feed whose write is

@@ -130,7 +130,8 @@ def test_retry_after_is_honoured_but_capped_at_a_day(
                interval=60, max_backoff=cap, rng=random.Random(seed))
     assert d.next_due_at >= min(retry_after, now + timedelta(seconds=cap))
     assert d.next_due_at <= now + timedelta(days=1)
-    assert d.retry_after == retry_after  # recorded for `monitor feeds`
+    assert d.failing is not None
+    assert d.failing.retry_after == retry_after  # recorded for `monitor feeds`
 
 
 def test_a_retry_after_of_nine_days_waits_one() -> None:
@@ -148,21 +149,23 @@ def test_only_a_gone_feed_is_disabled_and_always(n: int, kind: FailureKind, reas
     failure = FetchFailure(kind, reason)
     d = decide(state(n), fetched(NOW, failure=failure), None, NOW, interval=900,
                max_backoff=DAY, rng=random.Random(seed))
+    assert d.failing is not None
     if kind == "gone":
-        assert d.disabled_reason is not None
-        assert d.disabled_reason.endswith("the server says this feed is gone for good")
+        assert d.failing.disabled_reason is not None
+        assert d.failing.disabled_reason.endswith("the server says this feed is gone for good")
     else:
-        assert d.disabled_reason is None
-    assert d.failure == failure
+        assert d.failing.disabled_reason is None
+    assert d.failing.failure == failure
     # The first failure starts the failing period; later ones keep its start.
-    assert d.failing_since == (NOW - timedelta(days=1) if n else NOW)
+    assert d.failing.failing_since == (NOW - timedelta(days=1) if n else NOW)
 
 
 def test_a_parse_error_is_a_failure_of_its_kind() -> None:
     d = decide(state(2), fetched(NOW), ParseError("no feed here", kind="not-a-feed"), NOW,
                interval=900, max_backoff=DAY, rng=random.Random(1))
     assert d.outcome == "failed" and d.error_count == 3
-    assert d.failure == FetchFailure("not-a-feed", "no feed here")
+    assert d.failing is not None
+    assert d.failing.failure == FetchFailure("not-a-feed", "no feed here")
 
 
 # --- success ---------------------------------------------------------------------------------
@@ -175,7 +178,7 @@ def test_success_resets_the_error_count(n: int, outcome: str, seed: int) -> None
                None if not_modified else ParsedFeed(()), NOW, interval=900, max_backoff=DAY,
                rng=random.Random(seed), new_items=outcome == "new")
     assert d.outcome == outcome
-    assert (d.error_count, d.failure, d.failing_since, d.disabled_reason) == (0, None, None, None)
+    assert d.failing is None and d.error_count == 0
 
 
 def test_a_quota_cut_drops_the_validators() -> None:
