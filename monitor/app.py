@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from monitor import health, match
 from monitor.config import ID_PATTERN, Config, _url_identity, config_path, load_config
+from monitor.decide import WAL_LIMIT, HeldFeeds, digest_retry, should_optimize
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, StorageError, UsageError
 from monitor.poll import PollSummary, Progress, StopFlag, poll_async, run_poll
-from monitor.schedule import parse_duration
 from monitor.store import Store, db_path, from_iso, to_iso
 from monitor.types import DigestConfig, FeedConfig, Topic
 
@@ -45,11 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("monitor.app")
 
-# Housekeeping thresholds (the daemon runs it daily, within a budget).
-OPTIMIZE_EVERY = timedelta(days=7)
-OPTIMIZE_AFTER_PRUNED = 10_000  # items pruned that make an FTS merge worth it at once
-WAL_LIMIT = 64 * 1024 * 1024  # bytes of WAL file before a TRUNCATE checkpoint
-DIGEST_RETRY_MAX = 3600.0  # a failed digest's wait grows x4 up to this, then stays
 
 
 # --- records -----------------------------------------------------------------------------
@@ -238,6 +234,9 @@ class Monitor:
         self.on_warning = on_warning or (lambda w: None)
         self._config: Config | None = None
         self._store: Store | None = None
+        # Feeds whose poll could not be committed, held until their due time
+        # across the daemon's ticks (decide.HeldFeeds; in memory, per database).
+        self.held = HeldFeeds()
 
     def __enter__(self) -> Monitor:
         return self
@@ -369,7 +368,7 @@ class Monitor:
 
     def poll_cycle(self, stop: StopFlag) -> PollSummary:
         """The daemon's poll: a cycle of the due feeds until ``stop`` is set."""
-        return asyncio.run(poll_async(self.config, self.store, stop=stop))
+        return asyncio.run(poll_async(self.config, self.store, stop=stop, held=self.held))
 
     def checkpoint(self) -> Checkpoint:
         """A WAL checkpoint once the file passes WAL_LIMIT."""
@@ -609,7 +608,7 @@ class Monitor:
             last = from_iso(row.get("last_optimize_at"))
             values: dict[str, Any] = {"last_maintenance_at": to_iso(now), "last_pruned": pruned}
             merged: Literal["merged", "merge left for next time", "not needed"] = "not needed"
-            if pruned >= OPTIMIZE_AFTER_PRUNED or last is None or now - last >= OPTIMIZE_EVERY:
+            if should_optimize(pruned, last, now):
                 done = not should_stop() and store.optimize_fts(should_stop=should_stop)
                 merged = "merged" if done else "merge left for next time"
                 if done:
@@ -676,12 +675,12 @@ def _deliver(store: Store, d: Digest, *, fmt: str, path: str | Path | None,
 def _digest_failed(store: Store, digest_id: str, exc: Exception, now: datetime,
                    retry_base: float) -> DigestRun:
     row = store.digest_pending(digest_id)
-    attempts = (row["attempts"] if row else 0) + 1
-    delay = min(retry_base * 4 ** (attempts - 1), DIGEST_RETRY_MAX)
+    retry = digest_retry((row["attempts"] if row else 0) + 1, now, first=retry_base)
     reason = str(exc) if isinstance(exc, MonitorError) else f"{type(exc).__name__}: {exc}"
-    store.digest_failed(digest_id, attempts=attempts, error=reason,
-                        next_attempt_at=now + timedelta(seconds=delay))
-    return DigestRun("failed", error=exc, reason=reason, attempts=attempts, delay=delay)
+    store.digest_failed(digest_id, attempts=retry.attempts, error=reason,
+                        next_attempt_at=retry.next_attempt_at)
+    return DigestRun("failed", error=exc, reason=reason, attempts=retry.attempts,
+                     delay=retry.delay)
 
 
 # --- feed health -----------------------------------------------------------------------------

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, ConfigErrors, QueryError
 from monitor.query import build_fts_query, expand_query, validate_query
-from monitor.schedule import parse_duration
 from monitor.types import DigestConfig, Examples, FeedConfig, Settings, Topic
 
 DEFAULT_CONFIG = "feeds.yaml"

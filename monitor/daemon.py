@@ -47,6 +47,7 @@ from monitor.app import status as status
 from monitor.clean import CleanFormatter, clean_lines
 from monitor.config import Config
 from monitor.cron import cron_trigger
+from monitor.decide import DIGEST_ERROR_AFTER, DIGEST_RETRY
 from monitor.errors import ConfigError, MonitorError, StorageError
 from monitor.types import Settings
 
@@ -58,8 +59,6 @@ POLL_MARGIN = 30.0  # seconds added to a poll cycle's deadline beyond its fetche
 MAINTENANCE_EVERY = 86400.0
 MAINTENANCE_DELAY = 300.0  # first housekeeping after start, once the first polls are done
 MAINTENANCE_BUDGET = 120.0  # seconds of pruning/merging per run; the rest waits a day
-DIGEST_RETRY = 60.0  # seconds before a failed digest is tried again; x4 per failure, then hourly
-DIGEST_ERROR_AFTER = 3  # failed attempts before it is logged as an error
 
 
 def poll_deadline(settings: Settings) -> float:

@@ -8,7 +8,12 @@ into exit code 1.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from monitor.clean import clean_lines
+
+if TYPE_CHECKING:
+    from monitor.types import FailureKind
 
 
 class MonitorError(Exception):
@@ -64,7 +69,7 @@ class UsageError(MonitorError):
 class FetchError(MonitorError):
     """A feed could not be fetched. ``kind`` is one of FAILURE_KINDS."""
 
-    def __init__(self, message: str, *, kind: str, **context: object) -> None:
+    def __init__(self, message: str, *, kind: FailureKind, **context: object) -> None:
         super().__init__(message, **context)
         self.kind = kind
 
@@ -72,7 +77,8 @@ class FetchError(MonitorError):
 class ParseError(MonitorError):
     """A fetched body is not a feed we can read (context: feed, url)."""
 
-    def __init__(self, message: str, *, kind: str = "parse", **context: object) -> None:
+    def __init__(self, message: str, *, kind: FailureKind = "parse",
+                 **context: object) -> None:
         super().__init__(message, **context)
         self.kind = kind
 

@@ -45,7 +45,7 @@ from datetime import datetime
 
 from monitor.errors import ParseError
 from monitor.parse import parse_feed
-from monitor.types import FetchResult, ParsedFeed
+from monitor.types import FailureKind, FetchResult, ParsedFeed
 
 __all__ = ["MIN_FEEDS", "ParsePool", "worth_a_pool"]
 
@@ -56,7 +56,7 @@ log = logging.getLogger("monitor.parsepool")
 # and starts them only for the bodies after those (see monitor.poll).
 MIN_FEEDS = 40
 
-_Outcome = tuple[ParsedFeed | None, str | None, str | None]  # (parsed, error kind, message)
+_Outcome = tuple[ParsedFeed | None, FailureKind | None, str | None]  # (parsed, error kind, message)
 _WATCH_SECONDS = 0.5
 # In-process parsing cannot be interrupted, so only bodies it parses well
 # within any budget stay there: after monitor.parse's caps the slowest known

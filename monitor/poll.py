@@ -6,9 +6,9 @@ Each feed's items, hits and new state are committed together, after its fetch
 and outside any HTTP wait; the feeds the ingest thread finishes back to back
 share one transaction (a small, bounded group, committed as soon as nothing
 else is waiting), and a feed's result is reported only once it is committed.
-What happens next to a feed (when it is due, backoff, moves, disabling) is
-decided by schedule.py's rules applied to the fetch outcome; one feed's
-failure never stops the cycle.
+What happens next to a feed (when it is due, backoff, moves, disabling, the
+quota) is decided by decide.py from the fetch and parse outcome, and applied
+here; one feed's failure never stops the cycle.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from monitor.config import Config
+from monitor.decide import QUOTA_WINDOW, Decision, HeldFeeds, decide, within_quota
 from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher, Network
 from monitor.match import Matcher
 from monitor.parse import parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, inline_limit, worth_a_pool
-from monitor.schedule import next_due
 from monitor.store import PollWrite, Store
 from monitor.types import (
     Entry,
@@ -45,8 +45,6 @@ from monitor.types import (
 
 log = logging.getLogger("monitor.poll")
 
-MOVE_CONFIRMATIONS = 3  # polls a 301/308 must be seen before the stored URL changes
-
 # Bounds of one commit group of feeds without items (304, unchanged, failed):
 # a few rows each, so a group holds the write lock briefly, and a finished
 # feed never waits long for its commit. A feed with new or changed items ends
@@ -54,12 +52,6 @@ MOVE_CONFIRMATIONS = 3  # polls a 301/308 must be seen before the stored URL cha
 # so sharing it saves little, and a crash loses at most that one's work.
 GROUP_FEEDS = 100
 GROUP_SECONDS = 0.2  # since the group's first feed was ready
-
-# (database path, feed id) -> when the feed is next due, for feeds whose poll
-# could not be committed (disk full, I/O error): the database still says "due",
-# so without this a daemon would fetch them again at every tick until space
-# returns. In memory only: a restart, or `poll --force`, retries at once.
-_held: dict[tuple[str, str], datetime] = {}
 
 Progress = Callable[[PollResult], None]
 
@@ -91,13 +83,14 @@ def run_poll(config: Config, store: Store, *, feed_ids: Sequence[str] | None = N
              force: bool = False, progress: Progress | None = None,
              on_start: Callable[[int], None] | None = None,
              rng: random.Random | None = None,
-             network: Network | None = None) -> PollSummary:
+             network: Network | None = None,
+             held: HeldFeeds | None = None) -> PollSummary:
     """Poll the due feeds (or ``feed_ids``; all of them with ``force``) once.
     ``network`` is where names are resolved and connections made (the
-    system's by default)."""
+    system's by default); ``held``: see poll_async."""
     return asyncio.run(poll_async(config, store, feed_ids=feed_ids, force=force,
                                   progress=progress, on_start=on_start, rng=rng,
-                                  network=network))
+                                  network=network, held=held))
 
 
 async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | None = None,
@@ -106,14 +99,19 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
                      rng: random.Random | None = None,
                      stop: StopFlag | None = None,
                      parsers: ParsePool | None = None,
-                     network: Network | None = None) -> PollSummary:
+                     network: Network | None = None,
+                     held: HeldFeeds | None = None) -> PollSummary:
     """One cycle. ``parsers`` parse bodies in worker processes; without it, a
     cycle with many feeds starts its own for its duration (see
     parsepool.worth_a_pool) and a small one parses in the ingest thread, so
-    a daemon's steady ticks of a few feeds cost no extra processes."""
+    a daemon's steady ticks of a few feeds cost no extra processes. ``held``:
+    the feeds of this database whose last poll could not be committed, kept
+    by a caller that runs cycle after cycle (the daemon); they wait for their
+    next due time, and the cycle updates it."""
     started = datetime.now(UTC)
+    held = HeldFeeds() if held is None else held
     states = [s for s in store.due_feeds(started, ids=feed_ids, force=force)
-              if force or _held.get((store.path, s.id), started) <= started]
+              if force or held.ready(s.id, started)]
     if on_start:
         on_start(len(states))
     own = None
@@ -127,7 +125,7 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
     try:
         return await _poll(config, store, states, started, progress=progress, rng=rng,
                            stop=stop, parsers=parsers, pooled=pooled,
-                           matcher=Matcher(config.topics), network=network)
+                           matcher=Matcher(config.topics), network=network, held=held)
     finally:
         if own is not None:
             own.close()
@@ -136,11 +134,12 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
 async def _poll(config: Config, store: Store, states: Sequence[FeedState], started: datetime, *,
                 progress: Progress | None, rng: random.Random | None, stop: StopFlag | None,
                 parsers: ParsePool | None, pooled: bool, matcher: Matcher,
-                network: Network | None = None) -> PollSummary:
+                network: Network | None = None, held: HeldFeeds | None = None) -> PollSummary:
     t0 = time.monotonic()
     budget = config.settings.parse_timeout
     inline_max = inline_limit(budget)
-    cycle = _Cycle(config, store, matcher, rng or random.Random())
+    cycle = _Cycle(config, store, matcher, rng or random.Random(),
+                   HeldFeeds() if held is None else held)
     results: list[PollResult] = []
 
     def committed(batch: list[PollResult]) -> None:
@@ -396,7 +395,7 @@ class _Ingest:
                          "one by one", len(ready), exc)
             else:
                 for r, n in zip(ready, counts, strict=True):
-                    _held.pop((self._cycle.store.path, r.write.update.feed_id), None)
+                    self._cycle.held.release(r.write.update.feed_id)
                     self._finish(r.job, _counted(r, n), r.started)
                 self._hand_over()
                 return
@@ -447,11 +446,12 @@ class _Cycle:
     """The per-feed work of one cycle, run in the ingest thread."""
 
     def __init__(self, config: Config, store: Store, matcher: Matcher,
-                 rng: random.Random) -> None:
+                 rng: random.Random, held: HeldFeeds) -> None:
         self.config = config
         self.store = store
         self.matcher = matcher
         self.rng = rng
+        self.held = held
 
     def prepare(self, state: FeedState, fetched: FetchResult,
                 parsed: Parsed | None = None) -> _Prepared:
@@ -459,11 +459,11 @@ class _Cycle:
         that has nothing to write. ``parsed`` is the body already parsed
         elsewhere (a parser worker), else it is parsed here."""
         if fetched.failure is not None:
-            return self._failed(state, fetched, fetched.failure)
+            return self._failed(state, fetched, self._decide(state, fetched, None))
         if fetched.not_modified or fetched.unchanged or fetched.body is None:
-            outcome = "not-modified" if fetched.not_modified else "unchanged"
-            return _Prepared(PollWrite(self._update(state, fetched, outcome, None)),
-                          PollResult(state.id, outcome, http_status=fetched.status))
+            decision = self._decide(state, fetched, None)
+            return _Prepared(PollWrite(self._update(state, fetched, decision, None)),
+                          PollResult(state.id, decision.outcome, http_status=fetched.status))
         if parsed is None:
             try:
                 parsed = parse_feed(fetched.body, url=fetched.final_url, headers=fetched.headers,
@@ -473,7 +473,7 @@ class _Cycle:
             except ParseError as exc:
                 parsed = exc
         if isinstance(parsed, ParseError):
-            return self._failed(state, fetched, FetchFailure(parsed.kind, parsed.message))
+            return self._failed(state, fetched, self._decide(state, fetched, parsed))
         return self._store_entries(state, fetched, parsed)
 
     def _store_entries(self, state: FeedState, fetched: FetchResult,
@@ -483,14 +483,10 @@ class _Cycle:
         changed = [e for e in parsed.entries if e.key in known and known[e.key] != e.content_hash]
         new, skipped, limit = self._within_quota(state, new, fetched.fetched_at)
         hits = self.matcher.match(new + changed)
-        update = replace(self._update(state, fetched, "new" if new else "unchanged", parsed),
+        decision = self._decide(state, fetched, parsed, new_items=bool(new),
+                                quota_skipped=skipped)
+        update = replace(self._update(state, fetched, decision, parsed),
                          quota_skipped=skipped, quota_limit=limit)
-        if skipped:
-            # Skipped items are not stored, so nothing marks them seen; but an
-            # unchanged body (same ETag, same hash) would never be parsed
-            # again. Without validators the next poll reads it whole, and
-            # stores what the quota then has room for.
-            update = replace(update, etag=None, last_modified=None, body_hash=None)
         return _Prepared(PollWrite(update, tuple(new), tuple(changed), tuple(hits)),
                       PollResult(state.id, "unchanged", http_status=fetched.status,
                                  updated_items=len(changed), bozo_reason=parsed.bozo_reason,
@@ -506,12 +502,12 @@ class _Cycle:
         limit = self._quota(state)
         if not new:
             return new, 0, limit
-        room = max(0, limit - self.store.items_fetched_since(state.id, now - timedelta(days=1)))
-        if len(new) <= room:
-            return new, 0, limit
-        log.warning("feed %s: %d new items skipped, over its quota of %d items a day",
-                    state.id, len(new) - room, limit)
-        return new[:room], len(new) - room, limit
+        kept, skipped = within_quota(
+            new, limit, self.store.items_fetched_since(state.id, now - QUOTA_WINDOW))
+        if skipped:
+            log.warning("feed %s: %d new items skipped, over its quota of %d items a day",
+                        state.id, skipped, limit)
+        return kept, skipped, limit
 
     def _quota(self, state: FeedState) -> int:
         try:
@@ -519,48 +515,50 @@ class _Cycle:
         except MonitorError:
             return self.config.settings.max_items_per_day
 
-    def _failed(self, state: FeedState, fetched: FetchResult,
-                failure: FetchFailure) -> _Prepared:
-        count = state.error_count + 1
-        disabled = None
-        if failure.kind == "gone":
-            disabled = f"{failure.reason}: the server says this feed is gone for good"
-        due = next_due(now=fetched.fetched_at, interval=self._interval(state), error_count=count,
-                       retry_after=fetched.retry_after, max_backoff=self.config.settings.max_backoff,
-                       rng=self.rng)
+    def _decide(self, state: FeedState, fetched: FetchResult, parsed: Parsed | None, *,
+                new_items: bool = False, quota_skipped: int = 0) -> Decision:
+        return decide(state, fetched, parsed, fetched.fetched_at,
+                      interval=self._interval(state),
+                      max_backoff=self.config.settings.max_backoff, rng=self.rng,
+                      new_items=new_items, quota_skipped=quota_skipped)
+
+    def _failed(self, state: FeedState, fetched: FetchResult, d: Decision) -> _Prepared:
+        f = d.failing
+        assert f is not None, "a failed poll's decision says how it failed"
         update = FeedUpdate(
-            feed_id=state.id, fetched_at=fetched.fetched_at, outcome="failed", next_due_at=due,
-            http_status=fetched.status, error_count=count, failure=failure,
-            failing_since=state.failing_since or fetched.fetched_at,
-            retry_after=fetched.retry_after, disabled_reason=disabled,
-            moved_to=state.moved_to, moved_count=state.moved_count,
-            bytes_read=fetched.bytes_read, duration=fetched.duration, request_url=fetched.url)
+            feed_id=state.id, fetched_at=fetched.fetched_at, outcome=d.outcome,
+            next_due_at=d.next_due_at, http_status=fetched.status, error_count=f.error_count,
+            failure=f.failure, failing_since=f.failing_since, retry_after=f.retry_after,
+            disabled_reason=f.disabled_reason, moved_to=d.move.moved_to,
+            moved_count=d.move.moved_count, bytes_read=fetched.bytes_read,
+            duration=fetched.duration, request_url=fetched.url)
         return _Prepared(PollWrite(update),
-                      PollResult(state.id, "failed", http_status=fetched.status, error=failure))
+                      PollResult(state.id, d.outcome, http_status=fetched.status,
+                                 error=f.failure))
 
     def commit(self, write: PollWrite) -> tuple[int, int]:
         """One feed's write in its own transaction; a feed whose write is
-        rolled back is held until its next due time (see ``_held``)."""
-        key = (self.store.path, write.update.feed_id)
+        rolled back is held until its next due time (see HeldFeeds)."""
+        feed_id = write.update.feed_id
         try:
             done = self.store.commit_polls([write])[0]
         except StorageError:
-            _held[key] = write.update.next_due_at  # the schedule the rollback lost
+            self.held.hold(feed_id, write.update.next_due_at)  # the schedule the rollback lost
             raise
-        _held.pop(key, None)
+        self.held.release(feed_id)
         return done
 
-    def _update(self, state: FeedState, fetched: FetchResult, outcome: str,
+    def _update(self, state: FeedState, fetched: FetchResult, d: Decision,
                 parsed: ParsedFeed | None) -> FeedUpdate:
-        due = next_due(now=fetched.fetched_at, interval=self._interval(state), error_count=0,
-                       max_age=fetched.max_age, ttl=parsed.ttl if parsed else None,
-                       max_backoff=self.config.settings.max_backoff, rng=self.rng)
-        url, moved_to, moved_count = _moves(state, fetched)
+        keep = d.keep_validators
         return FeedUpdate(
-            feed_id=state.id, fetched_at=fetched.fetched_at, outcome=outcome, next_due_at=due,
-            http_status=fetched.status, url=url, etag=fetched.etag,
-            last_modified=fetched.last_modified, body_hash=fetched.body_hash,
-            replace_validators=parsed is not None, moved_to=moved_to, moved_count=moved_count,
+            feed_id=state.id, fetched_at=fetched.fetched_at, outcome=d.outcome,
+            next_due_at=d.next_due_at, http_status=fetched.status, url=d.move.url,
+            etag=fetched.etag if keep else None,
+            last_modified=fetched.last_modified if keep else None,
+            body_hash=fetched.body_hash if keep else None,
+            replace_validators=parsed is not None, moved_to=d.move.moved_to,
+            moved_count=d.move.moved_count,
             title=parsed.title if parsed else None,
             bozo_reason=parsed.bozo_reason if parsed else None, bytes_read=fetched.bytes_read,
             duration=fetched.duration, request_url=fetched.url)
@@ -576,24 +574,6 @@ class _Cycle:
             return self.config.interval_of(self.config.feed(state.id))
         except MonitorError:
             return self.config.settings.interval
-
-
-def _moves(state: FeedState, fetched: FetchResult) -> tuple[str | None, str | None, int]:
-    """(new stored URL or None, pending move target, times seen) after a fetch.
-
-    A permanent move is trusted at once for http->https on the same host, else
-    only once seen on MOVE_CONFIRMATIONS polls in a row: a misconfigured server
-    must not lose a feed for good."""
-    target = fetched.permanent_redirect
-    if not target:
-        return None, None, 0
-    old, new = urlsplit(state.url), urlsplit(target)
-    if old.scheme == "http" and new.scheme == "https" and old.hostname == new.hostname:
-        return target, None, 0
-    count = state.moved_count + 1 if state.moved_to == target else 1
-    if count >= MOVE_CONFIRMATIONS:
-        return target, None, 0
-    return None, target, count
 
 
 def _log_result(r: PollResult) -> None:

@@ -10,11 +10,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from monitor.clean import clean_text
 
+# Outcomes are Literal string types, not Enums: the values are the very
+# strings written to the database, the logs and the JSON output, so typing
+# them changes no byte of any output.
+
+# A feed's poll: new items stored; nothing new; 304; failed; left out.
+PollStatus = Literal["new", "unchanged", "not-modified", "failed", "skipped"]
+
+# Why a poll failed: the FAILURE_KINDS a fetch or parse reports, plus our
+# own side failing ("storage": the database; "internal": a bug).
+FailureKind = Literal[
+    "timeout",
+    "refused",
+    "dns",
+    "tls",
+    "http-status",
+    "too-large",
+    "not-a-feed",
+    "parse",
+    "parse-timeout",
+    "rate-limited",
+    "gone",
+    "redirect",
+    "protocol",
+    "empty",
+    "storage",
+    "internal",
+]
+
+# A feed's health as `monitor status` and `monitor feeds` show it.
+FeedStatus = Literal["new", "ok", "failing", "disabled", "removed"]
+
 # The failure kinds recorded on a feed and in the fetches log.
-FAILURE_KINDS = (
+FAILURE_KINDS: tuple[FailureKind, ...] = (
     "timeout",
     "refused",
     "dns",
@@ -125,7 +157,7 @@ class FetchFailure:
     failure is made (fetch, parse, store), because it often quotes a server:
     a reason phrase, an exception text."""
 
-    kind: str  # one of FAILURE_KINDS
+    kind: FailureKind
     reason: str  # short, human: "HTTP 404 Not Found", "timed out after 30 s"
 
     def __post_init__(self) -> None:
@@ -213,7 +245,7 @@ class Hit:
 @dataclass(frozen=True)
 class PollResult:
     feed_id: str
-    status: str  # "new", "unchanged", "not-modified", "failed", "skipped"
+    status: PollStatus
     http_status: int | None = None
     new_items: int = 0
     updated_items: int = 0
@@ -227,12 +259,12 @@ class PollResult:
 
 @dataclass(frozen=True)
 class FeedUpdate:
-    """A feed's state after one poll, as decided by poll.py with schedule.py;
+    """A feed's state after one poll, as decided by decide.py and built by poll.py;
     written by the store in the same transaction as the poll's items."""
 
     feed_id: str
     fetched_at: datetime
-    outcome: str  # PollResult.status
+    outcome: PollStatus
     next_due_at: datetime
     http_status: int | None = None
     url: str | None = None  # new stored URL after a consistent permanent move

@@ -467,3 +467,22 @@ def test_maintenance_records_what_it_did_and_missed_digests_are_queued(tmp_path)
     d.run_digest("morning", retry=True)  # what the retry job does next
     assert list((tmp_path / "out").iterdir())
     assert status(str(db))["pending_digests"] == []
+
+
+def test_a_feed_whose_poll_cannot_be_committed_is_not_fetched_again_every_tick(tmp_path, server):
+    feeds = feed_list(server, ["dw-en"], interval="1h") + feed_list(server, ["kz-news"],
+                                                                    interval="1s")
+    config = write_config(tmp_path / "feeds.yaml", feeds, settings=FAST)
+    db = tmp_path / "monitor.db"
+    with Store(db) as store:
+        store.sync_feeds(parse_config(config.read_text(encoding="utf-8")).feeds, datetime.now(UTC))
+    # The database refuses dw-en's poll, as a full disk would: it stays due there.
+    with sqlite3.connect(db) as raw:
+        raw.execute("CREATE TRIGGER refuse BEFORE INSERT ON fetches WHEN NEW.feed_id = 'dw-en' "
+                    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    with daemon(tmp_path, config, db) as d:
+        wait_for(lambda: server.count("/kz-news") >= 3, 20, "several cycles of the fast feed")
+        assert d.stop() == 0
+    # Held in memory until its next due time (an hour away), not fetched at every tick.
+    assert server.count("/dw-en") == 1
+    assert rows(db, "SELECT last_success_at FROM feeds WHERE id = 'dw-en'") == [(None,)]

@@ -44,8 +44,8 @@ from faultserver import (
     status,
 )
 
+from monitor.decide import next_due
 from monitor.fetch import Fetcher, parse_max_age, parse_retry_after
-from monitor.schedule import next_due
 from monitor.types import FeedState, FetchResult, Settings
 
 __all__ = ["closed_port", "fault_server", "full_backlog"]  # fixtures, used by name

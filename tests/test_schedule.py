@@ -1,4 +1,4 @@
-"""monitor.schedule: properties of next_due, and parse_duration.
+"""monitor.decide.next_due and monitor.durations: properties of next_due, and parse_duration.
 
 next_due must never schedule a feed earlier than its interval or a server
 hint (unless that exceeds the 24 h cap), never later than the cap, back off
@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.schedule import FAILURE_JITTER, SUCCESS_JITTER, next_due, parse_duration
+from monitor.decide import FAILURE_JITTER, SUCCESS_JITTER, next_due
+from monitor.durations import parse_duration
 
 DAY = 86400.0
 NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)

@@ -7,13 +7,13 @@ I/O.
 
 from __future__ import annotations
 
-from monitor.types import FetchFailure
+from monitor.types import FailureKind, FetchFailure
 
 
 class _Failed(Exception):
     """Internal: ends an exchange with a failure of a known kind."""
 
-    def __init__(self, kind: str, reason: str) -> None:
+    def __init__(self, kind: FailureKind, reason: str) -> None:
         super().__init__(reason)
         self.failure = FetchFailure(kind=kind, reason=reason)
 
