@@ -194,7 +194,7 @@ def serve(addresses: tuple[str, ...] = ("127.0.0.1",), *,
           log_requests: bool = True) -> Iterator[FeedServer]:
     """A FeedServer listening on every address (port chosen by the system); stopped on exit."""
     state = FeedServer(addresses, log_requests)
-    running: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+    running: list[tuple[_QuietServer, threading.Thread]] = []
     try:
         for address in addresses:
             httpd = _QuietServer((address, 0), _handler(state))
