@@ -1,9 +1,10 @@
-"""Shared parts of the benchmarks: the real-feed corpus, a local feed server,
+"""Shared parts of the benchmarks: the real-feed corpus, the local feed server,
 measured subprocesses, machine facts and plain-text tables.
 
 Everything here is for ``benchmarks/`` only: nothing in ``monitor`` imports it.
-The feed server listens on 127.0.0.x loopback addresses only and is started
-and stopped by the benchmark that uses it.
+The feed server is the tests' one (tests/feedserver.py, imported from the
+checkout: the benchmarks run from it); it listens on 127.0.0.x loopback
+addresses only and is started and stopped by the benchmark that uses it.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
+
+from tests.feedserver import FeedServer, http_date, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FEEDS = Path(os.environ.get("MONITOR_BENCH_FEEDS")
@@ -100,152 +101,23 @@ def retag(body: bytes, tag: str, *, count: int = 0) -> tuple[bytes, int]:
 # ---------------------------------------------------------------- feed server
 
 
-@dataclass
-class _Served:
-    body: bytes
-    etag: str
-    last_modified: str
-
-
-@dataclass
-class FeedHost:
-    """Feeds served by one threaded HTTP server per loopback address, with
-    ETag/Last-Modified and 304 answers to conditional requests. Several
-    addresses stand in for several sites, so a per-host limit applies as it
-    would on real feeds."""
-
-    addresses: tuple[str, ...]
-    files: dict[str, _Served] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    ports: dict[str, int] = field(default_factory=dict)
-    requests: int = 0
-    not_modified: int = 0
-    connections: int = 0  # accepted: fewer than requests when a tool keeps them alive
-    # perf_counter of the first and last full (200) response: how long the
-    # tool took to download everything, whatever it did with it afterwards.
-    first_body_at: float | None = None
-    last_body_at: float | None = None
-
-    def url(self, index: int, path: str) -> str:
-        host = self.addresses[index % len(self.addresses)]
-        return f"http://{host}:{self.ports[host]}{path}"
-
-    def put(self, path: str, body: bytes) -> None:
-        digest = hashlib.sha256(body).hexdigest()[:20]
-        # Validators derived from the body alone: putting the same bytes back
-        # restores the same ETag, so every tool starts from the same state.
-        stamp = 1_700_000_000 + int(digest[:6], 16)
-        with self.lock:
-            self.files[path] = _Served(body, f'"{digest}"', _http_date(stamp))
-
-    def counts(self) -> tuple[int, int]:
-        with self.lock:
-            return self.requests, self.not_modified
-
-    def connection_count(self) -> int:
-        with self.lock:
-            return self.connections
-
-    def reset_counts(self) -> None:
-        with self.lock:
-            self.requests = self.not_modified = self.connections = 0
-            self.first_body_at = self.last_body_at = None
-
-    def body_span(self) -> float | None:
-        """Seconds from the first to the last full response since reset_counts()."""
-        with self.lock:
-            if self.first_body_at is None or self.last_body_at is None:
-                return None
-            return self.last_body_at - self.first_body_at
-
-
-def _http_date(stamp: int) -> str:
-    from email.utils import formatdate
-
-    return formatdate(stamp, usegmt=True)
-
-
-def send(handler: BaseHTTPRequestHandler, status: int, body: bytes,
-         headers: dict[str, str]) -> None:
-    """One whole response with a Content-Length (the servers speak HTTP/1.1)."""
-    handler.send_response(status)
-    for k, v in headers.items():
-        handler.send_header(k, v)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    if body:
-        handler.wfile.write(body)
-
-
-def _handler(host: FeedHost) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        # HTTP/1.1: a connection serves requests until the client closes it or
-        # sends "Connection: close" (every response has a Content-Length), for
-        # every tool alike; whether a tool reuses it is the tool's business.
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in two writes: with Nagle's algorithm the
-        # body of a response on a kept-alive connection could wait for the
-        # client's delayed ACK of the headers.
-        disable_nagle_algorithm = True
-
-        def setup(self) -> None:
-            super().setup()
-            with host.lock:
-                host.connections += 1
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            with host.lock:
-                host.requests += 1
-                served = host.files.get(self.path)
-            if served is None:
-                self._send(404, b"not found", {"Content-Type": "text/plain"})
-                return
-            validators = {"ETag": served.etag, "Last-Modified": served.last_modified}
-            inm = self.headers.get("If-None-Match")
-            ims = self.headers.get("If-Modified-Since")
-            if (inm and inm == served.etag) or (not inm and ims == served.last_modified):
-                with host.lock:
-                    host.not_modified += 1
-                self._send(304, b"", validators)
-                return
-            # No charset: the XML prolog (or BOM) decides, as RFC 7303 says.
-            self._send(200, served.body, {"Content-Type": "application/xml", **validators})
-            now = time.perf_counter()
-            with host.lock:
-                host.first_body_at = host.first_body_at or now
-                host.last_body_at = now
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            send(self, status, body, headers)
-
-    return Handler
+def put_feed(host: FeedServer, path: str, body: bytes) -> None:
+    """Serve ``body`` as XML with validators derived from the body alone: putting
+    the same bytes back restores the same ETag, so every tool starts from the same
+    state. No charset: the XML prolog (or BOM) decides, as RFC 7303 says."""
+    digest = hashlib.sha256(body).hexdigest()[:20]
+    stamp = 1_700_000_000 + int(digest[:6], 16)
+    host.put(path, body, "application/xml", etag=f'"{digest}"', last_modified=http_date(stamp))
 
 
 @contextmanager
-def serve_feeds(n_addresses: int = 10) -> Iterator[FeedHost]:
-    """Start servers on 127.0.0.1 .. 127.0.0.n; stopped on exit."""
+def serve_feeds(n_addresses: int = 10) -> Iterator[FeedServer]:
+    """The tests' feed server (tests/feedserver.py) on 127.0.0.1 .. 127.0.0.n, one
+    threaded server per address standing in for a site, so a per-host limit applies
+    as it would on real feeds; no request log. Stopped on exit."""
     addresses = tuple(f"127.0.0.{i}" for i in range(1, max(1, n_addresses) + 1))
-    host = FeedHost(addresses)
-    servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
-    try:
-        for address in addresses:
-            httpd = ThreadingHTTPServer((address, 0), _handler(host))
-            httpd.daemon_threads = True
-            httpd.request_queue_size = 128
-            host.ports[address] = int(httpd.server_address[1])
-            thread = threading.Thread(target=httpd.serve_forever,
-                                      kwargs={"poll_interval": 0.05}, daemon=True)
-            thread.start()
-            servers.append((httpd, thread))
+    with serve(addresses, log_requests=False) as host:
         yield host
-    finally:
-        for httpd, thread in servers:
-            httpd.shutdown()
-            httpd.server_close()
-            thread.join(timeout=5)
 
 
 # ---------------------------------------------------------------- measured runs

@@ -48,14 +48,15 @@ from benchmarks.common import (
     ROOT,
     SHARED_FEEDS,
     CorpusFeed,
-    FeedHost,
     Measured,
     load_corpus,
+    put_feed,
     retag,
     run_measured,
     serve_feeds,
     table,
 )
+from tests.feedserver import FeedServer
 
 SCENARIOS = ("first", "repoll", "changed")
 TOOLS = ("monitor", "monitor1", "reader", "reader8", "naive")
@@ -129,13 +130,13 @@ def build_feeds(corpus: Sequence[CorpusFeed], n: int) -> FeedSet:
                    sum(map(len, bodies)))
 
 
-def publish(host: FeedHost, feeds: FeedSet, *, changed: bool) -> None:
+def publish(host: FeedServer, feeds: FeedSet, *, changed: bool) -> None:
     for i, (path, body) in enumerate(zip(feeds.paths, feeds.base, strict=True)):
-        host.put(path, feeds.changed.get(i, body) if changed else body)
+        put_feed(host, path, feeds.changed.get(i, body) if changed else body)
 
 
-def urls_of(host: FeedHost, feeds: FeedSet) -> list[str]:
-    return [host.url(i, p) for i, p in enumerate(feeds.paths)]
+def urls_of(host: FeedServer, feeds: FeedSet) -> list[str]:
+    return [host.url(p, i) for i, p in enumerate(feeds.paths)]
 
 
 # ---------------------------------------------------------------- monitor
@@ -486,7 +487,7 @@ def measure(feeds: FeedSet, tools: Sequence[str], log: Any = print) -> list[Run]
                                      timeout=CHILD_TIMEOUT)
                     run = peer_run(tool, scenario, m)
                 run = replace(run, download_span=host.body_span(),
-                              connections=host.connection_count())
+                              connections=host.counts()[0])
                 runs.append(run)
                 log(f"  {TOOL_LABELS[tool]:<44} {scenario:<8} {run.seconds:7.2f}s "
                     f"{run.feeds_per_s:8.1f} feeds/s {run.new_items:7d} new "

@@ -44,13 +44,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import yaml
 
-from benchmarks.common import send
+from tests.feedserver import Route, respond
+from tests.feedserver import serve as serve_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW = 20  # items per feed document
@@ -123,50 +124,28 @@ class FeedFarm:
             self.requests.setdefault(n, []).append((time.monotonic(), status))
 
 
-def _handler(farm: FeedFarm) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            try:
-                n = int(self.path.rsplit("/", 1)[1])
-                feed = farm.feeds[n]
-            except (ValueError, IndexError):
-                self._send(404, b"not found", {})
-                return
-            count = feed.count(farm.elapsed())
-            etag = f'"{n}-{count}"'
-            if self.headers.get("If-None-Match") == etag:
-                farm.record(n, 304)
-                self._send(304, b"", {"ETag": etag})
-                return
-            farm.record(n, 200)
-            self._send(200, farm.document(feed, count),
-                       {"ETag": etag, "Content-Type": "application/rss+xml; charset=utf-8"})
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            send(self, status, body, headers)
-
-    return Handler
+def _route(farm: FeedFarm, feed: SoakFeed) -> Route:
+    """Feed ``feed.n``'s document as of now, with an ETag that changes with its count."""
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        count = feed.count(farm.elapsed())
+        etag = f'"{feed.n}-{count}"'
+        if h.headers.get("If-None-Match") == etag:
+            farm.record(feed.n, 304)
+            respond(h, 304, b"", {"ETag": etag})
+            return
+        farm.record(feed.n, 200)
+        respond(h, 200, farm.document(feed, count),
+                {"ETag": etag, "Content-Type": "application/rss+xml; charset=utf-8"})
+    return answer
 
 
 @contextmanager
 def serve(farm: FeedFarm) -> Iterator[FeedFarm]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(farm))
-    httpd.daemon_threads = True
-    farm.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                              daemon=True)
-    thread.start()
-    try:
+    """The farm on the tests' feed server (no request log: the farm keeps its own)."""
+    with serve_routes(log_requests=False) as server:
+        server.routes.update({f"/feed/{f.n}": _route(farm, f) for f in farm.feeds})
+        farm.port = server.port
         yield farm
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 def make_farm(n_feeds: int, interval: float, seed: int) -> FeedFarm:

@@ -18,14 +18,17 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import select
+import shutil
 import socket
 import ssl
 import struct
+import subprocess
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -440,6 +443,23 @@ def http_date(seconds_from_now: float) -> str:
     return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
 
 
+def self_signed_tls(folder: Path, *names: str) -> ssl.SSLContext:
+    """A server-side TLS context for ``FaultServer(tls=...)`` with a fresh self-signed
+    EC certificate made in ``folder``; ``names`` are more ``openssl req`` arguments
+    (the subject, alternative names). Skips the test where openssl is missing."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", *names, "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 # ---------------------------------------------------------------- fixtures
 
 
@@ -485,5 +505,5 @@ __all__ = [
     "Exchange", "FaultServer", "Request", "closed_port", "drip", "empty", "endless",
     "fail_then", "fault_server", "full_backlog", "gzip_bomb", "http_date",
     "huge_header", "length_lie", "never_reply", "not_found", "redirect", "reset_mid_body",
-    "sleep_then", "static", "status",
+    "self_signed_tls", "sleep_then", "static", "status",
 ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 from click.testing import CliRunner, Result
+from feedserver import serve
 
 from monitor.cli import cli
 
@@ -43,3 +46,19 @@ def run_cli(*args: str, config: Path | None = None, db: Path | None = None) -> R
     if db is not None:
         argv += ["--db", str(db)]
     return CliRunner().invoke(cli, [*argv, *args], catch_exceptions=False)
+
+
+@contextmanager
+def polled_archive(folder: Path, feeds: dict[str, str],
+                   db_name: str = "m.db") -> Iterator[tuple[Path, Path]]:
+    """Real feed files (``{feed id: file in tests/data/feeds}``) served and polled once
+    into ``folder``, with the shipped topics; yields (config, db) while still serving."""
+    with serve() as server:
+        for feed_id, name in feeds.items():
+            server.put(f"/{feed_id}", (DATA / "feeds" / name).read_bytes())
+        listed = [{"id": fid, "name": fid, "url": server.url(f"/{fid}")} for fid in feeds]
+        config = write_config(folder / "feeds.yaml", listed)
+        db = folder / db_name
+        result = run_cli("poll", "--force", config=config, db=db)
+        assert result.exit_code == 0, result.output
+        yield config, db

@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import shutil
 import ssl
-import subprocess
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 import httpcore
 import httpx
 import pytest
-from faultserver import FaultServer, redirect, static
+from faultserver import FaultServer, redirect, self_signed_tls, static
 from helpers import run_cli, write_config
 from hypothesis import given
 from hypothesis import strategies as st
@@ -319,18 +317,7 @@ def test_dns_failure_through_the_guard_is_recorded_as_dns() -> None:
 
 @pytest.fixture(scope="module")
 def server_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is needed to make a self-signed certificate")
-    where = tmp_path_factory.mktemp("tls")
-    cert, key = where / "cert.pem", where / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", "/CN=feed.test", "-keyout", str(key),
-         "-out", str(cert)], check=True, capture_output=True, timeout=30)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    return context
+    return self_signed_tls(tmp_path_factory.mktemp("tls"), "-subj", "/CN=feed.test")
 
 
 def test_tls_sni_is_the_url_name_not_the_vetted_address(server_tls: ssl.SSLContext) -> None:

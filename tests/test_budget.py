@@ -21,7 +21,7 @@ from monitor.errors import ParseError
 from monitor.parse import parse_feed
 from monitor.parsepool import ParsePool
 from monitor.types import FetchResult
-from tests.feedserver import serve
+from tests.feedserver import FeedServer
 from tests.helpers import DATA, ROOT, run_cli, write_config
 from tests.test_poll_faults import peak_rss_of
 
@@ -53,7 +53,8 @@ def poll_subprocess(config: Path, db: Path, timeout: float) -> dict[str, dict[st
     return {f["id"]: f for f in json.loads(done.stdout)["feeds"]}
 
 
-def test_hostile_fields_cost_milliseconds_through_the_real_cli(tmp_path: Path) -> None:
+def test_hostile_fields_cost_milliseconds_through_the_real_cli(
+        tmp_path: Path, server: FeedServer) -> None:
     normal = [item(f"n{i}") for i in range(3)]
     feeds = {
         "author-bomb": rss([item("a1", author=AUTHOR_BOMB), *normal]),
@@ -63,16 +64,15 @@ def test_hostile_fields_cost_milliseconds_through_the_real_cli(tmp_path: Path) -
         "both": rss([item("b1", author=AUTHOR_BOMB), item("b2", summary=MARKUP_BOMB),
                      item("b3", summary=MARKUP_BOMB + MARKUP_BOMB), *normal]),
     }
-    with serve() as server:
-        for name, body in feeds.items():
-            server.put(f"/{name}.xml", body, RSS)
-        server.put("/bbc.xml", (DATA / "feeds" / "bbc-world.xml").read_bytes(), RSS)
-        config = write_config(tmp_path / "feeds.yaml", [
-            {"id": name, "url": server.url(f"/{name}.xml"), "name": name}
-            for name in [*feeds, "bbc"]], topics=False, settings={"timeout": "5s"})
-        db = tmp_path / "m.db"
-        # Before the caps this poll took over a minute (34 s for the 960 KB feed alone).
-        by_id = poll_subprocess(config, db, timeout=30)
+    for name, body in feeds.items():
+        server.put(f"/{name}.xml", body, RSS)
+    server.put("/bbc.xml", (DATA / "feeds" / "bbc-world.xml").read_bytes(), RSS)
+    config = write_config(tmp_path / "feeds.yaml", [
+        {"id": name, "url": server.url(f"/{name}.xml"), "name": name}
+        for name in [*feeds, "bbc"]], topics=False, settings={"timeout": "5s"})
+    db = tmp_path / "m.db"
+    # Before the caps this poll took over a minute (34 s for the 960 KB feed alone).
+    by_id = poll_subprocess(config, db, timeout=30)
     assert by_id["bbc"]["status"] == "new"
     conn = sqlite3.connect(db)
     for name in feeds:
@@ -146,7 +146,7 @@ def test_parse_timeout_is_validated_like_the_other_durations(tmp_path: Path) -> 
     assert "duration must be positive" in result.output
 
 
-def test_entries_past_the_cap_are_never_parsed(tmp_path: Path) -> None:
+def test_entries_past_the_cap_are_never_parsed(tmp_path: Path, server: FeedServer) -> None:
     # 200,000 entries (6.8 MB); the last ones carry a bare "&", which would
     # make the whole document malformed if anything read that far.
     entries = [f"<item><guid>g{i}</guid></item>" for i in range(200_000)]
@@ -157,14 +157,13 @@ def test_entries_past_the_cap_are_never_parsed(tmp_path: Path) -> None:
                         fetched_at=AT, max_items=50)
     assert [e.key for e in parsed.entries] == [f"g{i}" for i in range(50)]
     assert parsed.bozo_reason is None  # the malformed tail was never read
-    with serve() as server:
-        server.put("/many.xml", body, RSS)
-        config = write_config(tmp_path / "feeds.yaml",
-                              [{"id": "many", "url": server.url("/many.xml"), "name": "many"}],
-                              topics=False, settings={"max_items_per_feed": 50})
-        db = tmp_path / "m.db"
-        out, peak_mb = peak_rss_of([sys.executable, "-m", "monitor", "--config", str(config),
-                                    "--db", str(db), "poll", "--force", "--json"])
+    server.put("/many.xml", body, RSS)
+    config = write_config(tmp_path / "feeds.yaml",
+                          [{"id": "many", "url": server.url("/many.xml"), "name": "many"}],
+                          topics=False, settings={"max_items_per_feed": 50})
+    db = tmp_path / "m.db"
+    out, peak_mb = peak_rss_of([sys.executable, "-m", "monitor", "--config", str(config),
+                                "--db", str(db), "poll", "--force", "--json"])
     assert json.loads(out)["new_items"] == 50
     assert sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone()[0] == 50
     # Reading every entry first took 194 MB here (77 MB with the cut).
@@ -172,57 +171,56 @@ def test_entries_past_the_cap_are_never_parsed(tmp_path: Path) -> None:
 
 
 def test_a_feed_over_its_daily_quota_is_skipped_flagged_and_read_again_later(
-        tmp_path: Path) -> None:
+        tmp_path: Path, server: FeedServer) -> None:
     fresh = iter(range(10_000))
-    with serve() as server:
-        def publish() -> None:
-            server.put("/flood.xml", rss([item(f"f{next(fresh)}") for _ in range(10)]), RSS)
+    def publish() -> None:
+        server.put("/flood.xml", rss([item(f"f{next(fresh)}") for _ in range(10)]), RSS)
 
-        feeds = [{"id": "flood", "url": server.url("/flood.xml"), "name": "flood"},
-                 # its own quota: 33 items at once
-                 {"id": "bbc", "url": server.url("/bbc.xml"), "name": "bbc",
-                  "max_items_per_day": 100}]
-        server.put("/bbc.xml", (DATA / "feeds" / "bbc-world.xml").read_bytes(), RSS)
-        config = write_config(tmp_path / "feeds.yaml", feeds, topics=False,
-                              settings={"max_items_per_day": 25})
-        db = tmp_path / "m.db"
-        skipped = []
-        for _ in range(4):
-            publish()
-            result = run_cli("poll", "--force", "--json", config=config, db=db)
-            assert result.exit_code == 0, result.output
-            by_id = {f["id"]: f for f in json.loads(result.stdout)["feeds"]}
-            skipped.append(by_id["flood"]["quota_skipped"])
-        conn = sqlite3.connect(db)
-        stored = conn.execute("SELECT count(*) FROM items WHERE feed_id = 'flood'").fetchone()[0]
-        assert stored == 25
-        assert skipped == [0, 0, 5, 10]
-        # The other feed is not held by the flood's quota.
-        assert conn.execute("SELECT count(*) FROM items WHERE feed_id = 'bbc'").fetchone()[0] > 25
-
-        table = run_cli("feeds", config=config, db=db)
-        flood = [line for line in table.output.splitlines() if "flood" in line]
-        # The table wraps its last column at 80 characters: the note starts on the row.
-        assert flood and "over quota" in flood[0] and "quota:" in flood[0]
-        assert "skipped" in table.output
-        rows = {r["id"]: r for r in json.loads(run_cli("feeds", "--json", config=config,
-                                                       db=db).stdout)["feeds"]}
-        assert rows["flood"]["quota"] == ("quota: skipped 10 new items at the last poll "
-                                          "(limit 25/day)")
-        assert rows["bbc"]["quota"] is None
-
-        # A day later the same body (same ETag, same hash) is read again and
-        # the items skipped are stored, as far as the quota has room.
-        with conn:
-            conn.execute("UPDATE items SET fetched_at = '2000-01-01T00:00:00Z'")
+    feeds = [{"id": "flood", "url": server.url("/flood.xml"), "name": "flood"},
+             # its own quota: 33 items at once
+             {"id": "bbc", "url": server.url("/bbc.xml"), "name": "bbc",
+              "max_items_per_day": 100}]
+    server.put("/bbc.xml", (DATA / "feeds" / "bbc-world.xml").read_bytes(), RSS)
+    config = write_config(tmp_path / "feeds.yaml", feeds, topics=False,
+                          settings={"max_items_per_day": 25})
+    db = tmp_path / "m.db"
+    skipped = []
+    for _ in range(4):
+        publish()
         result = run_cli("poll", "--force", "--json", config=config, db=db)
+        assert result.exit_code == 0, result.output
         by_id = {f["id"]: f for f in json.loads(result.stdout)["feeds"]}
-        assert by_id["flood"]["status"] == "new" and by_id["flood"]["new_items"] == 10
-        stored = conn.execute("SELECT count(*) FROM items WHERE feed_id = 'flood'").fetchone()[0]
-        assert stored == 35
-        rows = {r["id"]: r for r in json.loads(run_cli("feeds", "--json", config=config,
-                                                       db=db).stdout)["feeds"]}
-        assert rows["flood"]["quota"] is None
+        skipped.append(by_id["flood"]["quota_skipped"])
+    conn = sqlite3.connect(db)
+    stored = conn.execute("SELECT count(*) FROM items WHERE feed_id = 'flood'").fetchone()[0]
+    assert stored == 25
+    assert skipped == [0, 0, 5, 10]
+    # The other feed is not held by the flood's quota.
+    assert conn.execute("SELECT count(*) FROM items WHERE feed_id = 'bbc'").fetchone()[0] > 25
+
+    table = run_cli("feeds", config=config, db=db)
+    flood = [line for line in table.output.splitlines() if "flood" in line]
+    # The table wraps its last column at 80 characters: the note starts on the row.
+    assert flood and "over quota" in flood[0] and "quota:" in flood[0]
+    assert "skipped" in table.output
+    rows = {r["id"]: r for r in json.loads(run_cli("feeds", "--json", config=config,
+                                                   db=db).stdout)["feeds"]}
+    assert rows["flood"]["quota"] == ("quota: skipped 10 new items at the last poll "
+                                      "(limit 25/day)")
+    assert rows["bbc"]["quota"] is None
+
+    # A day later the same body (same ETag, same hash) is read again and
+    # the items skipped are stored, as far as the quota has room.
+    with conn:
+        conn.execute("UPDATE items SET fetched_at = '2000-01-01T00:00:00Z'")
+    result = run_cli("poll", "--force", "--json", config=config, db=db)
+    by_id = {f["id"]: f for f in json.loads(result.stdout)["feeds"]}
+    assert by_id["flood"]["status"] == "new" and by_id["flood"]["new_items"] == 10
+    stored = conn.execute("SELECT count(*) FROM items WHERE feed_id = 'flood'").fetchone()[0]
+    assert stored == 35
+    rows = {r["id"]: r for r in json.loads(run_cli("feeds", "--json", config=config,
+                                                   db=db).stdout)["feeds"]}
+    assert rows["flood"]["quota"] is None
 
 
 def test_the_quota_count_uses_an_index(tmp_path: Path) -> None:

@@ -23,12 +23,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-from feedserver import FeedServer, serve
+from feedserver import FeedServer
 from helpers import ROOT, run_cli
 from killharness import (
     NO_TTL,
@@ -44,12 +43,6 @@ from killharness import (
 
 ROUNDS = int(os.environ.get("MONITOR_KILL_ROUNDS", "20"))
 SEED = int(os.environ.get("MONITOR_KILL_SEED", str(random.randrange(1 << 30))))
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with serve() as srv:
-        yield srv
 
 
 def has_schema(db: Path) -> bool:

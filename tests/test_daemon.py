@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
-from feedserver import FeedServer, serve
+from feedserver import FeedServer
 from helpers import DATA, ROOT, write_config
 
 from monitor import cron
@@ -144,11 +144,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with serve() as srv:
-        for feed_id, name in FEEDS.items():
-            srv.put(f"/{feed_id}", (DATA / "feeds" / name).read_bytes())
-        yield srv
+def server(server: FeedServer) -> FeedServer:
+    for feed_id, name in FEEDS.items():
+        server.put(f"/{feed_id}", (DATA / "feeds" / name).read_bytes())
+    return server
 
 
 def add_strike(server: FeedServer) -> None:

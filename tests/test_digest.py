@@ -37,7 +37,7 @@ from digest_fixture import (
     hit,
     poll,
 )
-from feedserver import serve
+from feedserver import FeedServer
 from markdown_it import MarkdownIt
 
 from monitor import digest as dg
@@ -867,15 +867,14 @@ topics:
 """
 
 
-def test_hostile_feed_polled_for_real_renders_inert(tmp_path: Path) -> None:
-    with serve() as server:
-        server.put("/evil", HOSTILE_RSS.encode())
-        config = tmp_path / "feeds.yaml"
-        config.write_text(E2E_CONFIG % server.url("/evil"), encoding="utf-8")
-        db = tmp_path / "e2e.db"
-        polled = invoke("poll", "--force", "--json", config=config, db=db)
-        assert polled.exit_code == 0, polled.output
-        assert json.loads(polled.stdout)["hits"] == 3
+def test_hostile_feed_polled_for_real_renders_inert(tmp_path: Path, server: FeedServer) -> None:
+    server.put("/evil", HOSTILE_RSS.encode())
+    config = tmp_path / "feeds.yaml"
+    config.write_text(E2E_CONFIG % server.url("/evil"), encoding="utf-8")
+    db = tmp_path / "e2e.db"
+    polled = invoke("poll", "--force", "--json", config=config, db=db)
+    assert polled.exit_code == 0, polled.output
+    assert json.loads(polled.stdout)["hits"] == 3
     outputs = {}
     for fmt in dg.FORMATS:
         # --until ahead: the hits were stored this very second, and a period ends

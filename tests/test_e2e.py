@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from feedserver import FeedServer, serve
+from feedserver import FeedServer
 from helpers import DATA, run_cli, write_config
 
 FEEDS = {
@@ -23,11 +22,10 @@ FEEDS = {
 
 
 @pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with serve() as srv:
-        for feed_id, (name, ctype) in FEEDS.items():
-            srv.put(f"/{feed_id}", (DATA / "feeds" / name).read_bytes(), ctype)
-        yield srv
+def server(server: FeedServer) -> FeedServer:
+    for feed_id, (name, ctype) in FEEDS.items():
+        server.put(f"/{feed_id}", (DATA / "feeds" / name).read_bytes(), ctype)
+    return server
 
 
 @pytest.fixture

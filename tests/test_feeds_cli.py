@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from feedserver import FeedServer, serve
+from feedserver import FeedServer
 from helpers import DATA, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,16 +58,15 @@ topics:
 
 
 @pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with serve() as srv:
-        srv.put("/kz-news", (FEEDS / "kz-news.xml").read_bytes())
-        srv.put("/moscow-times", (FEEDS / "moscowtimes.xml").read_bytes())
-        srv.put("/bbc", (FEEDS / "bbc-world.xml").read_bytes())
-        srv.put("/", PAGE, "text/html; charset=utf-8")
-        srv.put("/feeds/main", ATOM, "application/atom+xml")
-        srv.put("/feeds/json", b'{"version": "https://jsonfeed.org/version/1.1", "items": []}',
-                "application/json")
-        yield srv
+def server(server: FeedServer) -> FeedServer:
+    server.put("/kz-news", (FEEDS / "kz-news.xml").read_bytes())
+    server.put("/moscow-times", (FEEDS / "moscowtimes.xml").read_bytes())
+    server.put("/bbc", (FEEDS / "bbc-world.xml").read_bytes())
+    server.put("/", PAGE, "text/html; charset=utf-8")
+    server.put("/feeds/main", ATOM, "application/atom+xml")
+    server.put("/feeds/json", b'{"version": "https://jsonfeed.org/version/1.1", "items": []}',
+               "application/json")
+    return server
 
 
 @pytest.fixture
@@ -217,36 +215,35 @@ def test_remove_the_last_feed_leaves_an_empty_list(config):
     assert load_config(config).feeds == ()
 
 
-def test_enable_brings_back_a_feed_disabled_by_410(tmp_path):
-    with serve() as server:
-        server.put("/gone", b"gone", "text/plain", status=410)
-        path = tmp_path / "feeds.yaml"
-        path.write_text(f"settings: {{allow_private: true}}\nfeeds:\n  - id: gone\n"
-                        f"    name: Gone\n    url: {server.url('/gone')}\n")
-        db = tmp_path / "monitor.db"
-        first = json.loads(run_cli("poll", "--json", config=path, db=db).stdout)
-        assert first["feeds"][0]["error"]["kind"] == "gone"
-        row = json.loads(run_cli("feeds", "--json", config=path, db=db).stdout)["feeds"][0]
-        assert row["disabled_reason"] and row["error_count"] == 1
-        assert run_cli("poll", "--force", config=path, db=db).exit_code == 0
-        assert server.count("/gone") == 1  # disabled: not fetched, even forced
+def test_enable_brings_back_a_feed_disabled_by_410(tmp_path, server):
+    server.put("/gone", b"gone", "text/plain", status=410)
+    path = tmp_path / "feeds.yaml"
+    path.write_text(f"settings: {{allow_private: true}}\nfeeds:\n  - id: gone\n"
+                    f"    name: Gone\n    url: {server.url('/gone')}\n")
+    db = tmp_path / "monitor.db"
+    first = json.loads(run_cli("poll", "--json", config=path, db=db).stdout)
+    assert first["feeds"][0]["error"]["kind"] == "gone"
+    row = json.loads(run_cli("feeds", "--json", config=path, db=db).stdout)["feeds"][0]
+    assert row["disabled_reason"] and row["error_count"] == 1
+    assert run_cli("poll", "--force", config=path, db=db).exit_code == 0
+    assert server.count("/gone") == 1  # disabled: not fetched, even forced
 
-        server.put("/gone", (FEEDS / "kz-news.xml").read_bytes())
-        result = run_cli("feeds", "enable", "gone", config=path, db=db)
-        assert result.exit_code == 0, result.output
-        assert "enabled" in result.output and "410" in result.output
-        row = json.loads(run_cli("feeds", "--json", config=path, db=db).stdout)["feeds"][0]
-        assert row["id"] == "gone"
-        assert (row["disabled_reason"], row["error_count"], row["last_error"]) == (None, 0, None)
-        assert row["disabled_at"] is None and row["state"] != "disabled"
+    server.put("/gone", (FEEDS / "kz-news.xml").read_bytes())
+    result = run_cli("feeds", "enable", "gone", config=path, db=db)
+    assert result.exit_code == 0, result.output
+    assert "enabled" in result.output and "410" in result.output
+    row = json.loads(run_cli("feeds", "--json", config=path, db=db).stdout)["feeds"][0]
+    assert row["id"] == "gone"
+    assert (row["disabled_reason"], row["error_count"], row["last_error"]) == (None, 0, None)
+    assert row["disabled_at"] is None and row["state"] != "disabled"
 
-        again = json.loads(run_cli("poll", "--json", config=path, db=db).stdout)  # not forced
-        assert again["feeds"][0]["status"] == "new" and again["feeds"][0]["new_items"] == 12
+    again = json.loads(run_cli("poll", "--json", config=path, db=db).stdout)  # not forced
+    assert again["feeds"][0]["status"] == "new" and again["feeds"][0]["new_items"] == 12
 
-        noop = run_cli("feeds", "enable", "gone", config=path, db=db)
-        assert noop.exit_code == 0 and "not disabled" in noop.output
-        unknown = run_cli("feeds", "enable", "nope", config=path, db=db)
-        assert unknown.exit_code == 2 and "nope" in unknown.output
+    noop = run_cli("feeds", "enable", "gone", config=path, db=db)
+    assert noop.exit_code == 0 and "not disabled" in noop.output
+    unknown = run_cli("feeds", "enable", "nope", config=path, db=db)
+    assert unknown.exit_code == 2 and "nope" in unknown.output
 
 
 def test_feed_links_of_a_real_page_resolve_against_the_page_and_base():

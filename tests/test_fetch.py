@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
-import shutil
 import ssl
-import subprocess
 import time
 import tracemalloc
 import zlib
@@ -39,6 +37,7 @@ from faultserver import (
     never_reply,
     redirect,
     reset_mid_body,
+    self_signed_tls,
     sleep_then,
     static,
     status,
@@ -434,20 +433,8 @@ def test_n20_huge_response_header_is_rejected(fault_server: FaultServer) -> None
 
 @pytest.fixture(scope="module")
 def self_signed(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is needed to make a self-signed certificate")
-    where = tmp_path_factory.mktemp("tls")
-    cert, key = where / "cert.pem", where / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    return context
+    return self_signed_tls(tmp_path_factory.mktemp("tls"), "-subj", "/CN=127.0.0.1",
+                           "-addext", "subjectAltName=IP:127.0.0.1")
 
 
 def test_n21_self_signed_certificate_is_a_tls_error(

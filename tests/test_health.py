@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-from feedserver import FeedServer, serve
+from feedserver import FeedServer
 from helpers import DATA, run_cli, write_config
 from test_daemon import FAST, daemon
 
@@ -31,12 +29,6 @@ RSS = "application/rss+xml; charset=utf-8"
 # with strace: no packet to the nameserver), and ".invalid" is reserved
 # (RFC 2606) should another resolver send the query anyway.
 OFFLINE_HOSTS = ("-offline-a.invalid", "-offline-b.invalid")
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with serve() as srv:
-        yield srv
 
 
 def cli_json(*args: str, config: Path, db: Path) -> Any:

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-import pytest
-from feedserver import serving
+from feedserver import FeedServer, Route, respond
 
 from monitor.fetch import Fetcher
 from monitor.types import FeedState, FetchResult, Settings
@@ -25,92 +21,22 @@ BODY = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></chan
 SETTINGS = Settings(timeout=5.0, connect_timeout=2.0, allow_private=True, max_bytes=100_000,
                     concurrency=4, per_host=2)
 
-Route = Callable[[BaseHTTPRequestHandler], None]
-
-
-@dataclass
-class CountingServer:
-    port: int = 0
-    routes: dict[str, Route] = field(default_factory=dict)
-    connections: int = 0
-    requests: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def counts(self) -> tuple[int, int]:
-        with self.lock:
-            return self.connections, self.requests
-
-
-def _handler(server: CountingServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keeps a connection open between requests
-
-        def setup(self) -> None:
-            super().setup()
-            with server.lock:
-                server.connections += 1
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            with server.lock:
-                server.requests += 1
-            route = server.routes.get(self.path)
-            if route is None:
-                _respond(self, 404, b"not found")
-            else:
-                route(self)
-
-    return Handler
-
-
-def _respond(h: BaseHTTPRequestHandler, status: int, body: bytes,
-             headers: dict[str, str] | None = None, *, length: int | None = None) -> None:
-    h.send_response(status)
-    for k, v in (headers or {}).items():
-        h.send_header(k, v)
-    h.send_header("Content-Length", str(len(body) if length is None else length))
-    h.end_headers()
-    if body:
-        h.wfile.write(body)
-
-
 def feed_route(body: bytes) -> Route:
     """A feed with an ETag, answering 304 to a matching If-None-Match."""
     etag = f'"{hashlib.sha256(body).hexdigest()[:12]}"'
 
     def route(h: BaseHTTPRequestHandler) -> None:
         if h.headers.get("If-None-Match") == etag:
-            _respond(h, 304, b"", {"ETag": etag})
+            respond(h, 304, b"", {"ETag": etag})
         else:
-            _respond(h, 200, body, {"ETag": etag, "Content-Type": "application/rss+xml"})
+            respond(h, 200, body, {"ETag": etag, "Content-Type": "application/rss+xml"})
     return route
 
 
 def cut_short(h: BaseHTTPRequestHandler) -> None:
     """Promises more than it sends, then closes."""
-    _respond(h, 200, BODY[:20], {"Content-Type": "application/rss+xml"}, length=len(BODY) + 500)
+    respond(h, 200, BODY[:20], {"Content-Type": "application/rss+xml"}, length=len(BODY) + 500)
     h.close_connection = True
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: object, client_address: object) -> None:
-        # The client drops the over-the-cap body on purpose: a broken pipe is expected.
-        import sys
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def server() -> Iterator[CountingServer]:
-    state = CountingServer()
-    with serving(_QuietServer(("127.0.0.1", 0), _handler(state))) as port:
-        state.port = port
-        yield state
 
 
 async def _fetch_in_order(feeds: list[FeedState]) -> list[FetchResult]:
@@ -123,7 +49,7 @@ async def _fetch_together(feeds: list[FeedState]) -> list[FetchResult]:
         return list(await asyncio.gather(*(fetcher.fetch(f) for f in feeds)))
 
 
-def test_feeds_of_one_host_share_kept_alive_connections(server: CountingServer) -> None:
+def test_feeds_of_one_host_share_kept_alive_connections(server: FeedServer) -> None:
     feeds = []
     for i in range(12):
         server.routes[f"/f{i}"] = feed_route(BODY + f"<!-- {i} -->".encode())
@@ -144,7 +70,7 @@ def test_feeds_of_one_host_share_kept_alive_connections(server: CountingServer) 
 
 
 def test_a_body_over_the_cap_does_not_leave_its_connection_to_the_next_feed(
-    server: CountingServer,
+    server: FeedServer,
 ) -> None:
     big = BODY + b" " * (SETTINGS.max_bytes * 3)
     server.routes["/big"] = feed_route(big)  # the server writes all of it on the connection
@@ -161,7 +87,7 @@ def test_a_body_over_the_cap_does_not_leave_its_connection_to_the_next_feed(
 
 
 def test_a_body_cut_short_fails_alone_and_the_next_feed_gets_a_new_connection(
-    server: CountingServer,
+    server: FeedServer,
 ) -> None:
     server.routes["/cut"] = cut_short
     server.routes["/ok"] = feed_route(BODY)

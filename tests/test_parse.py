@@ -11,16 +11,15 @@ import hashlib
 import json
 import os
 import re
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
+from feedserver import FeedServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -484,48 +483,17 @@ def test_no_prolog_lets_an_entity_expand(pieces: list[str]) -> None:
             assert QUADRATIC_VALUE not in entry.title + entry.summary
 
 
-class _RecordingServer(ThreadingHTTPServer):
-    """Answers every GET with an entity declaration and records the path."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _DtdHandler)
-        self.paths: list[str] = []
-
-
-class _DtdHandler(BaseHTTPRequestHandler):
-    server: _RecordingServer
-
-    def do_GET(self) -> None:
-        self.server.paths.append(self.path)
-        payload = b'<!ENTITY leak "LEAKED-BY-HTTP">'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/xml-dtd")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def dtd_server() -> Iterator[tuple[str, list[str]]]:
-    server = _RecordingServer()
-    requests = server.paths
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def dtd_server(server: FeedServer) -> tuple[str, list[tuple[str, dict[str, str]]]]:
+    """Every DTD, entity and stylesheet the documents below point at, declaring an
+    entity; the server's log of requests stays empty when none is loaded."""
+    for path in ("/external.dtd", "/parameter.dtd", "/public.ent", "/style.xsl"):
+        server.put(path, b'<!ENTITY leak "LEAKED-BY-HTTP">', "application/xml-dtd")
+    return server.url(""), server.requests
 
 
 def test_external_entities_and_dtds_are_never_loaded(
-    tmp_path: Path, dtd_server: tuple[str, list[str]]
+    tmp_path: Path, dtd_server: tuple[str, list[tuple[str, dict[str, str]]]]
 ) -> None:
     base, requests = dtd_server
     secret = tmp_path / "hostname"

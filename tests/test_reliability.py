@@ -27,7 +27,6 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from feedserver import FeedServer, serve
 from helpers import ROOT, run_cli, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,12 +35,6 @@ from killharness import Farm, check_database, child_env, load, missing_current_i
 from monitor.parse import TITLE_MAX, parse_feed
 from monitor.store import PollWrite, Store, from_iso
 from monitor.types import FeedConfig, FeedUpdate
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with serve() as srv:
-        yield srv
 
 
 def cli_json(*args: str, config: Path, db: Path) -> object:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from feedserver import serve
-from helpers import DATA, SHIPPED_CONFIG, run_cli, shipped, write_config
+from helpers import SHIPPED_CONFIG, polled_archive, run_cli, shipped
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,16 +29,8 @@ FEEDS = {
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    tmp = tmp_path_factory.mktemp("search")
-    with serve() as server:
-        for feed_id, name in FEEDS.items():
-            server.put(f"/{feed_id}", (DATA / "feeds" / name).read_bytes())
-        feeds = [{"id": fid, "name": fid, "url": server.url(f"/{fid}")} for fid in FEEDS]
-        config = write_config(tmp / "feeds.yaml", feeds)
-        db = tmp / "m.db"
-        result = run_cli("poll", "--force", config=config, db=db)
-        assert result.exit_code == 0, result.output
-    yield config, db
+    with polled_archive(tmp_path_factory.mktemp("search"), FEEDS) as archive:
+        yield archive
 
 
 def search(archive: tuple[Path, Path], query: str, *extra: str) -> dict:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from feedserver import serve
 from helpers import run_cli, write_config
 from hypothesis import given
 from hypothesis import strategies as st
@@ -75,16 +74,15 @@ def test_title_normalisation_never_raises_and_is_idempotent(title):
 # --- the same story from three feeds -----------------------------------------------------
 
 @pytest.fixture
-def three_feeds(tmp_path: Path):
+def three_feeds(tmp_path: Path, server):
     url = "https://www.rferl.org/a/kazakhstan-karaganda-strike/33001.html"
-    with serve() as server:
-        server.put("/a", rss([(*STORY, url + "?utm_source=rss", "a-1")]))
-        server.put("/b", rss([(*STORY, url.replace("www.rferl", "WWW.RFERL") + "#top", "b-9")]))
-        # a third outlet with its own URL but the same headline
-        server.put("/c", rss([(STORY[0], "Shakhtyory bastuyut.", "https://other.kz/1", "c-5")]))
-        feeds = [{"id": f"feed-{x}", "name": x, "url": server.url(f"/{x}")} for x in "abc"]
-        config = write_config(tmp_path / "feeds.yaml", feeds)
-        yield server, config, tmp_path / "m.db"
+    server.put("/a", rss([(*STORY, url + "?utm_source=rss", "a-1")]))
+    server.put("/b", rss([(*STORY, url.replace("www.rferl", "WWW.RFERL") + "#top", "b-9")]))
+    # a third outlet with its own URL but the same headline
+    server.put("/c", rss([(STORY[0], "Shakhtyory bastuyut.", "https://other.kz/1", "c-5")]))
+    feeds = [{"id": f"feed-{x}", "name": x, "url": server.url(f"/{x}")} for x in "abc"]
+    config = write_config(tmp_path / "feeds.yaml", feeds)
+    yield server, config, tmp_path / "m.db"
 
 
 def test_story_from_three_feeds_is_shown_once_with_three_sources(three_feeds):
@@ -162,37 +160,36 @@ def hits_of(db: Path, topic_id: str) -> set[str]:
         [topic_id])}
 
 
-def test_topics_apply_adds_and_removes_exactly_what_the_new_query_implies(tmp_path):
+def test_topics_apply_adds_and_removes_exactly_what_the_new_query_implies(tmp_path, server):
     feeds_dir = Path(__file__).parent / "data" / "feeds"
-    with serve() as server:
-        feeds = []
-        for name in ["kz-news.xml", "bbc-world.xml", "moscowtimes.xml", "aljazeera.xml"]:
-            server.put(f"/{name}", (feeds_dir / name).read_bytes())
-            feeds.append({"id": name.split(".")[0], "name": name, "url": server.url(f"/{name}")})
-        config = write_config(tmp_path / "feeds.yaml", feeds)
-        db = tmp_path / "m.db"
-        run_cli("poll", "--force", config=config, db=db)
-        before = hits_of(db, "kz-labour-protests")
-        assert before
+    feeds = []
+    for name in ["kz-news.xml", "bbc-world.xml", "moscowtimes.xml", "aljazeera.xml"]:
+        server.put(f"/{name}", (feeds_dir / name).read_bytes())
+        feeds.append({"id": name.split(".")[0], "name": name, "url": server.url(f"/{name}")})
+    config = write_config(tmp_path / "feeds.yaml", feeds)
+    db = tmp_path / "m.db"
+    run_cli("poll", "--force", config=config, db=db)
+    before = hits_of(db, "kz-labour-protests")
+    assert before
 
-        new_query = "russia* OR россия* OR kremlin OR Кремл*"
-        edit_topic(config, "kz-labour-protests", new_query)
-        warned = run_cli("poll", config=config, db=db)
-        assert "topics apply --topic kz-labour-protests" in warned.output
-        result = run_cli("topics", "apply", "--topic", "kz-labour-protests", config=config, db=db)
-        assert result.exit_code == 0, result.output
-        after = hits_of(db, "kz-labour-protests")
+    new_query = "russia* OR россия* OR kremlin OR Кремл*"
+    edit_topic(config, "kz-labour-protests", new_query)
+    warned = run_cli("poll", config=config, db=db)
+    assert "topics apply --topic kz-labour-protests" in warned.output
+    result = run_cli("topics", "apply", "--topic", "kz-labour-protests", config=config, db=db)
+    assert result.exit_code == 0, result.output
+    after = hits_of(db, "kz-labour-protests")
 
-        # The reference: a fresh database polled with the new query from the start.
-        fresh = tmp_path / "fresh.db"
-        for served in server.files.values():
-            served.etag = ""
-        run_cli("poll", "--force", config=config, db=fresh)
-        assert after == hits_of(fresh, "kz-labour-protests")
-        assert after != before and after - before and before - after
-        assert str(len(after - before)) in result.output
-        # applied: no more warning
-        assert "topics apply" not in run_cli("poll", config=config, db=db).output
+    # The reference: a fresh database polled with the new query from the start.
+    fresh = tmp_path / "fresh.db"
+    for served in server.files.values():
+        served.etag = ""
+    run_cli("poll", "--force", config=config, db=fresh)
+    assert after == hits_of(fresh, "kz-labour-protests")
+    assert after != before and after - before and before - after
+    assert str(len(after - before)) in result.output
+    # applied: no more warning
+    assert "topics apply" not in run_cli("poll", config=config, db=db).output
 
 
 def test_search_windows_find_rare_old_items_and_stop_early_on_common_words(tmp_path,

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from feedserver import serve
-from helpers import DATA, run_cli, write_config
+from helpers import polled_archive, run_cli, write_config
 
 FEEDS = {"kz-news": "kz-news.xml", "bbc-world": "bbc-world.xml"}
 TOPIC = "kz-labour-protests"
@@ -20,16 +19,8 @@ TOPIC = "kz-labour-protests"
 @pytest.fixture(scope="module")
 def polled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """Polled once for the module: no test here changes what is stored."""
-    tmp_path = tmp_path_factory.mktemp("ids")
-    with serve() as server:
-        for feed_id, name in FEEDS.items():
-            server.put(f"/{feed_id}", (DATA / "feeds" / name).read_bytes())
-        feeds = [{"id": f, "name": f, "url": server.url(f"/{f}")} for f in FEEDS]
-        config = write_config(tmp_path / "feeds.yaml", feeds)
-        db = tmp_path / "monitor.db"
-        result = run_cli("poll", "--force", config=config, db=db)
-        assert result.exit_code == 0, result.output
-        yield config, db
+    with polled_archive(tmp_path_factory.mktemp("ids"), FEEDS, "monitor.db") as archive:
+        yield archive
 
 
 @pytest.mark.parametrize(("args", "kind"), [
