@@ -34,6 +34,7 @@ run: install
 lint: install-test
 	$(BIN)/ruff check monitor tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -n 2 -q
