@@ -264,8 +264,7 @@ class Monitor:
     @property
     def store(self) -> Store:
         """The long-lived connection (the full integrity check, once)."""
-        if self._store is None:
-            self._store = Store(self.db_path)
+        self._store = self._store or Store(self.db_path)
         return self._store
 
     @contextmanager

@@ -501,8 +501,11 @@ def _print_added(path: str, feed_id: str, found: FoundFeed) -> None:
               "pid in `monitor status`).")
 
 
+FEED_ID = click.argument("feed_id", metavar="ID")
+
+
 @feeds.command("remove")
-@click.argument("feed_id", metavar="ID")
+@FEED_ID
 @click.pass_obj
 @handle_errors
 def feeds_remove(obj: Monitor, feed_id: str) -> None:
@@ -517,7 +520,7 @@ def feeds_remove(obj: Monitor, feed_id: str) -> None:
 
 
 @feeds.command("enable")
-@click.argument("feed_id", metavar="ID")
+@FEED_ID
 @click.pass_obj
 @handle_errors
 def feeds_enable(obj: Monitor, feed_id: str) -> None:

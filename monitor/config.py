@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -137,18 +137,10 @@ class Config:
     digests: tuple[DigestConfig, ...]
 
     def feed(self, feed_id: str) -> FeedConfig:
-        for f in self.feeds:
-            if f.id == feed_id:
-                return f
-        raise ConfigError(f"no such feed{_known(f.id for f in self.feeds)}", file=self.path,
-                          feed=feed_id)
+        return _by_id(self.feeds, feed_id, "feed", self.path)
 
     def topic(self, topic_id: str) -> Topic:
-        for t in self.topics:
-            if t.id == topic_id:
-                return t
-        raise ConfigError(f"no such topic{_known(t.id for t in self.topics)}", file=self.path,
-                          topic=topic_id)
+        return _by_id(self.topics, topic_id, "topic", self.path)
 
     def interval_of(self, feed: FeedConfig) -> float:
         return feed.interval if feed.interval is not None else self.settings.interval
@@ -157,6 +149,18 @@ class Config:
         if feed.max_items_per_day is not None:
             return feed.max_items_per_day
         return self.settings.max_items_per_day
+
+
+_Named = TypeVar("_Named", FeedConfig, Topic)
+
+
+def _by_id(items: Sequence[_Named], ident: str, kind: str, path: str) -> _Named:
+    """The feed or topic ``ident``; else a ConfigError naming it and the known ids."""
+    for item in items:
+        if item.id == ident:
+            return item
+    raise ConfigError(f"no such {kind}{_known(i.id for i in items)}", file=path,
+                      **{kind: ident})
 
 
 def _known(ids: Iterable[str], shown: int = 10) -> str:

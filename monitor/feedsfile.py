@@ -44,9 +44,9 @@ class FeedSpec:
 
     id: str
     url: str
+    tags: tuple[str, ...] = ()
     name: str | None = None
     interval: str | None = None
-    tags: tuple[str, ...] = ()
     language: str | None = None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from monitor.clean import clean_text
 
@@ -23,7 +23,7 @@ PollStatus = Literal["new", "unchanged", "not-modified", "failed", "skipped"]
 
 # Why a poll failed: the FAILURE_KINDS a fetch or parse reports, plus our
 # own side failing ("storage": the database; "internal": a bug).
-FailureKind = Literal[
+RecordedKind = Literal[
     "timeout",
     "refused",
     "dns",
@@ -38,30 +38,14 @@ FailureKind = Literal[
     "redirect",
     "protocol",
     "empty",
-    "storage",
-    "internal",
 ]
+FailureKind = Literal[RecordedKind, "storage", "internal"]
 
 # A feed's health as `monitor status` and `monitor feeds` show it.
 FeedStatus = Literal["new", "ok", "failing", "disabled", "removed"]
 
 # The failure kinds recorded on a feed and in the fetches log.
-FAILURE_KINDS: tuple[FailureKind, ...] = (
-    "timeout",
-    "refused",
-    "dns",
-    "tls",
-    "http-status",
-    "too-large",
-    "not-a-feed",
-    "parse",
-    "parse-timeout",
-    "rate-limited",
-    "gone",
-    "redirect",
-    "protocol",
-    "empty",
-)
+FAILURE_KINDS: tuple[FailureKind, ...] = get_args(RecordedKind)
 
 
 @dataclass(frozen=True)
@@ -144,11 +128,12 @@ class FeedState:
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
-    # Scheduling state the poll needs to decide what comes next.
+    # Scheduling state the poll needs to decide what comes next: the
+    # failures so far, and a permanent redirect seen but not yet adopted.
     error_count: int = 0
-    failing_since: datetime | None = None
-    moved_to: str | None = None
     moved_count: int = 0
+    moved_to: str | None = None
+    failing_since: datetime | None = None
 
 
 @dataclass(frozen=True)

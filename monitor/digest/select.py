@@ -1,39 +1,27 @@
 """Selecting a digest: the hits of a period through the store (no SQL here),
-grouped by topic and story, every feed that carried each story, the counts
-of this period, the one before and the last 14 days, and the sources'
-health; ``build`` assembles the Digest from them."""
+grouped by topic and story, every feed that carried each story, and the
+counts of this period, the one before and the last 14 days; ``build``
+assembles the Digest from them and the sources' health (sources.py)."""
 
 from __future__ import annotations
 
-import itertools
-import statistics
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from monitor.clean import without_userinfo
 from monitor.digest.model import (
     DEFAULT_LIMIT,
-    MAX_ERROR,
     MAX_NAME,
-    RHYTHM_ITEMS,
-    SILENT_DEFAULT,
-    SILENT_FACTOR,
-    SILENT_FLOOR,
-    SILENT_MIN_ITEMS,
     VOLUME_DAYS,
     Digest,
-    DisabledFeed,
-    FailingFeed,
     Link,
-    SilentFeed,
-    SourcesHealth,
     TopicSection,
     clean,
     safe_url,
 )
 from monitor.digest.rank import Candidate, entry, rank
+from monitor.digest.sources import sources_health
 from monitor.health import feed_name
-from monitor.store import Carrier, DigestFeed, DigestHit, Store, from_iso
+from monitor.store import Carrier, DigestFeed, DigestHit, Store
 from monitor.types import Topic
 
 
@@ -78,7 +66,7 @@ def build(store: Store, *, topics: Sequence[Topic], since: datetime, until: date
             volume=tuple(volume.get(t.id, [0] * VOLUME_DAYS)), stories=stories,
             omitted=count - len(stories)))
     return Digest(name=clean(name, MAX_NAME) or "default", generated_at=now, since=since,
-                  until=until, topics=tuple(sections), sources=_sources(store, feeds, now),
+                  until=until, topics=tuple(sections), sources=sources_health(store, feeds, now),
                   story_count=len(keys))
 
 
@@ -126,53 +114,3 @@ def _volume(store: Store, topic_ids: Sequence[str], until: datetime) -> dict[str
         if 0 <= ago < VOLUME_DAYS:
             out[topic_id][VOLUME_DAYS - 1 - ago] = n
     return out
-
-
-def _sources(store: Store, feeds: dict[str, DigestFeed], now: datetime) -> SourcesHealth:
-    failing: list[FailingFeed] = []
-    silent: list[SilentFeed] = []
-    disabled: list[DisabledFeed] = []
-    ok = 0
-    for f in feeds.values():
-        if not f.active:
-            continue
-        name = clean(feed_name(f.names), MAX_NAME)
-        # A digest travels by mail: a feed URL's own credentials stay home.
-        url = clean(without_userinfo(f.url or ""), 500)
-        if f.disabled_reason:
-            disabled.append(DisabledFeed(f.id, name, url, clean(f.disabled_reason, MAX_ERROR)))
-        elif f.last_error_kind or f.last_error:
-            failing.append(FailingFeed(
-                f.id, name, url, clean(f.last_error or f.last_error_kind, MAX_ERROR),
-                f.last_error_kind or "", from_iso(f.failing_since), int(f.error_count or 0)))
-        else:
-            ok += 1
-            quiet = _silence(store, f, now)
-            if quiet is not None:
-                silent.append(SilentFeed(f.id, name, url, *quiet))
-    far = datetime.max.replace(tzinfo=UTC)
-    failing.sort(key=lambda x: (x.failing_since or far, x.id))
-    silent.sort(key=lambda x: (x.last_item_at or datetime.min.replace(tzinfo=UTC), x.id))
-    return SourcesHealth(ok=ok, failing=tuple(failing), silent=tuple(silent),
-                         disabled=tuple(disabled))
-
-
-def _silence(store: Store, feed: DigestFeed,
-             now: datetime) -> tuple[datetime | None, float | None] | None:
-    """(newest item, usual gap) when the feed has been quiet for longer than
-    usual (see SILENT_*), else None."""
-    if not feed.last_success_at:
-        return None  # never fetched yet: nothing to judge
-    published = store.recent_published(feed.id, now, RHYTHM_ITEMS)
-    dates = [d for d in (from_iso(p) for p in published) if d is not None]
-    if not dates:
-        created = from_iso(feed.created_at)
-        if created is not None and now - created > SILENT_DEFAULT:
-            return None, None
-        return None
-    gap: float | None = None
-    threshold = SILENT_DEFAULT
-    if len(dates) >= SILENT_MIN_ITEMS:
-        gap = statistics.median((a - b).total_seconds() for a, b in itertools.pairwise(dates))
-        threshold = max(timedelta(seconds=SILENT_FACTOR * gap), SILENT_FLOOR)
-    return (dates[0], gap) if now - dates[0] > threshold else None

@@ -64,9 +64,15 @@ _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Net4 = ipaddress.IPv4Network
 _Net6 = ipaddress.IPv6Network
 
-# Labelled so a refusal can say what the address is; most-specific first.
-_IPV4_REFUSED: tuple[tuple[_Net4, str], ...] = tuple(
-    (ipaddress.IPv4Network(net), label) for net, label in (
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+
+# Labelled so a refusal can say what the address is; most-specific first
+# within each family. One table for both, split by family below.
+_REFUSED: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = tuple(
+    (ipaddress.ip_network(net), label) for net, label in (
         ("0.0.0.0/8", "this network 0.0.0.0/8"),
         ("10.0.0.0/8", "private 10.0.0.0/8"),
         ("100.64.0.0/10", "shared 100.64.0.0/10"),
@@ -82,14 +88,6 @@ _IPV4_REFUSED: tuple[tuple[_Net4, str], ...] = tuple(
         ("224.0.0.0/4", "multicast 224.0.0.0/4"),
         ("255.255.255.255/32", "broadcast 255.255.255.255"),
         ("240.0.0.0/4", "reserved 240.0.0.0/4"),
-    )
-)
-_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
-_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
-_IPV6_REFUSED: tuple[tuple[_Net6, str], ...] = tuple(
-    (ipaddress.IPv6Network(net), label) for net, label in (
         ("::/128", "unspecified ::"),
         ("::1/128", "loopback ::1"),
         ("::/96", "IPv4-compatible ::/96"),
@@ -105,6 +103,10 @@ _IPV6_REFUSED: tuple[tuple[_Net6, str], ...] = tuple(
         ("3fff::/20", "documentation 3fff::/20"),
     )
 )
+_IPV4_REFUSED: tuple[tuple[_Net4, str], ...] = tuple(
+    (net, label) for net, label in _REFUSED if isinstance(net, _Net4))
+_IPV6_REFUSED: tuple[tuple[_Net6, str], ...] = tuple(
+    (net, label) for net, label in _REFUSED if isinstance(net, _Net6))
 
 
 class AddressRefused(FetchError):

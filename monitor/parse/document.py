@@ -63,15 +63,8 @@ def parse_feed(
     same result as feedparser or declines; ``fast=False`` always runs feedparser.
     """
     try:
-        return _parse(
-            body,
-            url=url,
-            headers=headers,
-            fetched_at=fetched_at,
-            max_items=max_items,
-            fast=fast,
-            language=language,
-        )
+        return _parse(body, url=url, headers=headers, fetched_at=fetched_at,
+                      max_items=max_items, fast=fast, language=language)
     except ParseError:
         raise
     except Exception as exc:  # the contract: nothing but ParseError leaves
