@@ -25,7 +25,8 @@ from monitor.fetch import Fetcher
 from monitor.parse import parse_feed
 from monitor.types import FeedState, FetchResult, ParsedFeed, Settings
 
-# Link types of feeds we read, and of JSON Feed (listed, not read: parse.py has no JSON Feed).
+# Link types of feeds we read, and of JSON Feed (listed, not read: the parser
+# registry has no JSON Feed parser yet).
 READABLE_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml"})
 JSON_TYPES = frozenset({"application/feed+json", "application/json"})
 ID_MAX = 64
