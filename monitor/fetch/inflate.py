@@ -61,7 +61,8 @@ class _Inflater:
         codings = [c for c in codings if c and c != "identity"]
         if not codings:
             return cls("identity")
-        supported = ("gzip", "x-gzip", "deflate", "br") if brotli else ("gzip", "x-gzip", "deflate")
+        zlib_codings = ("gzip", "x-gzip", "deflate")
+        supported = (*zlib_codings, "br") if brotli and _brotli is not None else zlib_codings
         if len(codings) == 1 and codings[0] in supported:
             return cls(codings[0])
         raise _Failed("protocol", _short(f"unsupported Content-Encoding {header!r}"))
