@@ -422,6 +422,31 @@ def gzip_bomb(inflated: int = 1 << 30) -> Handler:
     return handle
 
 
+def brotli_bomb(inflated: int = 1 << 30) -> Handler:
+    """``Content-Encoding: br`` body inflating to ``inflated`` zero bytes (1 GiB
+    by default, about 190 KB on the wire: a few network reads), compressed
+    while it streams. Needs the optional ``brotli`` package."""
+    import brotli
+
+    block = bytes(1 << 20)
+
+    def handle(ex: Exchange) -> None:
+        head = [("Content-Type", "application/rss+xml"), ("Content-Encoding", "br")]
+        if not ex.send(response_head(200, head)):
+            return
+        packer = brotli.Compressor(quality=1)
+        pending = b""
+        for _ in range(inflated // len(block)):
+            pending += packer.process(block)
+            if len(pending) >= 64 * 1024:
+                if not ex.send(pending):
+                    return
+                pending = b""
+        ex.send(pending + packer.finish())
+
+    return handle
+
+
 def endless(*, chunked: bool, limit: int = 1 << 30) -> Handler:
     """A body that does not end (up to ``limit`` bytes), chunked or close-delimited."""
     piece = b"<item>" + b"x" * 65530 + b"\n"

@@ -214,6 +214,7 @@ class Fetcher:
                 body += piece
                 if len(body) > cap:
                     raise too_large
+        inflater.finish()
         return bytes(body)
 
     # True hands HTML pages back as bodies, for feed discovery (monitor.discover's

@@ -17,15 +17,23 @@ from http import HTTPStatus
 import httpx
 
 from monitor.fetch.failure import _Failed, _short
+from monitor.fetch.inflate import BROTLI
 from monitor.types import FeedState
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
-# Brotli is not a dependency and zlib is what lets us bound inflation
-# (max_length), so only gzip and deflate are offered.
-ACCEPT_ENCODING = "gzip, deflate"
+
+
+def accept_encoding(brotli: bool) -> str:
+    """The codings we can inflate under the body cap: zlib's (bounded by
+    max_length), and ``br`` only when the optional brotli package can bound
+    its output too (monitor.fetch.inflate.BROTLI)."""
+    return "gzip, deflate, br" if brotli else "gzip, deflate"
+
+
+ACCEPT_ENCODING = accept_encoding(BROTLI)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_STATUSES = frozenset({301, 308})
