@@ -232,7 +232,9 @@ def plan_opml_import(config: Config, entries: Sequence[OpmlFeed],
     duplicates: list[str] = []
     invalid: list[tuple[str, str]] = []
     for entry in entries:
-        problem = _check_url(entry.url)
+        problem = _check_url(entry.url) or (
+            "URL has whitespace or control characters inside" if _SPACE_OR_CONTROL.search(entry.url)
+            else None)
         if problem:
             invalid.append((entry.url, problem))
             continue
@@ -249,6 +251,10 @@ def plan_opml_import(config: Config, entries: Sequence[OpmlFeed],
                                   tags=tuple(dict.fromkeys([*tags, *entry.tags]))))
     return OpmlImport(added=tuple(added), present=tuple(present),
                       duplicates=tuple(duplicates), invalid=tuple(invalid))
+
+
+# A line break inside a URL could only come from a broken or hostile list.
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
 def _extra_tags(tags: Sequence[str]) -> tuple[str, ...]:

@@ -93,6 +93,13 @@ def test_second_import_imports_nothing(tmp_path: Path) -> None:
     assert config.read_bytes() == before
 
 
+def test_an_unusable_tag_is_refused(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    result = run_cli("feeds", "import", str(RUSSIA), "--tag", "!!", config=config)
+    assert result.exit_code == 2 and "not a usable tag" in result.output
+    assert config.read_text(encoding="utf-8") == CONFIG
+
+
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     config = _config(tmp_path)
     result = run_cli("feeds", "import", str(RUSSIA), "--dry-run", config=config)
@@ -142,6 +149,7 @@ HOSTILE = """<?xml version="1.0" encoding="UTF-8"?>
 <outline title="js" xmlUrl="javascript:alert(document.cookie)"/>
 <outline title="data" xmlUrl="data:text/html,&lt;script&gt;"/>
 <outline title="file" xmlUrl="file:///etc/passwd"/>
+<outline title="nl" xmlUrl="https://example.org/x&#10;  - id: evil&#10;    url: http://evil/"/>
 <outline text="Folder &lt;b&gt;"><outline title="- id: evil" xmlUrl="https://example.org/d"/></outline>
 </body></opml>
 """
@@ -153,10 +161,13 @@ def test_hostile_titles_and_urls_are_inert(tmp_path: Path) -> None:
     opml.write_text(HOSTILE, encoding="utf-8")
     report = _import(config, str(opml))
     assert [i["url"] for i in report["invalid"]] == [
-        "javascript:alert(document.cookie)", "data:text/html,<script>", "file:///etc/passwd"]
-    assert all("only http and https" in i["reason"] for i in report["invalid"])
+        "javascript:alert(document.cookie)", "data:text/html,<script>", "file:///etc/passwd",
+        "https://example.org/x\n  - id: evil\n    url: http://evil/"]
+    assert all("only http and https" in i["reason"] for i in report["invalid"][:3])
+    assert "whitespace or control characters" in report["invalid"][3]["reason"]
     text = run_cli("feeds", "import", str(opml), "--dry-run", config=config)
-    assert "3 invalid" in text.output and "javascript:" in text.output
+    assert "4 invalid" in text.output and "javascript:" in text.output
+    assert "url: http://evil/" not in config.read_text(encoding="utf-8")
 
     loaded = load_config(config)
     by_url = {f.url: f for f in loaded.feeds}
