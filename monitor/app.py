@@ -16,6 +16,7 @@ value). Printing is cli.py's, scheduling, signals and the lock daemon.py's.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import re
@@ -39,6 +40,8 @@ from monitor.types import DigestConfig, FeedConfig, Topic
 if TYPE_CHECKING:
     from monitor.digest import Digest
     from monitor.discover import FoundFeed
+    from monitor.feedsfile import FeedSpec
+    from monitor.opml import OpmlFeed
     from monitor.reapply import ApplyResult
 
 # Imported where used, not here: the digest's templates (jinja2), the cron
@@ -186,6 +189,84 @@ def _check_new_id(feed_id: str | None, taken: set[str], path: str) -> None:
     if feed_id in taken:
         raise ConfigError("a feed with this id is already in the config", file=path,
                           feed=feed_id)
+
+
+# --- OPML import ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OpmlImport:
+    """What an OPML import added (or would add), and what it left out, why."""
+
+    added: tuple[FeedSpec, ...]
+    present: tuple[tuple[str, str], ...]  # (url, id of the feed already configured)
+    duplicates: tuple[str, ...]  # URLs listed again further down the file
+    invalid: tuple[tuple[str, str], ...]  # (url, reason)
+    path: str = ""
+    dry_run: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "config": self.path, "dry_run": self.dry_run,
+            "imported": [{"id": s.id, "url": s.url, "name": s.name, "tags": list(s.tags)}
+                         for s in self.added],
+            "present": [{"url": u, "feed": f} for u, f in self.present],
+            "duplicates": list(self.duplicates),
+            "invalid": [{"url": u, "reason": r} for u, r in self.invalid],
+        }
+
+
+def plan_opml_import(config: Config, entries: Sequence[OpmlFeed],
+                     tags: Sequence[str]) -> OpmlImport:
+    """Sort the outlines of an OPML list into feeds to add (ids derived from
+    their titles, unique), feeds already configured (same URL identity as
+    config's duplicate check), repeats within the list and unusable URLs."""
+    from monitor.config import _check_url
+    from monitor.discover import derive_id
+    from monitor.feedsfile import FeedSpec
+
+    known = {_url_identity(f.url): f.id for f in config.feeds}
+    taken = {f.id for f in config.feeds}
+    seen: set[str] = set()
+    added: list[FeedSpec] = []
+    present: list[tuple[str, str]] = []
+    duplicates: list[str] = []
+    invalid: list[tuple[str, str]] = []
+    for entry in entries:
+        problem = _check_url(entry.url) or (
+            "URL has whitespace or control characters inside" if _SPACE_OR_CONTROL.search(entry.url)
+            else None)
+        if problem:
+            invalid.append((entry.url, problem))
+            continue
+        ident = _url_identity(entry.url)
+        if ident in known:
+            present.append((entry.url, known[ident]))
+        elif ident in seen:
+            duplicates.append(entry.url)
+        else:
+            seen.add(ident)
+            new_id = derive_id(entry.title, entry.url, taken)
+            taken.add(new_id)
+            added.append(FeedSpec(id=new_id, url=entry.url, name=entry.title,
+                                  tags=tuple(dict.fromkeys([*tags, *entry.tags]))))
+    return OpmlImport(added=tuple(added), present=tuple(present),
+                      duplicates=tuple(duplicates), invalid=tuple(invalid))
+
+
+# A line break inside a URL could only come from a broken or hostile list.
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def _extra_tags(tags: Sequence[str]) -> tuple[str, ...]:
+    from monitor.opml import slug_tag
+
+    out = []
+    for tag in tags:
+        slug = slug_tag(tag)
+        if not slug:
+            raise UsageError(f"not a usable tag: {tag!r}", param_hint="--tag")
+        out.append(slug)
+    return tuple(dict.fromkeys(out))
 
 
 # --- examples ----------------------------------------------------------------------------
@@ -472,6 +553,31 @@ class Monitor:
         self.config.feed(feed_id)
         with self.open_store(check=True) as store:
             return store.enable_feed(feed_id, datetime.now(UTC))
+
+    def import_opml(self, path: str, *, tags: Sequence[str] = (),
+                    dry_run: bool = False) -> OpmlImport:
+        """Append the feeds of the OPML list at ``path`` that feeds.yaml does
+        not have yet, in one write (none with ``dry_run``); nothing is fetched."""
+        from monitor.feedsfile import add_feeds
+        from monitor.opml import read_opml
+
+        config = self.config
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the OPML file: {exc.strerror or exc}",
+                              file=path) from None
+        report = plan_opml_import(config, read_opml(data, path), _extra_tags(tags))
+        if report.added and not dry_run:
+            add_feeds(config.path, report.added)
+        return dataclasses.replace(report, path=config.path, dry_run=dry_run)
+
+    def export_opml(self) -> bytes:
+        """The configured feeds as an OPML 2.0 document."""
+        from monitor.opml import write_opml
+
+        config = self.config
+        return write_opml(config.feeds, f"monitor feeds ({Path(config.path).name})")
 
     # --- digests -------------------------------------------------------------------------
 

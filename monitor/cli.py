@@ -25,7 +25,7 @@ from rich.table import Table
 
 from monitor import match
 from monitor.app import ConfigIgnored, Monitor, Notice, StaleTopic, open_monitor
-from monitor.clean import CleanFormatter
+from monitor.clean import CleanFormatter, clean_short
 from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError, UsageError
 from monitor.poll import PollSummary
 from monitor.query import segments
@@ -499,6 +499,60 @@ def _print_added(path: str, feed_id: str, found: FoundFeed) -> None:
     out.print("Not polled yet: the next `monitor poll` fetches it; a running daemon "
               "picks it up once told to reload feeds.yaml (SIGHUP: `kill -HUP PID`, "
               "pid in `monitor status`).")
+
+
+@feeds.command("import")
+@click.argument("file", metavar="FILE.opml")
+@click.option("--tag", "tags", multiple=True, metavar="TAG",
+              help="A tag for every imported feed (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def feeds_import(obj: Monitor, file: str, tags: tuple[str, ...], dry_run: bool,
+                 as_json: bool) -> None:
+    """Add the feeds of an OPML subscription list to feeds.yaml (one write, its
+    comments kept). Folders and categories become tags; feeds already in the
+    config, repeats and non-http(s) URLs are skipped. Nothing is fetched now.
+    """
+    report = obj.import_opml(file, tags=tags, dry_run=dry_run)
+    if as_json:
+        print_json(report.as_json())
+        return
+    verb = "would import" if dry_run else "imported"
+    out.print(f"{verb} {len(report.added)} feed(s)"
+              + ("" if dry_run else f" into {escape(report.path)}")
+              + f"; skipped {len(report.present)} already present, "
+              f"{len(report.duplicates)} repeated in the file, {len(report.invalid)} invalid")
+    for url, reason in report.invalid[:5]:
+        out.print(f"  invalid: {escape(clean_short(url, 200))}: {escape(clean_short(reason, 200))}")
+    if len(report.invalid) > 5:
+        out.print(f"  ... and {len(report.invalid) - 5} more (--json lists them all)")
+    if dry_run:
+        for spec in report.added:
+            out.print(f"  {escape(spec.id)}: {escape(spec.url)}")
+    elif report.added:
+        out.print("Not fetched yet: the next `monitor poll` fetches them; a running daemon "
+                  "picks them up once told to reload feeds.yaml (SIGHUP).")
+
+
+@feeds.command("export")
+@click.option("--output", "-o", metavar="FILE", help="Write here (default: standard output).")
+@click.pass_obj
+@handle_errors
+def feeds_export(obj: Monitor, output: str | None) -> None:
+    """The configured feeds as OPML 2.0 (tags in each outline's category)."""
+    data = obj.export_opml()
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        with open(output, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise UsageError(f"cannot write: {exc.strerror or exc}", param_hint="--output") from None
+    err.print(f"wrote {len(obj.config.feeds)} feed(s) to {escape(output)}")
 
 
 FEED_ID = click.argument("feed_id", metavar="ID")
