@@ -21,7 +21,7 @@ from monitor.types import FeedState
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
-    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+    "application/xml;q=0.9, text/xml;q=0.9, application/feed+json;q=0.8, */*;q=0.5"
 )
 # Brotli is not a dependency and zlib is what lets us bound inflation
 # (max_length), so only gzip and deflate are offered.
