@@ -25,10 +25,11 @@ from monitor.fetch import Fetcher
 from monitor.parse import parse_feed
 from monitor.types import FeedState, FetchResult, ParsedFeed, Settings
 
-# Link types of feeds we read, and of JSON Feed (listed, not read: the parser
-# registry has no JSON Feed parser yet).
-READABLE_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml"})
+# Link types of feeds we read: the XML ones are preferred when a page has
+# both, as they were before JSON Feed was read.
+XML_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml"})
 JSON_TYPES = frozenset({"application/feed+json", "application/json"})
+READABLE_TYPES = XML_TYPES | JSON_TYPES
 ID_MAX = 64
 _BASE_MAX = 48  # leaves room for a "-N" suffix within ID_MAX
 
@@ -72,7 +73,7 @@ def feed_links(html: bytes, base_url: str) -> list[FeedLink]:
         rel = (element.get("rel") or "").lower().split()
         kind = (element.get("type") or "").split(";")[0].strip().lower()
         href = (element.get("href") or "").strip()
-        if "alternate" not in rel or kind not in READABLE_TYPES | JSON_TYPES or not href:
+        if "alternate" not in rel or kind not in READABLE_TYPES or not href:
             continue
         url = urljoin(base, href)
         if urlsplit(url).scheme not in ("http", "https") or url in seen:
@@ -130,7 +131,7 @@ class FoundFeed:
 
 def find_feed(url: str, settings: Settings, known: Mapping[str, str]) -> FoundFeed:
     """Fetch ``url``; when it is an HTML page, fetch the first RSS/Atom feed it
-    links to. ``known`` maps the URL identity of each configured feed to its id:
+    links to, else its first JSON Feed. ``known`` maps the URL identity of each configured feed to its id:
     a URL (given, found or redirected to) already configured is refused.
 
     ConfigError (a URL that is no feed, a page without one, one already
@@ -147,13 +148,11 @@ def find_feed(url: str, settings: Settings, known: Mapping[str, str]) -> FoundFe
         not_a_feed = exc
     assert result.body is not None
     links = feed_links(result.body, result.final_url)
-    readable = [link for link in links if link.readable]
+    readable = sorted((link for link in links if link.readable),
+                      key=lambda link: link.type not in XML_TYPES)
     if not readable:
-        if links:
-            raise ConfigError("the page links only to JSON feeds, which monitor does not read: "
-                              + ", ".join(link.url for link in links), url=url)
         raise ConfigError(f"not a feed ({not_a_feed.message}), and the page has no "
-                          '<link rel="alternate"> to an RSS or Atom feed', url=url)
+                          '<link rel="alternate"> to an RSS or Atom feed (or a JSON Feed)', url=url)
     chosen = readable[0]
     _refuse_known(chosen.url, known)
     try:

@@ -250,7 +250,7 @@ def test_feed_links_of_a_real_page_resolve_against_the_page_and_base():
     links = feed_links(PAGE, "https://daringfireball.net/index.html")
     assert [(f.url, f.type, f.readable) for f in links] == [
         ("https://daringfireball.net/feeds/main", "application/atom+xml", True),
-        ("https://daringfireball.net/feeds/json", "application/json", False)]
+        ("https://daringfireball.net/feeds/json", "application/json", True)]
     based = PAGE.replace(b"<head>", b'<head><base href="https://cdn.example.org/df/">', 1)
     assert feed_links(based, "https://daringfireball.net/")[0].url == \
         "https://cdn.example.org/feeds/main"

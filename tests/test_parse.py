@@ -233,7 +233,7 @@ def test_undeclared_latin1_is_decoded_and_flagged() -> None:
         ),
         (b"<html><head><title>Hi</title></head><body><h1>Welcome</h1></body></html>", {}),
         (
-            b'{"version": "https://jsonfeed.org/version/1", "items": []}',
+            b'{"title": "not a JSON Feed: no version", "items": []}',
             {"Content-Type": "application/json"},
         ),
         (b"just some text", {"Content-Type": "text/plain"}),

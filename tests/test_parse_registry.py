@@ -1,5 +1,5 @@
 """monitor.parse.registry: parsers chosen by media type and by sniffing, asked
-in order until one accepts; JSON Feed has its place and declines for now."""
+in order until one accepts; JSON Feed first, declining what is not JSON."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from monitor.errors import ParseError
 from monitor.parse import parse_feed
 from monitor.parse.registry import REGISTRY, Document, ParserEntry, Registry, media_type
 
@@ -33,12 +32,16 @@ def test_json_feed_is_asked_by_media_type_or_by_its_brace(content_type: str) -> 
     assert not jsonfeed.wants(doc(RSS, "application/rss+xml"))
 
 
-def test_json_feed_declines_so_the_body_is_still_not_a_feed() -> None:
-    with pytest.raises(ParseError) as info:
-        parse_feed(JSON_FEED, url="https://x.example/feed.json",
-                   headers={"Content-Type": "application/feed+json"}, fetched_at=NOW)
-    assert info.value.kind == "not-a-feed"
-    assert "JSON Feed is not supported" in str(info.value)
+def test_json_feed_is_read_by_its_own_parser() -> None:
+    parsed = parse_feed(JSON_FEED, url="https://x.example/feed.json",
+                        headers={"Content-Type": "application/feed+json"}, fetched_at=NOW)
+    assert parsed.title == "T" and parsed.entries == ()
+    assert REGISTRY.entries[0].parse(doc(JSON_FEED))["version"] == "json11"
+
+
+def test_json_feed_declines_a_body_that_is_not_json() -> None:
+    assert REGISTRY.entries[0].parse(doc(RSS, "application/json")) is None
+    assert REGISTRY.parse(doc(RSS, "application/json"))["version"] == "rss20"
 
 
 def test_the_fast_path_declines_a_document_whose_encoding_is_not_certain() -> None:

@@ -5,6 +5,7 @@ The package, module by module:
   a feed", feed-level fields, the one ParseError contract);
 - ``registry``: which parser reads a document, by media type and sniffing
   (JSON Feed's place, the lxml fast path, feedparser);
+- ``jsonfeed``: JSON Feed 1.0/1.1 -> the same raw records as the XML parsers;
 - ``fast``: the lxml fast path; ``feedparser``: the feedparser path and its patch;
 - ``entities``: the XML-entity guard; ``cut``: field caps and the entries cut;
 - ``entries``: raw records -> Entry; ``html_text``: the one HTML-to-text.

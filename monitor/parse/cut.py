@@ -37,8 +37,16 @@ _ENTRY_TAG = re.compile(
 )
 
 
+# A JSON body (after the prolog the decoder may put in front): its entries are
+# not XML tags, and cutting at an `<item` inside a content_html string would
+# break the JSON; the JSON Feed parser keeps max_items itself.
+_JSON_START = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:<\?xml[^>]*\?>)?\s*[\[{]")
+
+
 def _cut_entries(data: bytes, keep: int) -> bytes:
     """data without the entries after the first ``keep`` (see above)."""
+    if _JSON_START.match(data):
+        return data
     # A fast upper bound of the start tags: most documents stop here.
     if sum(data.count(tag) for tag in (b"<item", b"<entry", b":item", b":entry")) <= keep:
         return data

@@ -65,7 +65,8 @@ def parse_feed(
     try:
         return _parse(body, url=url, headers=headers, fetched_at=fetched_at,
                       max_items=max_items, fast=fast, language=language)
-    except ParseError:
+    except ParseError as exc:
+        exc.context.setdefault("url", url)  # a parser (JSON Feed) does not know it
         raise
     except Exception as exc:  # the contract: nothing but ParseError leaves
         raise ParseError(
@@ -107,6 +108,9 @@ def _parse(
     doc = Document(data, media_type(hdrs.get("content-type")), language,
                    certain and not notes, fast)
     result = REGISTRY.parse(doc)
+    if str(_get(result, "version") or "").startswith("json"):
+        # feedparser's decoder says a JSON type is no XML type: true, and no news.
+        notes = [n for n in notes if not n.startswith("NonXMLContentType")]
     # The parser's complaint first: it is the one that says "malformed".
     reasons = [r for r in (_describe(_get(result, "bozo_exception")) if _get(result, "bozo")
                            else "", *notes) if r]
@@ -227,7 +231,7 @@ def _not_a_feed_reason(body: bytes, hdrs: Mapping[str, str], bozo_reason: str | 
     if _looks_like_html(body, hdrs):
         return "HTML page, not a feed"
     if head.startswith((b"{", b"[")):
-        return "JSON document, not an RSS/Atom feed (JSON Feed is not supported)"
+        return "JSON document, not a feed"
     reason = "no RSS, Atom or RDF feed found"
     return f"{reason} ({bozo_reason})" if bozo_reason else reason
 

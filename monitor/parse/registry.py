@@ -6,9 +6,10 @@ Every entry returns feedparser's shape of result (a dict with "feed",
 tried. The entries, in order:
 
 1. ``jsonfeed``: ``application/feed+json`` / ``application/json``, or a body
-   starting with ``{``. It declines every document today (JSON Feed is not
-   read yet; such a body still ends as "not-a-feed" through feedparser): the
-   place where a JSON Feed reader goes.
+   starting with ``{``: monitor.parse.jsonfeed reads JSON Feed 1.0 and 1.1,
+   declines a body that does not start like JSON (RSS served as
+   application/json), and raises ParseError for broken JSON ("parse") or
+   JSON that is not a JSON Feed ("not-a-feed").
 2. ``lxml``: the fast path (monitor.parse.fast) for any media type, only
    when the encoding is certain and nothing was changed or noted on the way
    (``Document.certain``) and the caller allows it (``Document.fast``);
@@ -21,13 +22,13 @@ Owns the choice only. Must not decode, guard, or turn records into Entries
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from monitor.parse import fast as fastparse
 from monitor.parse.feedparser import _run_feedparser
+from monitor.parse.jsonfeed import json_text, parse_json_feed
 
 __all__ = ["REGISTRY", "Document", "ParserEntry", "Registry"]
 
@@ -96,17 +97,12 @@ def media_type(content_type: str | None) -> str:
 # ------------------------------------------------------------------ entries
 
 JSON_FEED_TYPES = frozenset({"application/feed+json", "application/json"})
-_JSON_START = re.compile(rb"\s*{")
-
-
 def _sniff_json(data: bytes) -> bool:
-    return _JSON_START.match(data) is not None
+    return json_text(data[:4096]).startswith("{")
 
 
 def _parse_json_feed(doc: Document) -> Any:
-    """JSON Feed is not read yet: declined, so feedparser reports the body
-    as it always has ("JSON document, not an RSS/Atom feed")."""
-    return None
+    return parse_json_feed(doc.data)
 
 
 def _run_fast(data: bytes, language: str | None) -> Any:
