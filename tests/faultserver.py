@@ -402,24 +402,11 @@ def gzip_bomb(inflated: int = 1 << 30) -> Handler:
     """``Content-Encoding: gzip`` body inflating to ``inflated`` zero bytes
     (1 GiB by default, about 1 MB on the wire), compressed while it streams so
     only the part the client reads is ever produced."""
-    block = bytes(1 << 20)
+    def packer() -> _Packer:
+        c = zlib.compressobj(9, zlib.DEFLATED, 31)
+        return c.compress, c.flush
 
-    def handle(ex: Exchange) -> None:
-        head = [("Content-Type", "application/rss+xml"), ("Content-Encoding", "gzip")]
-        if not ex.send(response_head(200, head)):
-            return
-        packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-        pending = b""
-        for _ in range(inflated // len(block)):
-            pending += packer.compress(block)
-            # Full-size writes: one network read then inflates to ~64 MB.
-            if len(pending) >= 64 * 1024:
-                if not ex.send(pending):
-                    return
-                pending = b""
-        ex.send(pending + packer.flush())
-
-    return handle
+    return _bomb("gzip", packer, inflated)
 
 
 def brotli_bomb(inflated: int = 1 << 30) -> Handler:
@@ -428,21 +415,35 @@ def brotli_bomb(inflated: int = 1 << 30) -> Handler:
     while it streams. Needs the optional ``brotli`` package."""
     import brotli
 
+    def packer() -> _Packer:
+        c = brotli.Compressor(quality=1)
+        return c.process, c.finish
+
+    return _bomb("br", packer, inflated)
+
+
+# A compressor's (compress, finish) pair, made fresh for each request.
+_Packer = tuple[Callable[[bytes], bytes], Callable[[], bytes]]
+
+
+def _bomb(encoding: str, packer: Callable[[], _Packer], inflated: int) -> Handler:
+    """Zeros compressed as they stream, sent in full-size writes (one network
+    read then inflates to tens of MB)."""
     block = bytes(1 << 20)
 
     def handle(ex: Exchange) -> None:
-        head = [("Content-Type", "application/rss+xml"), ("Content-Encoding", "br")]
+        head = [("Content-Type", "application/rss+xml"), ("Content-Encoding", encoding)]
         if not ex.send(response_head(200, head)):
             return
-        packer = brotli.Compressor(quality=1)
+        compress, finish = packer()
         pending = b""
         for _ in range(inflated // len(block)):
-            pending += packer.process(block)
+            pending += compress(block)
             if len(pending) >= 64 * 1024:
                 if not ex.send(pending):
                     return
                 pending = b""
-        ex.send(pending + packer.finish())
+        ex.send(pending + finish())
 
     return handle
 

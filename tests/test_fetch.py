@@ -503,14 +503,20 @@ def test_b8_an_unexpected_error_in_one_fetch_spares_the_others(fault_server: Fau
     assert all(results[f"ok{i}"].body == BODY for i in range(3))
 
 
-def test_b10_gzip_bomb_stops_at_the_cap_with_bounded_memory(fault_server: FaultServer) -> None:
-    url = fault_server.route("/bomb", gzip_bomb(1 << 30))
+def traced_beside_healthy(fault_server: FaultServer, url: str) -> tuple[FetchResult, int]:
+    """beside_healthy's result for ``url`` and the peak of Python's allocations."""
     tracemalloc.start()
     try:
         result = beside_healthy(fault_server, url)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return result, peak
+
+
+def test_b10_gzip_bomb_stops_at_the_cap_with_bounded_memory(fault_server: FaultServer) -> None:
+    url = fault_server.route("/bomb", gzip_bomb(1 << 30))
+    result, peak = traced_beside_healthy(fault_server, url)
     assert_failed(result, "too-large", "body larger than 1 MB")
     assert result.bytes_read <= 128 * 1024  # one 64 KB read inflates to ~64 MB
     # httpx's own decoder inflates a whole read at once: ~150 MB measured here.

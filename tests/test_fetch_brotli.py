@@ -4,12 +4,18 @@ as protocol errors, and br offered only when the brotli extra can bound it."""
 
 from __future__ import annotations
 
-import tracemalloc
 from datetime import UTC, datetime
 
 import pytest
 from faultserver import FaultServer, brotli_bomb, fault_server, static
-from test_fetch import BODY, FAST, assert_failed, beside_healthy, fetch_one
+from test_fetch import (
+    BODY,
+    FAST,
+    assert_failed,
+    beside_healthy,
+    fetch_one,
+    traced_beside_healthy,
+)
 
 from monitor.fetch.failure import _Failed
 from monitor.fetch.http import accept_encoding
@@ -56,12 +62,7 @@ def test_without_a_bounded_brotli_br_stays_unsupported() -> None:
 
 def test_brotli_bomb_stops_at_the_cap_with_bounded_memory(fault_server: FaultServer) -> None:
     url = fault_server.route("/bomb", brotli_bomb(1 << 30))
-    tracemalloc.start()
-    try:
-        result = beside_healthy(fault_server, url)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    result, peak = traced_beside_healthy(fault_server, url)
     assert_failed(result, "too-large", "body larger than 1 MB")
     # The first 64 KB of this bomb inflate to ~350 MB: without output_buffer_limit
     # one process() call would hold all of it.

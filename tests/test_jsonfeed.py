@@ -5,7 +5,6 @@ JSON and JSON that is no feed as failures, and no exception but ParseError."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from feedserver import FeedServer
 from helpers import DATA, run_cli, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_parse import check_invariants, golden_view
+from test_parse import assert_golden, check_invariants
 
 from monitor.errors import ParseError
 from monitor.fetch.http import ACCEPT
@@ -48,13 +47,7 @@ def test_the_json_feeds_are_there() -> None:
 
 @pytest.mark.parametrize("path", FEEDS, ids=[p.stem for p in FEEDS])
 def test_golden(path: Path) -> None:
-    parsed = parse(path.read_bytes())
-    check_invariants(parsed)
-    actual = golden_view(parsed)
-    golden = GOLDEN / path.name
-    if os.environ.get("MONITOR_UPDATE_GOLDEN") == "1":
-        golden.write_text(json.dumps(actual, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    assert actual == json.loads(golden.read_text(encoding="utf-8"))
+    assert_golden(path, GOLDEN / path.name, parse)
 
 
 def test_a_json_feed_reads_like_an_rss_feed() -> None:
