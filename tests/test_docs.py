@@ -1,6 +1,7 @@
-"""The README against the code: every SMTP variable the code reads, every
-command the CLI has, and a `make run` that installs only the runtime
-dependencies (a newcomer's first command pulled mypy, ruff and hypothesis)."""
+"""The docs against the code: every SMTP variable the code reads and every
+command the CLI has are in the README, every test docs/reliability.md cites
+exists, and `make run` installs only the runtime dependencies (a newcomer's
+first command pulled mypy, ruff and hypothesis)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,13 @@ def test_make_run_installs_only_the_runtime_dependencies(tmp_path):
     test_plan = subprocess.run(["make", "-n", "test"], cwd=tmp_path, capture_output=True,
                                text=True, timeout=30, check=True).stdout
     assert "-e '.[test,bench]'" in test_plan
+
+
+def test_every_test_docs_reliability_cites_exists():
+    text = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    cited = set(re.findall(r"`(tests/[\w/]+\.py)::(\w+)", text))
+    assert len(cited) > 50
+    missing = sorted(f"{path}::{name}" for path, name in cited
+                     if not (ROOT / path).exists()
+                     or not re.search(rf"def {name}\b", (ROOT / path).read_text(encoding="utf-8")))
+    assert not missing, f"docs/reliability.md cites tests that do not exist: {missing}"
