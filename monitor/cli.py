@@ -20,20 +20,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from monitor import match
-from monitor.app import ConfigIgnored, Monitor, Notice, StaleTopic, open_monitor
 from monitor.clean import CleanFormatter, clean_short
 from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError, UsageError
-from monitor.poll import PollSummary
 from monitor.query import segments
-from monitor.store import from_iso
-from monitor.types import PollResult
 
+# `monitor --help` and a command's own --help import none of these (about
+# 0.35 s: httpx, lxml, feedparser, sqlite-utils, rich's tables and bars): the
+# use cases, tables and progress bars are imported where a command runs.
 if TYPE_CHECKING:
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from monitor import match
+    from monitor.app import Monitor, Notice
     from monitor.discover import FoundFeed
+    from monitor.poll import PollSummary
+    from monitor.types import PollResult
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -43,6 +46,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _warn(notice: Notice) -> None:
     """What a use case reports without failing, on stderr."""
+    from monitor.app import ConfigIgnored, StaleTopic
+
     if isinstance(notice, StaleTopic):
         t = notice.topic_id
         err.print(f"[yellow]topic {t}:[/yellow] its stored hits do not reflect its current "
@@ -60,6 +65,21 @@ def print_json(data: Any) -> None:
         return
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def _table(*headers: str) -> Table:
+    from rich.table import Table
+
+    return Table(*headers)
+
+
+def _progress(label: str, extra: str | None = None, *, disable: bool = False) -> Progress:
+    """A transient progress bar on stderr: label, bar, done/total, [extra], time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(),
+               *([TextColumn(extra)] if extra else []), TimeElapsedColumn()]
+    return Progress(*columns, console=err, transient=True, disable=disable)
 
 
 def handle_errors(fn: F) -> F:
@@ -101,6 +121,8 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int,
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(CleanFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+    from monitor.app import open_monitor
+
     ctx.obj = open_monitor(config, db, on_warning=_warn)
     ctx.call_on_close(ctx.obj.close)
 
@@ -198,7 +220,7 @@ def topics_check(obj: Monitor, as_json: bool) -> None:
                                   "pass": r.ok} for r in rows],
                     "failed": failed})
     else:
-        table = Table("topic", "expect", "example", "result")
+        table = _table("topic", "expect", "example", "result")
         for r in rows:
             table.add_row(r.topic_id, r.expect, escape(r.text[:90]),
                           "[green]pass[/green]" if r.ok else "[red]FAIL[/red]")
@@ -219,9 +241,7 @@ def topics_apply(obj: Monitor, topic_ids: tuple[str, ...], since: str | None,
                  as_json: bool) -> None:
     """Re-run topics over stored items, adding and removing hits to match the
     current queries (after a topic is added or changed)."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True,
-                  disable=not err.is_terminal) as bar:
+    with _progress("{task.description}", disable=not err.is_terminal) as bar:
         tasks: dict[str, Any] = {}
 
         def advance(topic_id: str, done: int, total: int) -> None:
@@ -235,7 +255,7 @@ def topics_apply(obj: Monitor, topic_ids: tuple[str, ...], since: str | None,
                     "topics": [{"topic": r.topic_id, "items": r.items, "added": r.added,
                                 "removed": r.removed} for r in results]})
         return
-    table = Table("topic", "items", "hits added", "hits removed")
+    table = _table("topic", "items", "hits added", "hits removed")
     for r in results:
         table.add_row(r.topic_id, str(r.items), str(r.added), str(r.removed))
     out.print(table)
@@ -329,9 +349,7 @@ def _poll_with_progress(obj: Monitor, feeds: Sequence[str], force: bool,
                         show: bool) -> PollSummary:
     if not show:
         return obj.poll(feeds, force=force)
-    with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err,
-                  transient=True) as bar:
+    with _progress("polling", "{task.fields[last]}") as bar:
         task = bar.add_task("poll", total=None, last="")
 
         def started(n: int) -> None:
@@ -366,7 +384,7 @@ def _print_summary(s: PollSummary, *, verbose: bool = False) -> None:
                   "looks offline.[/red] Each is retried after its backoff; -v lists them.")
         out.print(f"0 feeds polled in {s.duration:.1f}s: {s.failed} failed")
         return
-    table = Table("feed", "status", "http", "new", "hits", "time", "note")
+    table = _table("feed", "status", "http", "new", "hits", "time", "note")
     for r in sorted(s.results, key=lambda r: (r.status != "failed", r.feed_id)):
         colour = {"failed": "red", "new": "green"}.get(r.status, "")
         # The reader's notes that change nothing (served as text/xml...) only with -v.
@@ -454,7 +472,7 @@ def _feeds_report(obj: Monitor, as_json: bool) -> None:
             r["tags"] = json.loads(r["tags"] or "[]")
         print_json({"feeds": rows, "daemon": daemon})
         return
-    table = Table("feed", "name", "state", "items", "last success", "next due", "last error")
+    table = _table("feed", "name", "state", "items", "last success", "next due", "last error")
     for r in rows:
         problem = "; ".join(p for p in (r["quota"], _error(r)) if p)
         table.add_row(r["id"], escape(r["name"]), _state(r), str(r["items"]),
@@ -622,6 +640,8 @@ def _next_due(r: dict[str, Any]) -> str:
 
 
 def _ago(iso: str | None) -> str:
+    from monitor.store import from_iso
+
     when = from_iso(iso)
     if when is None:
         return "—"
