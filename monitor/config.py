@@ -26,7 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, ConfigErrors, QueryError
 from monitor.query import build_fts_query, expand_query, validate_query
-from monitor.types import DigestConfig, Examples, FeedConfig, Settings, Topic
+from monitor.types import AlertConfig, DigestConfig, Examples, FeedConfig, Settings, Topic
 
 DEFAULT_CONFIG = "feeds.yaml"
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
@@ -119,9 +119,23 @@ class DigestModel(_Model):
     topics: list[str] = []
 
 
+class AlertModel(_Model):
+    id: Id
+    to: str = Field(min_length=1)
+    secret_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    topics: list[str] = []
+    min_sources: int = Field(1, ge=1, le=100)
+    window: Duration = 86400
+    max_per_hour: int = Field(20, ge=1)
+    languages: list[str] = []
+    quiet_hours: str | None = None
+    allow_private: bool = False
+
+
 class ConfigModel(_Model):
     settings: SettingsModel = SettingsModel()
     digests: list[DigestModel] = []
+    alerts: list[AlertModel] = []
     feeds: list[FeedModel] = []
     terms: dict[str, list[str]] = {}
     topics: list[TopicModel] = []
@@ -135,6 +149,7 @@ class Config:
     terms: Mapping[str, tuple[str, ...]]
     topics: tuple[Topic, ...]
     digests: tuple[DigestConfig, ...]
+    alerts: tuple[AlertConfig, ...] = ()
 
     def feed(self, feed_id: str) -> FeedConfig:
         return _by_id(self.feeds, feed_id, "feed", self.path)
@@ -196,7 +211,8 @@ def parse_config(text: str, path: str = "<string>") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError("the top level must be a mapping (settings, feeds, terms, topics, digests)",
+        raise ConfigError("the top level must be a mapping (settings, feeds, terms, topics, "
+                          "digests, alerts)",
                           file=path)
     errors = _Errors(path, root)
     valid = _validate(data, errors)
@@ -335,7 +351,7 @@ def _as_line(line: object) -> int:
 
 def _owner(data: Any, loc: Sequence[Any]) -> dict[str, object]:
     """feed=/topic=/digest= context for an error inside a list of those."""
-    if len(loc) >= 2 and loc[0] in ("feeds", "topics", "digests") and isinstance(loc[1], int):
+    if len(loc) >= 2 and loc[0] in _LISTS and isinstance(loc[1], int):
         kind = str(loc[0])[:-1]
         try:
             ident = data[loc[0]][loc[1]].get("id")
@@ -387,7 +403,7 @@ def _add_pydantic(exc: ValidationError, data: Any, errors: _Errors) -> list[tupl
 
 # --- validation: every error, then the valid rest ------------------------------------------
 
-_LISTS = ("feeds", "topics", "digests")
+_LISTS = ("feeds", "topics", "digests", "alerts")
 
 
 @dataclass
@@ -468,8 +484,9 @@ def _build(valid: _Valid, data: dict[str, Any], errors: _Errors) -> Config:
     topics = _topics(model.topics, valid.positions["topics"], terms, errors)
     digests = _digests(model.digests, valid.positions["digests"], _declared(data, "topics"),
                        errors)
+    alerts = _alerts(model.alerts, valid.positions["alerts"], _declared(data, "topics"), errors)
     return Config(path=errors.path, settings=settings, feeds=feeds, terms=terms, topics=topics,
-                  digests=digests)
+                  digests=digests, alerts=alerts)
 
 
 def _settings(s: SettingsModel, errors: _Errors, *, check: bool) -> Settings:
@@ -616,4 +633,62 @@ def _digests(digests: list[DigestModel], positions: list[int], topic_ids: set[st
             out.append(DigestConfig(id=d.id, schedule=d.schedule, since=d.since, format=d.format,
                                     to=tuple(d.to), output_dir=d.output_dir,
                                     topics=tuple(d.topics)))
+    return tuple(out)
+
+
+def parse_quiet_hours(text: str) -> tuple[int, int]:
+    """'22:00-07:00' -> (1320, 420): minutes after local midnight."""
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+    if not m:
+        raise ValueError(f"not a time range: {text!r} (use e.g. 22:00-07:00)")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ValueError(f"not a time range: {text!r} (hours 0-23, minutes 0-59)")
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start == end:
+        raise ValueError(f"quiet hours {text!r} start and end at the same time")
+    return start, end
+
+
+def _alert_problems(a: AlertModel, topic_ids: set[str]) -> list[tuple[str, str]]:
+    problems = []
+    try:
+        parts = urlsplit(a.to.strip())
+    except ValueError as exc:
+        parts = None
+        problems.append((f"not a URL: {exc}", "to"))
+    if parts is not None and not parts.scheme:
+        problems.append(("not a URL: it has no scheme (https://..., tgram://, mailto://...)",
+                         "to"))
+    elif parts is not None and parts.scheme.lower() in ("http", "https") and not parts.hostname:
+        problems.append(("URL has no host", "to"))
+    for topic_id in a.topics:
+        if topic_id not in topic_ids:
+            problems.append((f"unknown topic {topic_id!r}", "topics"))
+    if a.quiet_hours is not None:
+        try:
+            parse_quiet_hours(a.quiet_hours)
+        except ValueError as exc:
+            problems.append((str(exc), "quiet_hours"))
+    return problems
+
+
+def _alerts(alerts: list[AlertModel], positions: list[int], topic_ids: set[str],
+            errors: _Errors) -> tuple[AlertConfig, ...]:
+    seen: set[str] = set()
+    out = []
+    for i, a in zip(positions, alerts, strict=True):
+        problems = _alert_problems(a, topic_ids)
+        if a.id in seen:
+            problems.insert(0, ("duplicate alert id", "id"))
+        seen.add(a.id)
+        for message, name in problems:
+            errors.add(message, ["alerts", i, name], alert=a.id, field=name)
+        if not problems:
+            out.append(AlertConfig(
+                id=a.id, to=a.to.strip(), secret_env=a.secret_env, topics=tuple(a.topics),
+                min_sources=a.min_sources, window=a.window, max_per_hour=a.max_per_hour,
+                languages=tuple(w.strip().lower() for w in a.languages if w.strip()),
+                quiet_hours=parse_quiet_hours(a.quiet_hours) if a.quiet_hours else None,
+                allow_private=a.allow_private))
     return tuple(out)

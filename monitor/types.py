@@ -120,6 +120,31 @@ class DigestConfig:
 
 
 @dataclass(frozen=True)
+class AlertConfig:
+    """One entry of ``alerts:``: where a story is sent the moment it matches."""
+
+    id: str
+    to: str
+    secret_env: str | None = None
+    topics: tuple[str, ...] = ()  # empty: every topic
+    min_sources: int = 1
+    window: float = 86400.0
+    max_per_hour: int = 20
+    languages: tuple[str, ...] = ()  # empty: every language
+    quiet_hours: tuple[int, int] | None = None  # (start, end) minutes after local midnight
+    allow_private: bool = False
+
+    def covers(self, topic_id: str) -> bool:
+        return not self.topics or topic_id in self.topics
+
+    def accepts_language(self, language: str | None) -> bool:
+        if not self.languages:
+            return True
+        lang = (language or "").lower()
+        return any(lang == w or lang.startswith(w + "-") for w in self.languages)
+
+
+@dataclass(frozen=True)
 class FeedState:
     """What the fetcher needs to know about a feed from the database."""
 
