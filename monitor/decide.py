@@ -271,3 +271,44 @@ def should_optimize(pruned: int, last_optimize: datetime | None, now: datetime) 
     never done, or a week after the last merge."""
     return (pruned >= OPTIMIZE_AFTER_PRUNED or last_optimize is None
             or now - last_optimize >= OPTIMIZE_EVERY)
+
+
+ALERT_RETRY = 15.0  # seconds before a failed alert is tried again; x4 per failure
+ALERT_RETRY_MAX = 3600.0  # then hourly, until it is sent
+RATE_WINDOW = timedelta(hours=1)  # max_per_hour counts the messages sent in this window
+
+
+def alert_retry(attempts: int, now: datetime) -> datetime:
+    """When an alert that failed its ``attempts``-th time (1, 2, ...) is tried again."""
+    return now + timedelta(seconds=_alert_delay(max(1, attempts)))
+
+
+def _alert_delay(attempts: int) -> float:
+    delay = ALERT_RETRY
+    for _ in range(attempts - 1):
+        if delay >= ALERT_RETRY_MAX:
+            break
+        delay *= DIGEST_RETRY_FACTOR
+    return min(delay, ALERT_RETRY_MAX)
+
+
+def in_quiet_hours(quiet: tuple[int, int] | None, local: datetime) -> bool:
+    """Whether ``local`` (the daemon's local time) falls in quiet hours given
+    as minutes after midnight; a range may run past midnight (22:00-07:00)."""
+    if quiet is None:
+        return False
+    start, end = quiet
+    minute = local.hour * 60 + local.minute
+    return start <= minute < end if start < end else (minute >= start or minute < end)
+
+
+def alert_batch(ready: int, sent_last_hour: int, max_per_hour: int) -> tuple[int, int]:
+    """(stories sent one by one, stories folded into one summary): within the
+    hour's cap every story goes alone; beyond it, the last message the cap
+    allows is a summary of the rest; with no room left, everything waits."""
+    room = max_per_hour - sent_last_hour
+    if ready <= room:
+        return ready, 0
+    if room <= 0:
+        return 0, 0
+    return room - 1, ready - (room - 1)

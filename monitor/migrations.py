@@ -150,3 +150,38 @@ def m005_item_quota(db: Database) -> None:
     # What the last full poll of a feed left out by the quota, for `monitor feeds`.
     for column, kind in (("quota_skipped", int), ("quota_limit", int), ("quota_at", str)):
         db.table("feeds").add_column(column, kind)
+
+
+@migrations()
+def m006_alert_outbox(db: Database) -> None:
+    # One row per (alert, story), written with the hits in the poll's own
+    # transaction: a crash between matching and sending loses no alert, and
+    # the unique key is what makes a story alert once whatever carries it.
+    # sent_at is set once delivered (as itself or in a summary, summary_key).
+    db.execute("""
+        CREATE TABLE alert_outbox (
+            id INTEGER PRIMARY KEY,
+            alert_id TEXT NOT NULL,
+            story_key TEXT NOT NULL,
+            key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL DEFAULT 'story',
+            payload TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try_at TEXT NOT NULL,
+            last_error TEXT,
+            sent_at TEXT,
+            summary_key TEXT,
+            UNIQUE (alert_id, story_key)
+        )""")
+    db.execute("CREATE INDEX alert_outbox_pending ON alert_outbox (alert_id, next_try_at) "
+               "WHERE sent_at IS NULL")
+    db.execute("CREATE INDEX alert_outbox_sent ON alert_outbox (alert_id, sent_at)")
+    # Each target's health for `monitor alerts`, `status` and the digest; the
+    # secret is never stored, only the name of its variable in the config.
+    db.table("alert_state").create(
+        {"alert_id": str, "last_sent_at": str, "last_attempt_at": str, "failures": int,
+         "failing_since": str, "last_error": str},
+        pk="alert_id",
+        defaults={"failures": 0},
+    )

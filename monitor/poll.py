@@ -487,7 +487,8 @@ class _Cycle:
                                 quota_skipped=skipped)
         update = replace(self._update(state, fetched, decision, parsed),
                          quota_skipped=skipped, quota_limit=limit)
-        return _Prepared(PollWrite(update, tuple(new), tuple(changed), tuple(hits)),
+        return _Prepared(PollWrite(update, tuple(new), tuple(changed), tuple(hits),
+                                   alerts=self.config.alerts),
                       PollResult(state.id, "unchanged", http_status=fetched.status,
                                  updated_items=len(changed), bozo_reason=parsed.bozo_reason,
                                  bozo_notable=parsed.bozo_notable,

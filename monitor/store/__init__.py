@@ -11,6 +11,7 @@ composes its mixins).
 - reports.py: `feeds`, `hits`, `status`, counts, and the digest's selects;
 - maintenance.py: pruning, merging the index, the WAL;
 - jobs.py: the daemon's heartbeat, digests pending and recorded;
+- alerts.py: the alert outbox (written with the hits) and each target's health;
 - models.py: the typed rows the reports read.
 
 Nothing outside this package runs SQL on the monitor database. It never does
@@ -20,6 +21,7 @@ The migrations stay in monitor/migrations.py.
 
 from __future__ import annotations
 
+from monitor.store.alerts import AlertsMixin, OutboxRow
 from monitor.store.db import BUSY_TIMEOUT, DEFAULT_DB, StoreBase, db_path, from_iso, to_iso
 from monitor.store.feeds import FeedsMixin
 from monitor.store.items import FETCH_LOG_PER_FEED, FETCH_LOG_TRIM_EVERY, ItemsMixin, PollWrite
@@ -38,11 +40,11 @@ from monitor.store.topics import TopicsMixin
 
 __all__ = [
     "BUSY_TIMEOUT", "DEFAULT_DB", "FETCH_LOG_PER_FEED", "FETCH_LOG_TRIM_EVERY", "SEARCH_WINDOW",
-    "Carrier", "DigestFeed", "DigestHit", "FeedHealth", "PollWrite", "SearchResult", "Store",
+    "Carrier", "DigestFeed", "DigestHit", "FeedHealth", "OutboxRow", "PollWrite", "SearchResult", "Store",
     "StoryHit", "db_path", "from_iso", "to_iso",
 ]
 
 
 class Store(FeedsMixin, TopicsMixin, ItemsMixin, SearchMixin, ReportsMixin, MaintenanceMixin,
-            StoreBase):
+            AlertsMixin, StoreBase):
     """One connection to the monitor database. Not shared between threads."""

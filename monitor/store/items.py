@@ -16,8 +16,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from monitor import stories
+from monitor.store.alerts import enqueue_alerts, had_success
 from monitor.store.db import MAX_VARIABLES, StoreBase, chunks, to_iso
-from monitor.types import Entry, FeedUpdate, Hit
+from monitor.types import AlertConfig, Entry, FeedUpdate, Hit
 
 FETCH_LOG_PER_FEED = 100
 FETCH_LOG_TRIM_EVERY = 8
@@ -33,6 +34,8 @@ class PollWrite:
     new: Sequence[Entry] = ()
     changed: Sequence[Entry] = ()
     hits: Sequence[Hit] = ()
+    # The config's alerts: their outbox rows are written with these hits.
+    alerts: Sequence[AlertConfig] = ()
 
 
 class ItemsMixin(StoreBase):
@@ -89,7 +92,12 @@ class ItemsMixin(StoreBase):
         update = w.update
         ids = self._insert_items(db, update.feed_id, w.new, update.fetched_at)
         ids.update(self._update_items(db, update.feed_id, w.changed))
-        n_hits = self._insert_hits(db, ids, w.hits, update.fetched_at)
+        fresh: list[tuple[int, Hit]] = []
+        n_hits = self._insert_hits(db, ids, w.hits, update.fetched_at, fresh)
+        if w.alerts and fresh and had_success(db, update.feed_id):
+            entries = {e.key: e for e in (*w.new, *w.changed)}
+            enqueue_alerts(db, w.alerts, update.feed_id,
+                           [(i, h, entries[h.entry_key]) for i, h in fresh], update.fetched_at)
         inserted = sum(1 for e in w.new if e.key in ids)
         self._update_feed(db, update, inserted)
         self._log_fetch(db, update, inserted, n_hits)
@@ -150,7 +158,7 @@ class ItemsMixin(StoreBase):
         return ids
 
     def _insert_hits(self, db: Database, ids: dict[str, int], hits: Sequence[Hit],
-                     now: datetime) -> int:
+                     now: datetime, fresh: list[tuple[int, Hit]] | None = None) -> int:
         count = 0
         for h in hits:
             item_id = ids.get(h.entry_key)
@@ -162,6 +170,8 @@ class ItemsMixin(StoreBase):
                 [item_id, h.topic_id, to_iso(now), json.dumps(list(h.terms), ensure_ascii=False),
                  h.snippet])
             count += cur.rowcount
+            if cur.rowcount == 1 and fresh is not None:
+                fresh.append((item_id, h))
         return count
 
     def _update_feed(self, db: Database, u: FeedUpdate, inserted: int) -> None:
