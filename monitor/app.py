@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from monitor.digest import Digest
     from monitor.discover import FoundFeed
     from monitor.feedsfile import FeedSpec
+    from monitor.notify.outbox import Delivery
     from monitor.opml import OpmlFeed
     from monitor.reapply import ApplyResult
 
@@ -510,7 +511,18 @@ class Monitor:
 
     def status(self) -> dict[str, Any]:
         """The daemon's state as `monitor status` shows it; safe while it runs."""
-        return status(self.db_path, self.configured_feeds())
+        data = status(self.db_path, self.configured_feeds())
+        data["alerts"] = self._alerts_status()
+        return data
+
+    def _alerts_status(self) -> list[dict[str, Any]]:
+        """The alerts of a valid feeds.yaml (configured_feeds warned of a broken one)."""
+        if not Path(self.config_path).exists():
+            return []
+        try:
+            return self.alerts_report()
+        except ConfigError:
+            return []
 
     # --- feeds.yaml ----------------------------------------------------------------------
 
@@ -670,6 +682,52 @@ class Monitor:
         with self.open_store() as store:
             yield store
 
+    # --- alerts ---------------------------------------------------------------------------
+
+    def deliver_alerts(self, now: datetime | None = None,
+                       local: tzinfo | None = None) -> list[Delivery]:
+        """Send the alert outbox's due rows, on a connection of its own (the
+        daemon runs this beside the poll, which never waits on a target)."""
+        from monitor.notify.outbox import deliver
+
+        config = self.config
+        if not config.alerts:
+            return []
+        with self.open_store() as store:
+            return asyncio.run(deliver(store, config.alerts, config.settings,
+                                       now or datetime.now(UTC), local))
+
+    def alerts_report(self) -> list[dict[str, Any]]:
+        """Per configured alert: its state, pending rows, last sent, failures, last error."""
+        config = self.config
+        states: dict[str, dict[str, Any]] = {}
+        if self.db_path == ":memory:" or Path(self.db_path).exists():
+            with self.open_store() as store:
+                states = store.alert_states()
+        return [alert_row(a.id, a.to, states.get(a.id, {})) for a in config.alerts]
+
+    def alerts_test(self, alert_id: str) -> None:
+        """Send a sample message to one alert's target; raises AlertDeliveryError."""
+        from monitor.notify.alerts import AlertDeliveryError
+        from monitor.notify.outbox import sample_message, send_bounded
+
+        config = self.config
+        alert = next((a for a in config.alerts if a.id == alert_id), None)
+        if alert is None:
+            known = ", ".join(a.id for a in config.alerts) or "there are none"
+            raise ConfigError(f"no such alert (known: {known})", file=config.path,
+                              alert=alert_id)
+        now = datetime.now(UTC)
+        error: str | None = None
+        try:
+            asyncio.run(send_bounded(alert, sample_message(alert.id, now), config.settings))
+        except AlertDeliveryError as exc:
+            error = exc.reason
+            raise
+        finally:
+            with self.open_store() as store:
+                store.alert_tested(alert.id, error, now)
+
     # --- the daemon's life and housekeeping -----------------------------------------------
 
     def daemon_started(self, *, tick: float, now: datetime) -> None:
@@ -826,6 +884,34 @@ def status(db_path: str, configured: Sequence[FeedConfig] | None = None) -> dict
         data["state"] = "dead"  # no clean stop: killed or crashed
     data["running"] = data["state"] == "running"
     return data
+
+
+def alert_row(alert_id: str, to: str, state: dict[str, Any]) -> dict[str, Any]:
+    """One alert's line of `monitor alerts` and `status`; the target is shown
+    without credentials (an apprise URL often carries its token)."""
+    from monitor.clean import without_userinfo
+
+    failures = int(state.get("failures") or 0)
+    pending = int(state.get("pending") or 0)
+    if failures:
+        label = "failing"
+    elif state.get("last_sent_at"):
+        label = "ok"
+    else:
+        label = "waiting" if pending else "never sent"
+    return {"id": alert_id, "to": _redacted(without_userinfo(to)), "state": label,
+            "pending": pending, "sent": int(state.get("sent") or 0),
+            "last_sent_at": state.get("last_sent_at"), "failures": failures,
+            "failing_since": state.get("failing_since"), "last_error": state.get("last_error")}
+
+
+def _redacted(url: str) -> str:
+    """scheme://host/… : apprise URLs carry tokens in their path."""
+    m = re.match(r"^(https?://[^/?#]*)", url, re.IGNORECASE)
+    if m:
+        return m.group(1) + ("/…" if len(url) > len(m.group(1)) else "")
+    scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", url)
+    return f"{scheme.group(1)}://…" if scheme else "…"
 
 
 def _feed_health(data: dict[str, Any], rows: list[dict[str, Any]]) -> None:

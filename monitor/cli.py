@@ -699,6 +699,40 @@ def digest(obj: Monitor, name: str, since: str | None, until: str | None,
                on_mailed=lambda to: err.print(f"digest mailed to {escape(', '.join(to))}"))
 
 
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def alerts(ctx: click.Context, as_json: bool) -> None:
+    """Per alert of feeds.yaml: state, messages pending, last sent, failures, last error.
+
+    Example: monitor alerts test desk
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = ctx.obj.alerts_report()
+    if as_json:
+        print_json({"alerts": rows})
+        return
+    table = _table("alert", "to", "state", "pending", "last sent", "failures", "last error")
+    for r in rows:
+        colour = {"ok": "green", "failing": "red"}.get(r["state"], "yellow")
+        table.add_row(r["id"], escape(r["to"]), f"[{colour}]{r['state']}[/{colour}]",
+                      str(r["pending"]), _ago(r["last_sent_at"]), str(r["failures"]),
+                      escape(str(r["last_error"] or "")))
+    out.print(table)
+
+
+@alerts.command("test")
+@click.argument("alert_id", metavar="ID")
+@click.pass_obj
+@handle_errors
+def alerts_test(obj: Monitor, alert_id: str) -> None:
+    """Send a sample message to alert ID's target (exit 1 if it fails)."""
+    obj.alerts_test(alert_id)
+    out.print(f"alert {escape(alert_id)}: test message sent")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -730,6 +764,11 @@ def status(obj: Monitor, as_json: bool) -> None:
                   f"{_ago(p['scheduled_at'])}, {p['attempts']} failed attempts): "
                   f"{escape(str(p['last_error'] or 'in progress'))}; next attempt "
                   f"{_ago(p['next_attempt_at'])}")
+    for a in data.get("alerts", []):
+        if a["state"] == "failing":
+            out.print(f"[red]alert {escape(a['id'])} failing[/red] (since "
+                      f"{_ago(a['failing_since'])}, {a['failures']} failures, "
+                      f"{a['pending']} pending): {escape(str(a['last_error']))}")
     if d.get("last_reload_error"):
         out.print(f"[red]last reload refused[/red] ({_ago(d['last_reload_at'])}): "
                   f"{escape(d['last_reload_error'])}")

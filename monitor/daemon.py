@@ -57,6 +57,7 @@ TICK_SECONDS = 10.0  # how often due feeds are looked for; feeds keep their own 
 STOP_GRACE = 6.0  # seconds a stop waits for jobs in flight: exit stays within 10 s
 POLL_MARGIN = 30.0  # seconds added to a poll cycle's deadline beyond its fetches
 MAINTENANCE_EVERY = 86400.0
+ALERTS_EVERY = 30.0  # seconds between deliveries of the alert outbox (and after each poll)
 MAINTENANCE_DELAY = 300.0  # first housekeeping after start, once the first polls are done
 MAINTENANCE_BUDGET = 120.0  # seconds of pruning/merging per run; the rest waits a day
 
@@ -233,6 +234,10 @@ class Daemon:
         self._add("poll", "interval", self.tick, seconds=self.tick_seconds, next_run_time=now)
         self._add("digest-retries", "interval", self.retry_digests, seconds=self.tick_seconds,
                   next_run_time=now)
+        # Its own job (its own thread and connection): a target that hangs
+        # delays its alerts, never the next poll.
+        self._add("alerts", "interval", self.deliver_alerts,
+                  seconds=min(ALERTS_EVERY, self.tick_seconds * 3), next_run_time=now)
         self._add("maintenance", "interval", self.maintain, seconds=MAINTENANCE_EVERY,
                   next_run_time=now + timedelta(seconds=MAINTENANCE_DELAY))
         self._schedule_digests()
@@ -271,6 +276,8 @@ class Daemon:
             return
         deadline = Deadline(self.stopping, poll_deadline(self.config.settings))
         summary = self.monitor.poll_cycle(deadline)
+        if summary.hits and self.config.alerts:
+            self._alerts_now()
         if deadline.expired and not self.stopping.is_set():
             log.warning("poll cycle reached its deadline (%.0f s): %d of %d due feeds done; "
                         "the others stay due and go first next time", deadline.seconds,
@@ -282,6 +289,18 @@ class Daemon:
                         "new_items": summary.new_items, "hits": summary.hits,
                         "failed": summary.failed, "duration": round(summary.duration, 3)})
         self._checkpoint()
+
+    def _alerts_now(self) -> None:
+        """Run the delivery job now, in its own thread; if it is running, the
+        rows of this cycle go with its next run."""
+        try:
+            self.scheduler.modify_job("alerts", next_run_time=datetime.now(UTC))
+        except (LookupError, SchedulerNotRunningError):
+            pass
+
+    def deliver_alerts(self) -> None:
+        """The outbox's due rows (each failure is logged where it happens)."""
+        self.monitor.deliver_alerts(local=self.timezone)
 
     def _checkpoint(self) -> None:
         c = self.monitor.checkpoint()
@@ -416,7 +435,7 @@ class _QuietOverlap(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not ("maximum number of running instances" in record.getMessage()
-                    and '"poll' in record.getMessage())
+                    and ('"poll' in record.getMessage() or '"alerts' in record.getMessage()))
 
 
 def configure_logging(*, verbose: int = 0, quiet: bool = False, json_lines: bool = False) -> None:
