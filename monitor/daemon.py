@@ -23,6 +23,7 @@ laptop or a busy moment the missed run happens late instead of never.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -293,10 +294,8 @@ class Daemon:
     def _alerts_now(self) -> None:
         """Run the delivery job now, in its own thread; if it is running, the
         rows of this cycle go with its next run."""
-        try:
+        with contextlib.suppress(LookupError, SchedulerNotRunningError):
             self.scheduler.modify_job("alerts", next_run_time=datetime.now(UTC))
-        except (LookupError, SchedulerNotRunningError):
-            pass
 
     def deliver_alerts(self) -> None:
         """The outbox's due rows (each failure is logged where it happens)."""
