@@ -691,9 +691,10 @@ class Monitor:
         from monitor.notify.outbox import deliver
 
         config = self.config
-        if not config.alerts:
-            return []
         with self.open_store() as store:
+            store.alert_forget([a.id for a in config.alerts])
+            if not config.alerts:
+                return []
             return asyncio.run(deliver(store, config.alerts, config.settings,
                                        now or datetime.now(UTC), local))
 

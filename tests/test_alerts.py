@@ -194,6 +194,23 @@ def test_a_story_from_three_feeds_alerts_once(tmp_path, server):
         assert len(rec.posts[0]["json"]["stories"][0]["feeds"]) == 3
 
 
+def test_topics_apply_does_not_alert(tmp_path, server):
+    with receiver() as rec:
+        config, db = setup(tmp_path, server, rec)
+        poll(config, db)
+        server.put("/f0", rss([("n", "Strike at the oil field", "http://example.org/n"),
+                               *BACKLOG]))
+        poll(config, db)
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["topics"][1]["query"] = "strike"
+        config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        result = run_cli("topics", "apply", "--topic", "arrests", config=config, db=db)
+        assert result.exit_code == 0, result.output
+        assert rows(db, "SELECT count(*) FROM hits WHERE topic_id = 'arrests'") == [(1,)]
+        deliver(config, db)
+        assert rec.posts == []
+
+
 def test_items_older_than_the_window_do_not_alert(tmp_path, server):
     with receiver() as rec:
         config, db = setup(tmp_path, server, rec, window="2h")
@@ -234,6 +251,10 @@ def test_a_receiver_answering_500_is_retried_then_delivered(tmp_path, server):
         assert "500" in state["last_error"]
         status = run_cli("status", config=config, db=db)
         assert "alert desk failing" in status.output
+        for fmt in ("text", "json"):
+            digest = run_cli("digest", "--format", fmt, "--since", "24h", config=config, db=db)
+            assert digest.exit_code == 0, digest.output
+            assert "desk" in digest.output and "HTTP 500" in digest.output
         deliver(config, db)  # still backing off: nothing sent
         assert len(rec.posts) == 1
         deliver(config, db, now=datetime.now(UTC) + timedelta(minutes=10))

@@ -121,11 +121,23 @@ class DisabledFeed:
 
 
 @dataclass(frozen=True)
+class FailingAlert:
+    """An alert whose target keeps refusing its messages (they wait in the outbox)."""
+
+    id: str
+    error: str
+    failing_since: datetime | None
+    failures: int
+    pending: int
+
+
+@dataclass(frozen=True)
 class SourcesHealth:
     ok: int  # active feeds that are neither failing nor disabled (silent ones included)
     failing: tuple[FailingFeed, ...] = ()
     silent: tuple[SilentFeed, ...] = ()
     disabled: tuple[DisabledFeed, ...] = ()
+    failing_alerts: tuple[FailingAlert, ...] = ()
 
 
 @dataclass(frozen=True)

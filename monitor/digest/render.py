@@ -37,6 +37,15 @@ def _iso(dt: datetime | None) -> str | None:
 def to_json(d: Digest) -> dict[str, Any]:
     """The DESIGN.md shape (`generated_at`, `since`, `until`, `topics`, `sources`),
     with a few additive fields (volume, links, silent and disabled feeds...)."""
+    out = _to_json(d)
+    if d.sources.failing_alerts:  # only then: a digest without alerts reads as before
+        out["sources"]["failing_alerts"] = [
+            {"id": a.id, "error": a.error, "failing_since": _iso(a.failing_since),
+             "failures": a.failures, "pending": a.pending} for a in d.sources.failing_alerts]
+    return out
+
+
+def _to_json(d: Digest) -> dict[str, Any]:
     return {
         "name": d.name,
         "generated_at": _iso(d.generated_at), "since": _iso(d.since), "until": _iso(d.until),
@@ -65,6 +74,7 @@ def to_json(d: Digest) -> dict[str, Any]:
                         if f.usual_gap is not None else None} for f in d.sources.silent],
             "disabled": [{"id": f.id, "name": f.name, "url": f.url, "reason": f.reason}
                          for f in d.sources.disabled],
+
         },
     }
 

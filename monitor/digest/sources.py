@@ -17,6 +17,7 @@ from monitor.digest.model import (
     SILENT_FLOOR,
     SILENT_MIN_ITEMS,
     DisabledFeed,
+    FailingAlert,
     FailingFeed,
     SilentFeed,
     SourcesHealth,
@@ -52,7 +53,17 @@ def sources_health(store: Store, feeds: dict[str, DigestFeed], now: datetime) ->
     failing.sort(key=lambda x: (x.failing_since or far, x.id))
     silent.sort(key=lambda x: (x.last_item_at or datetime.min.replace(tzinfo=UTC), x.id))
     return SourcesHealth(ok=ok, failing=tuple(failing), silent=tuple(silent),
-                         disabled=tuple(disabled))
+                         disabled=tuple(disabled), failing_alerts=_failing_alerts(store))
+
+
+def _failing_alerts(store: Store) -> tuple[FailingAlert, ...]:
+    """Alert targets failing now: their messages wait, so the desk hears of it here."""
+    out = [FailingAlert(alert_id, clean(str(s.get("last_error") or ""), MAX_ERROR),
+                        from_iso(s.get("failing_since")), int(s.get("failures") or 0),
+                        int(s.get("pending") or 0))
+           for alert_id, s in sorted(store.alert_states().items())
+           if int(s.get("failures") or 0) > 0]
+    return tuple(out)
 
 
 def _silence(store: Store, feed: DigestFeed,

@@ -170,6 +170,16 @@ class AlertsMixin(StoreBase):
             "last_error = excluded.last_error",
             [alert_id, to_iso(now), to_iso(now), error])
 
+    def alert_forget(self, keep: Sequence[str]) -> None:
+        """Drop the health of alerts no longer configured (a removed target
+        must not stay "failing" in status and the digest); their outbox rows
+        stay, should the alert come back."""
+        stale = [r[0] for r in self._rows("SELECT alert_id FROM alert_state")
+                 if r[0] not in set(keep)]
+        if stale:
+            with self.write() as db:
+                db.execute(f"DELETE FROM alert_state WHERE alert_id IN ({marks(stale)})", stale)
+
     def alert_states(self) -> dict[str, dict[str, Any]]:
         """Per alert id: pending rows, sent rows, and its target's health."""
         out: dict[str, dict[str, Any]] = {}
