@@ -113,11 +113,14 @@ BACKLOG = [("old-1", "Workers protest in Zhanaozen", "http://example.org/old-1")
 
 
 def setup(tmp_path: Path, server: FeedServer, rec: Receiver, n_feeds: int = 1,
-          settings: dict[str, Any] | None = None, **alert: Any) -> tuple[Path, Path]:
+          settings: dict[str, Any] | None = None, feed_languages: tuple[str, ...] = (),
+          **alert: Any) -> tuple[Path, Path]:
     feeds = []
     for i in range(n_feeds):
         server.put(f"/f{i}", rss(BACKLOG))
         feeds.append({"id": f"f{i}", "name": f"Feed {i}", "url": server.url(f"/f{i}")})
+        if feed_languages:
+            feeds[-1]["language"] = feed_languages[i]
     hook = {"id": "desk", "to": rec.url, "secret_env": SECRET_ENV, "allow_private": True,
             **alert}
     config = write_config(tmp_path / "feeds.yaml", feeds, topics=False, settings=settings)
@@ -222,6 +225,18 @@ def test_items_older_than_the_window_do_not_alert(tmp_path, server):
         assert rec.posts == []
 
 
+def test_languages_filter_on_the_items_language(tmp_path, server):
+    with receiver() as rec:
+        config, db = setup(tmp_path, server, rec, n_feeds=2, feed_languages=("en", "ru"),
+                           languages=["ru"])
+        poll(config, db)
+        server.put("/f0", rss([("e", "Protest in English", "http://example.org/e"), *BACKLOG]))
+        server.put("/f1", rss([("r", "Protest in Russian", "http://example.org/r"), *BACKLOG]))
+        poll(config, db)
+        deliver(config, db)
+        assert [p["json"]["stories"][0]["title"] for p in rec.posts] == ["Protest in Russian"]
+
+
 def test_min_sources_waits_for_the_second_feed(tmp_path, server):
     with receiver() as rec:
         config, db = setup(tmp_path, server, rec, n_feeds=2, min_sources=2)
@@ -262,6 +277,8 @@ def test_a_receiver_answering_500_is_retried_then_delivered(tmp_path, server):
         assert rec.posts[0]["key"] == rec.posts[1]["key"]
         state = alerts_json(config, db)["desk"]
         assert state["state"] == "ok" and state["pending"] == 0
+        stored = b"".join(p.read_bytes() for p in tmp_path.glob("m.db*"))
+        assert SECRET.encode() not in stored
 
 
 def test_a_hanging_receiver_does_not_block_the_next_poll(tmp_path, server):
