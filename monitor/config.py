@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -636,17 +637,14 @@ def _digests(digests: list[DigestModel], positions: list[int], topic_ids: set[st
     return tuple(out)
 
 
-def parse_quiet_hours(text: str) -> tuple[int, int]:
-    """'22:00-07:00' -> (1320, 420): minutes after local midnight."""
-    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+def parse_quiet_hours(text: str) -> tuple[time, time]:
+    """'22:00-07:00' -> (22:00, 07:00), local wall-clock times; may cross midnight."""
+    m = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*", text)
     if not m:
-        raise ValueError(f"not a time range: {text!r} (use e.g. 22:00-07:00)")
-    h1, m1, h2, m2 = (int(g) for g in m.groups())
-    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
-        raise ValueError(f"not a time range: {text!r} (hours 0-23, minutes 0-59)")
-    start, end = h1 * 60 + m1, h2 * 60 + m2
+        raise ValueError(f"quiet hours must read HH:MM-HH:MM (e.g. 22:00-07:00), got {text!r}")
+    start, end = time(int(m.group(1)), int(m.group(2))), time(int(m.group(3)), int(m.group(4)))
     if start == end:
-        raise ValueError(f"quiet hours {text!r} start and end at the same time")
+        raise ValueError(f"quiet hours start and end at the same time: {text!r}")
     return start, end
 
 

@@ -9,7 +9,7 @@ durations are seconds as floats.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from typing import Literal, get_args
 
 from monitor.clean import clean_text
@@ -131,7 +131,7 @@ class AlertConfig:
     window: float = 86400.0
     max_per_hour: int = 20
     languages: tuple[str, ...] = ()  # empty: every language
-    quiet_hours: tuple[int, int] | None = None  # (start, end) minutes after local midnight
+    quiet_hours: tuple[time, time] | None = None  # local (start, end); may cross midnight
     allow_private: bool = False
 
     def covers(self, topic_id: str) -> bool:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +25,7 @@ from helpers import run_cli, write_config
 from test_daemon import daemon, polled, rows, wait_for
 
 from monitor.app import Monitor
-from monitor.decide import alert_batch, alert_retry, in_quiet_hours
+from monitor.decide import alert_retry, alert_split, in_quiet_hours
 
 SECRET = "s3cret-for-tests"
 SECRET_ENV = "MONITOR_TEST_ALERT_SECRET"
@@ -337,12 +337,12 @@ def test_an_unknown_topic_in_an_alert_names_it(tmp_path, server):
 def test_alert_policy():
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert alert_retry(1, now) < alert_retry(3, now) <= now + timedelta(hours=1)
-    assert in_quiet_hours((22 * 60, 7 * 60), now.replace(hour=23))
-    assert in_quiet_hours((22 * 60, 7 * 60), now.replace(hour=6, minute=59))
-    assert not in_quiet_hours((22 * 60, 7 * 60), now.replace(hour=7))
-    assert alert_batch(5, 0, 20) == (5, 0)
-    assert alert_batch(6, 0, 3) == (2, 4)
-    assert alert_batch(6, 3, 3) == (0, 0)
+    night = (time(22), time(7))
+    assert in_quiet_hours(time(23), night) and in_quiet_hours(time(6, 59), night)
+    assert not in_quiet_hours(time(7), night)
+    assert alert_split(5, 0, 20) == (5, 0)
+    assert alert_split(6, 0, 3) == (2, 4)
+    assert alert_split(6, 3, 3) == (0, 0)
 
 
 def test_quiet_hours_hold_messages(tmp_path, server):

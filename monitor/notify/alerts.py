@@ -55,9 +55,10 @@ class AlertTarget:
 
 
 class AlertDeliveryError(MonitorError):
-    def __init__(self, message: str, *, alert: str, retryable: bool) -> None:
-        super().__init__(message, alert=alert)
-        self.alert_id = alert
+    def __init__(self, reason: str, *, alert_id: str, retryable: bool,
+                 target: str | None = None) -> None:
+        super().__init__(reason, alert=alert_id, target=target)
+        self.alert_id = alert_id
         self.reason = self.message
         self.retryable = retryable
 
@@ -76,7 +77,7 @@ def render_text(message: AlertMessage) -> tuple[str, str]:
 async def send_alert(target: AlertTarget, message: AlertMessage, *, settings: Settings) -> None:
     scheme = urlsplit(target.to).scheme.lower()
     if scheme not in ("http", "https"):
-        raise AlertDeliveryError("apprise not available", alert=message.alert_id,
+        raise AlertDeliveryError("apprise not available", alert_id=message.alert_id,
                                  retryable=False)
     body = json.dumps({"alert": message.alert_id, "key": message.key, "kind": message.kind,
                        "stories": [dataclasses.asdict(s) for s in message.stories],
@@ -94,10 +95,10 @@ async def send_alert(target: AlertTarget, message: AlertMessage, *, settings: Se
                                      timeout=timeout) as client:
             resp = await client.post(target.to, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise AlertDeliveryError(f"{type(exc).__name__}: {exc}", alert=message.alert_id,
+        raise AlertDeliveryError(f"{type(exc).__name__}: {exc}", alert_id=message.alert_id,
                                  retryable=True) from None
     except MonitorError as exc:
-        raise AlertDeliveryError(str(exc), alert=message.alert_id, retryable=False) from None
+        raise AlertDeliveryError(str(exc), alert_id=message.alert_id, retryable=False) from None
     if resp.status_code >= 300:
-        raise AlertDeliveryError(f"HTTP {resp.status_code}", alert=message.alert_id,
+        raise AlertDeliveryError(f"HTTP {resp.status_code}", alert_id=message.alert_id,
                                  retryable=resp.status_code >= 500 or resp.status_code == 429)

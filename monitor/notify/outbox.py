@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from monitor.decide import RATE_WINDOW, alert_batch, alert_retry, in_quiet_hours
+from monitor.decide import (
+    ALERT_RETRY_MAX,
+    RATE_WINDOW,
+    alert_retry,
+    alert_split,
+    in_quiet_hours,
+)
 from monitor.errors import MonitorError
 from monitor.notify.alerts import (
     AlertDeliveryError,
@@ -50,7 +56,7 @@ def target_of(alert: AlertConfig) -> AlertTarget:
         value = os.environ.get(alert.secret_env)
         if not value:
             raise AlertDeliveryError(f"environment variable {alert.secret_env} is not set",
-                                     alert=alert.id, retryable=True)
+                                     alert_id=alert.id, retryable=True)
         secret = value.encode()
     return AlertTarget(to=alert.to, secret=secret, allow_private=alert.allow_private)
 
@@ -86,7 +92,8 @@ async def _deliver_one(store: Store, alert: AlertConfig, settings: Settings, now
     rows = store.alert_due(alert.id, now)
     if not rows:
         return Delivery(alert.id)
-    if in_quiet_hours(alert.quiet_hours, now.astimezone(local)):
+    if alert.quiet_hours and in_quiet_hours(now.astimezone(local).time(),
+                                             alert.quiet_hours):
         return Delivery(alert.id, held="quiet hours")
     folded: dict[str, list[OutboxRow]] = {}
     ready: list[tuple[OutboxRow, list[str]]] = []
@@ -103,7 +110,7 @@ async def _deliver_one(store: Store, alert: AlertConfig, settings: Settings, now
     if expired:
         store.alert_drop(expired)
     sent_recently = store.alert_messages_since(alert.id, now - RATE_WINDOW) + len(folded)
-    alone, rest = alert_batch(len(ready), sent_recently, alert.max_per_hour)
+    alone, rest = alert_split(len(ready), sent_recently, alert.max_per_hour)
     if rest:
         fold = ready[alone:]
         key = _summary_key(alert.id, [r.id for r, _ in fold])
@@ -131,7 +138,11 @@ async def _send_all(store: Store, alert: AlertConfig, settings: Settings, now: d
             # so a dead target costs one attempt per run, not one per story.
             waiting = [i for _, rest in messages[sent:] for i in rest]
             attempts = max(1, _attempts(store, alert.id, now))
-            store.alert_failed(alert.id, waiting, exc.reason, now, alert_retry(attempts, now))
+            # Not worth asking again soon (a 4xx, a refused address), but never
+            # dropped: once the target is fixed the messages go out.
+            later = (alert_retry(attempts, now) if exc.retryable
+                     else now + timedelta(seconds=ALERT_RETRY_MAX))
+            store.alert_failed(alert.id, waiting, exc.reason, now, later)
             log.warning("alert %s: delivery failed (%s); %d messages wait", alert.id,
                         exc.reason, len(messages) - sent)
             return Delivery(alert.id, sent=sent, failed=len(messages) - sent, error=exc.reason)
@@ -149,12 +160,12 @@ async def send_bounded(alert: AlertConfig, message: AlertMessage, settings: Sett
     try:
         await asyncio.wait_for(send_alert(target, message, settings=settings), bound)
     except TimeoutError:
-        raise AlertDeliveryError(f"no answer within {bound:g} s", alert=alert.id,
+        raise AlertDeliveryError(f"no answer within {bound:g} s", alert_id=alert.id,
                                  retryable=True) from None
     except AlertDeliveryError:
         raise
     except MonitorError as exc:
-        raise AlertDeliveryError(str(exc), alert=alert.id, retryable=True) from None
+        raise AlertDeliveryError(str(exc), alert_id=alert.id, retryable=True) from None
 
 
 def _attempts(store: Store, alert_id: str, now: datetime) -> int:
