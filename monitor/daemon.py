@@ -58,9 +58,9 @@ TICK_SECONDS = 10.0  # how often due feeds are looked for; feeds keep their own 
 STOP_GRACE = 6.0  # seconds a stop waits for jobs in flight: exit stays within 10 s
 POLL_MARGIN = 30.0  # seconds added to a poll cycle's deadline beyond its fetches
 MAINTENANCE_EVERY = 86400.0
-ALERTS_EVERY = 30.0  # seconds between deliveries of the alert outbox (and after each poll)
 MAINTENANCE_DELAY = 300.0  # first housekeeping after start, once the first polls are done
 MAINTENANCE_BUDGET = 120.0  # seconds of pruning/merging per run; the rest waits a day
+ALERTS_EVERY = 30.0  # seconds between deliveries of the alert outbox (and after each poll)
 
 
 def poll_deadline(settings: Settings) -> float:
