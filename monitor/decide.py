@@ -19,8 +19,9 @@ daemon.py apply the decisions; they keep the orchestration and the I/O.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -271,3 +272,53 @@ def should_optimize(pruned: int, last_optimize: datetime | None, now: datetime) 
     never done, or a week after the last merge."""
     return (pruned >= OPTIMIZE_AFTER_PRUNED or last_optimize is None
             or now - last_optimize >= OPTIMIZE_EVERY)
+
+
+# --- alerts: the hourly cap and quiet hours ------------------------------------------------
+
+_QUIET = re.compile(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*")
+
+
+def alert_split(queued: int, sent_last_hour: int, max_per_hour: int | None) -> tuple[int, int]:
+    """How many of ``queued`` alert messages (oldest first) go out one by one
+    now, and how many of the rest are folded into one summary, under a cap of
+    ``max_per_hour`` messages (None: no cap). The summary is a message too and
+    takes the last free slot; with no slot free, nothing goes out yet (the
+    queue waits for the hour to roll on). A summary always folds two or more:
+    one left over simply goes out on its own."""
+    if max_per_hour is None or queued <= max_per_hour - sent_last_hour:
+        return queued, 0
+    room = max_per_hour - sent_last_hour
+    if room <= 0:
+        return 0, 0
+    return room - 1, queued - (room - 1)
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time]:
+    """``"22:00-07:00"`` as (start, end); a window may cross midnight.
+    Raises ValueError naming the expected form."""
+    m = _QUIET.fullmatch(text)
+    if m is None:
+        raise ValueError(f"quiet hours must read HH:MM-HH:MM (e.g. 22:00-07:00), got {text!r}")
+    start = time(int(m.group(1)), int(m.group(2)))
+    end = time(int(m.group(3)), int(m.group(4)))
+    if start == end:
+        raise ValueError(f"quiet hours start and end at the same time: {text!r}")
+    return start, end
+
+
+def in_quiet_hours(now: time, window: tuple[time, time]) -> bool:
+    """Whether the local wall-clock ``now`` lies in ``window`` [start, end)."""
+    start, end = window
+    if start < end:
+        return start <= now < end
+    return now >= start or now < end  # crosses midnight
+
+
+def quiet_hours_end(now: datetime, window: tuple[time, time]) -> datetime | None:
+    """When the quiet hours ``now`` (an aware local datetime) lies in end, or
+    None outside them: the time held alerts may go out."""
+    if not in_quiet_hours(now.time(), window):
+        return None
+    end = now.replace(hour=window[1].hour, minute=window[1].minute, second=0, microsecond=0)
+    return end if end > now else end + timedelta(days=1)
