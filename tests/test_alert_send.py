@@ -83,6 +83,7 @@ class Receiver:
     status: int = 200
     hang: bool = False
     skew: float = 0.0
+    signed: bool = True  # False: an apprise json:// target, which does not sign
     got: list[Received] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
@@ -105,7 +106,7 @@ def _handler(rx: Receiver) -> type[BaseHTTPRequestHandler]:
             if rx.hang:
                 rx.release.wait(10)  # bounded: the test releases it on the way out
                 return
-            status = rx.status if ok else 401
+            status = rx.status if ok or not rx.signed else 401
             location = [("Location", rx.url("/elsewhere"))] if 300 <= status < 400 else []
             self.send_response(status)
             for k, v in [("Content-Length", "0"), *location]:
@@ -284,6 +285,18 @@ def test_mailto_delivers_a_hostile_title_inert(smtp: tuple[Inbox, int]) -> None:
 def test_mailto_to_nothing_listening_is_retryable() -> None:
     err = failure(mailto(free_port()))
     assert err.retryable
+
+
+def test_an_apprise_http_target_gets_the_markup_safe_text(receiver: Receiver) -> None:
+    receiver.signed = False
+    deliver(AlertTarget(to=f"json://127.0.0.1:{receiver.port}/apprise", secret=None,
+                        allow_private=True), message(story(HOSTILE)))
+    [got] = receiver.got
+    doc = json.loads(got.body)
+    assert doc["title"].startswith("Arrests Bcc: evil@example.net [31m")
+    assert not any(c in doc["title"] + doc["message"] for c in "<>\r\x1b\u202e")
+    assert "‹!channel›" in doc["title"] and "[click] (https://evil.example/)" in doc["title"]
+    assert "Sources: Radio Azattyq" in doc["message"]
 
 
 def test_an_unknown_scheme_is_not_retryable_and_keeps_its_secret() -> None:

@@ -9,6 +9,8 @@ target by a redacted URL (a token lives in the path of a Slack hook and in the
 host of a ``tgram://`` URL, so neither is ever shown). Also owns
 ``verify_signature`` (for receivers and tests) and ``plan_delivery``, the
 hourly cap applied to a queue (the arithmetic is monitor.decide's).
+An apprise target is connected to by apprise itself (requests, smtplib),
+outside the address guard: it is the operator's own URL, not a feed's.
 Must not read the outbox or the config: monitor.app does, and calls this.
 """
 
