@@ -121,7 +121,7 @@ async def _send_webhook(target: AlertTarget, message: AlertMessage,
                         settings: Settings) -> None:
     body = payload(message)
     headers = _headers(target, message, body, settings)
-    fail = _failure(target, message)
+    fail = _Fail(target, message)
     # The target's own allow_private, not the feeds': a webhook is vetted on its own terms.
     transport = guarded_transport(replace(settings, allow_private=target.allow_private))
     timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout)
@@ -175,7 +175,7 @@ async def _send_apprise(target: AlertTarget, message: AlertMessage,
     if _scheme(target.to) in _EMAIL_SCHEMES:
         # The subject is a header: one line, and no encoded word to decode into a break.
         title = header_text(title)
-    fail = _failure(target, message)
+    fail = _Fail(target, message)
     try:
         # A thread cannot be stopped: on timeout it is left to apprise's own
         # socket timeouts, and the outbox tries again later.
@@ -211,10 +211,6 @@ class _Fail:
     def __call__(self, reason: str, *, retryable: bool) -> AlertDeliveryError:
         return AlertDeliveryError(reason, alert_id=self.alert_id, retryable=retryable,
                                   target=self.where)
-
-
-def _failure(target: AlertTarget, message: AlertMessage) -> _Fail:
-    return _Fail(target, message)
 
 
 def _scheme(url: str) -> str:
