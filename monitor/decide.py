@@ -294,7 +294,6 @@ def _alert_delay(attempts: int) -> float:
 
 
 # --- alerts: the hourly cap and quiet hours ------------------------------------------------
-# The same functions, word for word, as h-alerts-send's branch: keep one copy at merge.
 
 _QUIET = re.compile(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*")
 
@@ -333,3 +332,13 @@ def in_quiet_hours(now: time, window: tuple[time, time]) -> bool:
     if start < end:
         return start <= now < end
     return now >= start or now < end  # crosses midnight
+
+
+def quiet_hours_end(now: datetime, window: tuple[time, time]) -> datetime | None:
+    """When the quiet hours ``now`` (an aware local datetime) lies in end, or
+    None outside them: the time held alerts may go out."""
+    if not in_quiet_hours(now.time(), window):
+        return None
+    end = now.replace(hour=window[1].hour, minute=window[1].minute, second=0, microsecond=0)
+    return end if end > now else end + timedelta(days=1)
+

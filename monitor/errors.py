@@ -99,3 +99,18 @@ class MailError(MonitorError):
 class QueryTooLarge(QueryError):
     """A query over one of the size limits of the topic language (context:
     topic; the message names the limit): refused before SQLite spends time on it."""
+
+
+class AlertDeliveryError(MonitorError):
+    """An alert could not be delivered to its target (context: alert, target,
+    the target's URL redacted to what holds no secret). ``reason`` is the
+    human reason; ``retryable`` says whether the outbox should try again
+    (timeouts, 5xx, network trouble) or give up (4xx, a refused address, a
+    target URL nothing can send to)."""
+
+    def __init__(self, reason: str, *, alert_id: str, retryable: bool,
+                 target: str | None = None) -> None:
+        super().__init__(reason, alert=alert_id, target=target)
+        self.alert_id = alert_id
+        self.reason = self.message
+        self.retryable = retryable

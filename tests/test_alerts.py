@@ -269,7 +269,7 @@ def test_a_receiver_answering_500_is_retried_then_delivered(tmp_path, server):
         for fmt in ("text", "json"):
             digest = run_cli("digest", "--format", fmt, "--since", "24h", config=config, db=db)
             assert digest.exit_code == 0, digest.output
-            assert "desk" in digest.output and "HTTP 500" in digest.output
+            assert "desk" in digest.output and "answered 500" in digest.output
         deliver(config, db)  # still backing off: nothing sent
         assert len(rec.posts) == 1
         deliver(config, db, now=datetime.now(UTC) + timedelta(minutes=10))
