@@ -15,20 +15,29 @@ Latin (they have no Cyrillic form and need the English stemmer).
 
 Steps for one token (lowercased, NFC):
 
-1. **Which reading** (no language detector; script and letters decide):
-   - Cyrillic with a Kazakh letter (ә ғ қ ң ө ұ ү һ і) -> *Kazakh*.
-   - Other Cyrillic -> *Russian*; if it also ends in a Kazakh case ending
-     (``Астанада``, ``Алматыда`` carry no Kazakh letter) it gets a second,
-     Kazakh form as well (see ``_forms``), so both readings can match.
-   - Latin with a Kazakh Latin letter (ä ö ü ū ğ ñ ş ç ı, á ó ú ǵ ń ý) or a
-     2017 apostrophe digraph (``s'``, ``a'``...) -> Kazakh, transliterated.
-   - ASCII with a transliteration cue -> transliterated to Cyrillic, then read
-     as Cyrillic: ``q`` not before ``u``, ``zh``, ``kh``, ``shch``, a consonant
-     before ``ya``/``yu``, or a Russian/Kazakh ending (``-ovka``, ``-enie``,
-     ``-enia``, ``-niki``, ``-dagy``, ``-yda``...; see ``_TRANSLIT_CUE``).
-   - Other ASCII -> *English*. Uncued informal Kazakh (``jurnalist``,
-     ``ereuil``) is read as English and meets only its own forms: the
-     ``entities:`` lists cover such names.
+1. **Which reading** (no language detector: the token's script and letters
+   decide, the same for a stored word and a query term, so both always get
+   the same normal form):
+   - Cyrillic with a Kazakh letter (ә ғ қ ң ө ұ ү һ і) -> *Kazakh*; so is
+     Cyrillic ending in -ыда/-ыдан/-ыны (Алматыда: no Kazakh letter, and no
+     Russian word ends so). Cyrillic ending in -ада/-адан after at least six
+     letters loses the -да/-дан (Астанада -> Астана; блокада, Канада are too
+     short to be touched). Other Cyrillic -> *Russian*.
+   - Latin with a Kazakh Latin letter (ä ö ü ū ğ ñ ş ç ı of 2021, á ó ú ǵ ń ý
+     of 2018) or an apostrophe digraph of 2017 (``s'``, ``a'``...) -> Kazakh,
+     transliterated to Cyrillic.
+   - ASCII with a Kazakh cue (``_KAZAKH_CUE``: ``q`` not before ``u``, ``gh``
+     before a vowel, ``eui``, a past tense -ldy/-ldi) -> Kazakh, transliterated.
+   - ASCII with a Russian cue (``_RUSSIAN_CUE``: ``zh``, ``kh``, ``shch``, a
+     consonant before ``ya``/``yo``/``yu``, -ovka/-ovku..., -enie/-enia,
+     -nika/-niki, -ov/-ev/-ova/-eva, -ovich, -skiy) -> transliterated, then
+     read as Cyrillic (golodovka, uvolnenia, neftyaniki, Tokayev, Kazakhstan).
+   - Other ASCII -> *English*, after an unmistakable Kazakh case ending is cut
+     (-yda/-ydan, -ada after six letters, -dagy/-degi/-tagy/-tegi): Almatyda
+     and Almaty meet in Latin, Алматыда and Алматы in Cyrillic; the two
+     scripts of a name without a cue meet through the ``entities:`` lists.
+     Uncued informal Kazakh (``jurnalist``) is read as English and meets its
+     own English forms only.
 2. **Kazakh suffix stripping** (Kazakh reading only, ``_strip_kazakh``): one
    case ending (locative -да/-де/-та/-те, -дағы/-дегі/-тағы/-тегі, genitive
    -ның/-нің/-дың/-дің/-тың/-тің, dative -ға/-ге/-қа/-ке, accusative
@@ -41,16 +50,21 @@ Steps for one token (lowercased, NFC):
 3. **Folding** Kazakh letters to their Russian neighbours (ә->а, ғ->г, қ->к,
    ң->н, ө->о, ұ->у, ү->у, һ->х, і->и), so теңге/тенге and Тоқаев/Токаев meet.
 4. **Snowball** (PyStemmer): Russian for Cyrillic, English for Latin, repeated
-   until the stem no longer changes (Snowball alone is not idempotent). Russian
-   stems then lose a deverbal ``-(н)ени``/``-нен``/``-ня`` so уволили and
-   увольнение meet (``увол``).
+   until the stem no longer changes but never below ``MIN_STEM`` letters
+   (Snowball alone is not idempotent: a quarter of Russian stems lose more on
+   a second pass). Russian stems also lose a deverbal -(н)ени/-нен/-ня or a
+   -н after a consonant, so уволили and увольнение meet (``увол``).
 5. **Final fold**: ё->е, й->и, ы->и, ь and ъ dropped (transliteration cannot
    tell them apart), combining marks removed.
 
-A token's forms are closed under normalisation (``_closed``): normalising a
-normal form gives it back, so normalize_text is idempotent.
+normalize_token applies these steps again until the form stops changing (a
+stem can read differently from its word), so a normal form normalises to
+itself and normalize_text is idempotent. Known limits: a Kazakh word with no
+Kazakh letter and a Russian-looking ending (журналистке, Шымкентте) is read
+as Russian; a two-letter ending on a four-letter stem stays (әкімге); Snowball
+joins some surnames (Курманов, Курманова): quote a name to keep it exact.
 
-Holds no state but an LRU cache of token forms. Imports nothing of the project.
+Holds no state but an LRU cache of normal forms. Imports nothing of the project.
 """
 
 from __future__ import annotations
@@ -85,7 +99,7 @@ _FOLD_FINAL = str.maketrans({"ё": "е", "й": "и", "ы": "и", "ь": None, "ъ
 
 # A token as FTS5 unicode61 cuts one: letters, digits, private use and the
 # combining marks remove_diacritics drops; an apostrophe inside a Latin word
-# is kept here only to read 2017 Kazakh digraphs (see _APOSTROPHE).
+# is kept here only to read 2017 Kazakh digraphs (see tokens).
 _TOKEN_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f\ue000-\uf8ff])+(?:['’ʼ](?:[^\W_]|[\u0300-\u036f])+)*")
 _APOSTROPHES = "'’ʼ"
 # English contractions keep their apostrophe a separator, as in the index.

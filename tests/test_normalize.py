@@ -199,6 +199,18 @@ def test_real_kazakh_and_russian_items() -> None:
     assert row["rferlnews-24"] in _hits(db, "жағалау")
 
 
+def test_tokens_cut_real_text_as_fts5_does() -> None:
+    db = sqlite3.connect(":memory:")
+    db.execute(f"CREATE VIRTUAL TABLE w USING fts5(x, tokenize='{TOKENIZER}')")
+    db.execute("CREATE VIRTUAL TABLE wv USING fts5vocab(w, instance)")
+    for text in _items().values():
+        db.execute("DELETE FROM w")
+        db.execute("INSERT INTO w(rowid, x) VALUES (1, ?)", (text,))
+        fts = [r[0] for r in db.execute("SELECT term FROM wv ORDER BY offset")]
+        assert len(tokens(text)) == len(fts)
+    db.close()
+
+
 def test_real_items_normalise_idempotently() -> None:
     for text in _items().values():
         once = normalize_text(text)
