@@ -41,8 +41,8 @@ Steps for one token (lowercased, NFC):
 2. **Kazakh suffix stripping** (Kazakh reading only, ``_strip_kazakh``): one
    case ending (locative -да/-де/-та/-те, -дағы/-дегі/-тағы/-тегі, genitive
    -ның/-нің/-дың/-дің/-тың/-тің, dative -ға/-ге/-қа/-ке, accusative
-   -ны/-ні/-ды/-ді/-ты/-ті, ablative -дан/-ден/-тан/-тен/-нан/-нен), then one
-   plural (-лар/-лер/-дар/-дер/-тар/-тер), then possessive -ы/-і, each only
+   -ны/-ні/-ды/-ді/-ты/-ті, ablative -дан/-ден/-тан/-тен/-нан/-нен), then
+   possessive -ы/-і, then one plural (-лар/-лер/-дар/-дер/-тар/-тер), each only
    when at least ``KAZAKH_MIN_STEM`` letters remain (one more for an ending
    of one or two letters), so short names survive: Ақорда is not Ақор + -да,
    әкімнің is әкім + -нің, but әкімге stays whole. After -с a т- ending
@@ -185,7 +185,8 @@ def _kz2017(token: str) -> str:
 
 
 def _strip_kazakh(word: str, endings: tuple[str, ...] = _KZ_CASE) -> str:
-    for group in (endings, _KZ_PLURAL, _KZ_POSSESSIVE):
+    # Kazakh stacks stem + plural + possessive + case: peel from the end.
+    for group in (endings, _KZ_POSSESSIVE, _KZ_PLURAL):
         for e in group:
             if word.endswith(e):
                 cut = len(word) - len(e)

@@ -64,12 +64,36 @@ class _Rewriter:
         # spelled like the word: "тока" is the normal form of Токаев.
         self.exact = f"-{column}:"
         self.out: list[str] = []
+        # Per open group: where the current run of juxtaposed operands starts
+        # in ``out`` and how many it holds. FTS5 joins juxtaposed phrases
+        # (an implicit AND that binds tighter than NOT) but not groups, so a
+        # run of rewritten words becomes ``(A AND B)``.
+        self.levels: list[list[int]] = [[0, 0]]
 
     def run(self) -> str:
         i = 0
         while i < self.n:
             i = self.unit(i)
+        while self.levels:
+            self.end_run()
+            self.levels.pop()
         return "".join(self.out)
+
+    def operand(self) -> None:
+        level = self.levels[-1]
+        if level[1]:
+            self.out.append("AND ")
+        else:
+            level[0] = len(self.out)
+        level[1] += 1
+
+    def end_run(self) -> None:
+        start, count = self.levels[-1]
+        if count > 1:
+            run = "".join(self.out[start:])
+            body = run.rstrip()
+            self.out[start:] = ["(" + body + ")" + run[len(body):]]
+        self.levels[-1] = [0, 0]
 
     def skip_space(self, i: int) -> int:
         while i < self.n and self.q[i].isspace():
@@ -100,16 +124,29 @@ class _Rewriter:
     def unit(self, i: int) -> int:
         q = self.q
         c = q[i]
-        if c.isspace() or c in "()":
+        if c.isspace():
+            self.out.append(c)
+            return i + 1
+        if c == "(":
+            self.operand()
+            self.out.append(c)
+            self.levels.append([0, 0])
+            return i + 1
+        if c == ")":
+            if len(self.levels) > 1:
+                self.end_run()
+                self.levels.pop()
             self.out.append(c)
             return i + 1
         if c == '"':
             j = skip_string(q, i)
             if j < self.n and q[j] == "*":
                 j += 1
+            self.operand()
             self.out.append(self.exact + q[i:j])
             return j
         if c == "^":
+            self.operand()
             self.out.append(self.exact + "^")
             return self.exact_unit(i + 1)
         if c in "{-":
@@ -123,13 +160,17 @@ class _Rewriter:
         while k < self.n and q[k].isspace():
             k += 1
         if k < self.n and q[k] == ":":
+            self.operand()
             self.out.append(q[i:k + 1])
             return self.exact_unit(k + 1)
         if word == "NEAR" and k < self.n and q[k] == "(":
+            self.operand()
             return self.near(i, k)
         if word in _OPERATORS:
+            self.end_run()
             self.out.append(word)
             return j
+        self.operand()
         prefix = j < self.n and q[j] == "*"
         term = word + ("*" if prefix else "")
         alt = _alternative(term, self.column)
@@ -151,6 +192,7 @@ class _Rewriter:
         while j < self.n and q[j].isspace():
             j += 1
         if j < self.n and q[j] == ":":
+            self.operand()
             self.out.append(q[i:j + 1])
             return self.exact_unit(j + 1)
         self.out.append(q[i:j])
