@@ -104,7 +104,9 @@ def test_http_equiv_charset_and_bom() -> None:
 
 def test_undeclared_legacy_bytes_and_bogus_labels_still_decode() -> None:
     text = "Les grévistes de la raffinerie ont été reçus à la préfecture. " * 8
-    for head in ("", '<meta charset="no-such-charset">', '<meta charset="utf-7">'):
+    for head in ("", '<meta charset="no-such-charset">', '<meta charset="utf-7">',
+                 '<meta charset="unicode_escape">', '<meta charset="rot13">',
+                 '<meta charset="utf-16">'):
         html = f"<html><head>{head}</head><body><article><p>{text}</p></article></body></html>"
         result = extract_article(html.encode("cp1252"), "http://x/")
         assert result.ok and "grévistes" in result.text, head

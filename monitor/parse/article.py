@@ -67,6 +67,9 @@ _META_CHARSET = re.compile(
 # labels that carry markup in other bytes (UTF-7) are not honoured.
 _META_REFUSED: Final = frozenset({"utf-16", "utf-16-le", "utf-16-be", "utf-7", "utf-32",
                                   "utf-32-le", "utf-32-be"})
+_NOT_CHARSETS: Final = ("utf_16", "utf_32", "utf_7", "escape", "idna", "punycode", "undefined",
+                        "mbcs", "oem", "charmap", "rot", "hex", "base64", "uu", "zlib", "bz2",
+                        "quopri")
 _META_ALIASES: Final = {"iso8859-1": "cp1252", "latin-1": "cp1252", "ascii": "cp1252"}
 _HTML_SNIFF = re.compile(
     rb"<(?:!doctype\s+html|html|head|body|article|main|div|p|title|meta|h[1-6])[\s>/]",
@@ -197,10 +200,14 @@ def _meta_charset(head: bytes) -> str | None:
     if match is None:
         return None
     try:
-        name = codecs.lookup(match.group(1).decode("ascii").strip()).name
+        info = codecs.lookup(match.group(1).decode("ascii").strip())
     except (LookupError, UnicodeDecodeError):
         return None
-    if name in _META_REFUSED or "utf_16" in name or "utf_32" in name or "utf_7" in name:
+    name = info.name
+    # Python's codec registry holds more than charsets ("unicode_escape",
+    # "rot13", "zlib"): none of those is a page's encoding.
+    if not getattr(info, "_is_text_encoding", True) or name in _META_REFUSED \
+            or any(part in name for part in _NOT_CHARSETS):
         return None
     return _META_ALIASES.get(name, name)
 
