@@ -476,7 +476,8 @@ def render(report: Report) -> str:
             "`make bench` or `python -m benchmarks [--quick]` (needs the `bench` extra: "
             "`pip install -e '.[bench]'`). Parts alone: `python -m benchmarks.poll --feeds N "
             "--profile`, `python -m benchmarks.matching`, `python -m benchmarks.digest`, "
-            "`python -m benchmarks.topics`, `python -m benchmarks.soak`. Without "
+            "`python -m benchmarks.topics`, `python -m benchmarks.extraction [--compare]`, "
+            "`python -m benchmarks.soak`. Without "
             "`../shared/data/real-feeds` the poll part is skipped and matching falls back to "
             "tests/data/feeds.", ""]
     return "\n".join(out)

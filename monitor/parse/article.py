@@ -51,6 +51,10 @@ TRAFILATURA_OPTIONS: Final[dict[str, Any]] = {
     "deduplicate": False,
 }
 
+# Under this many characters a precise extraction is checked again without
+# favor_precision (a teaser's length, issue 15: "under 500 characters").
+SECOND_LOOK_BELOW: Final = 500
+
 # Pages larger than this are cut before parsing: the fetcher's cap (10 MB by
 # default) bounds what arrives; this bounds the parse time of what is called
 # with more (an article's text is never near it).
@@ -126,8 +130,14 @@ def _extract(body: bytes, url: str, min_chars: int) -> ArticleText:
     html = _parseable(decode_html(body[:MAX_INPUT]))
     import trafilatura  # late: it costs a quarter second to import, and few runs need it
 
-    raw = trafilatura.extract(html, url=url or None, **TRAFILATURA_OPTIONS)
-    text = inert_text(raw or "")
+    text = inert_text(trafilatura.extract(html, url=url or None, **TRAFILATURA_OPTIONS) or "")
+    if len(text) < max(min_chars, SECOND_LOOK_BELOW) and TRAFILATURA_OPTIONS.get("favor_precision"):
+        # Precision can keep only a notice of a page whose article is there
+        # (measured: barrons.com's reprint notice, 260 of 3,213 characters);
+        # trafilatura's balanced setting gets a second look at short results.
+        balanced = {**TRAFILATURA_OPTIONS, "favor_precision": False}
+        second = inert_text(trafilatura.extract(html, url=url or None, **balanced) or "")
+        text = second if len(second) > len(text) else text
     if not text:
         page = inert_text(trafilatura.html2txt(html) or "")
         return _failed("boilerplate" if _is_wall(page, min_chars) else "empty")
