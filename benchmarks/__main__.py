@@ -8,7 +8,8 @@ Runs, in order: poll throughput beside `reader` and a naive loop (benchmarks.pol
 with an in-process profile of a first and an unchanged poll and a parser
 comparison), matching throughput (benchmarks.matching), digest and search
 latency on a large archive (benchmarks.digest, then Store.search on the same
-database), topic precision/recall (benchmarks.topics) and the daemon's memory
+database), topic precision/recall (benchmarks.topics), article extraction
+quality and speed (benchmarks.extraction) and the daemon's memory
 over several cycles (benchmarks.soak). Each part prints as it goes; the report
 puts every figure beside its peer and marks each target of the issue met or
 not met, with the gap and what limits it. Figures are measured, never asserted.
@@ -27,12 +28,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import extraction as bx
 from benchmarks import matching as bm
 from benchmarks import poll as bp
 from benchmarks.common import ROOT, SHARED_FEEDS, load_corpus, machine, run_measured, table
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-PARTS = ("poll", "matching", "digest", "topics", "soak")
+PARTS = ("poll", "matching", "digest", "topics", "extraction", "soak")
 SEARCH_TARGET = 0.2  # seconds
 DIGEST_TARGET = 2.0  # seconds
 RSS_TARGET = 150.0  # MB, daemon with 2,000 feeds
@@ -404,6 +406,16 @@ def run_topics(report: Report) -> None:
                    "`python -m benchmarks.topics`:\n\n```\n" + "\n".join(head + took) + "\n```")
 
 
+def run_extraction(report: Report) -> None:
+    if not (bx.DATA / "ground-truth.json").exists():
+        report.section("Article extraction", f"Skipped: no article-extraction benchmark at {bx.DATA}.")
+        return
+    report.mark_load("before extraction")
+    results = [bx.score(bx.DATA, variant) for variant in bx.VARIANTS]
+    report.mark_load("after extraction")
+    report.section("Article extraction (issue 15)", bx.render(results) + "\n\n" + bx.NOTES)
+
+
 def run_soak(report: Report) -> None:
     s = report.sizes
     if s.soak_minutes <= 0:
@@ -464,7 +476,8 @@ def render(report: Report) -> str:
             "`make bench` or `python -m benchmarks [--quick]` (needs the `bench` extra: "
             "`pip install -e '.[bench]'`). Parts alone: `python -m benchmarks.poll --feeds N "
             "--profile`, `python -m benchmarks.matching`, `python -m benchmarks.digest`, "
-            "`python -m benchmarks.topics`, `python -m benchmarks.soak`. Without "
+            "`python -m benchmarks.topics`, `python -m benchmarks.extraction [--compare]`, "
+            "`python -m benchmarks.soak`. Without "
             "`../shared/data/real-feeds` the poll part is skipped and matching falls back to "
             "tests/data/feeds.", ""]
     return "\n".join(out)
@@ -491,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.mark_load("start")
     steps: dict[str, Callable[[Report], None]] = {
         "poll": run_poll, "matching": run_matching, "digest": run_digest,
-        "topics": run_topics, "soak": run_soak}
+        "topics": run_topics, "extraction": run_extraction, "soak": run_soak}
     for part in parts:
         steps[part](report)
     report.mark_load("end")
