@@ -50,7 +50,8 @@ class DeskMixin(StoreBase):
         with self.write() as db:
             db.execute("INSERT OR IGNORE INTO verdicts (story_key, topic_id, updated_at) "
                        "VALUES (?, ?, ?)", [story_key, topic_id, to_iso(now)])
-            sets, params = ["updated_at = ?"], [to_iso(now)]
+            sets: list[str] = ["updated_at = ?"]
+            params: list[Any] = [to_iso(now)]
             if verdict is not None or clear:
                 sets.append("verdict = ?")
                 params.append(verdict)
