@@ -60,7 +60,8 @@ def _period(value: str | None) -> tuple[str, datetime, datetime]:
     from monitor.app import parse_since
 
     name = value if value in PERIODS else "7d"
-    until = datetime.now(UTC)
+    # The store keeps whole seconds: a hit of this very second is in the period.
+    until = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
     return name, parse_since(name) or until - timedelta(days=7), until
 
 
@@ -71,7 +72,8 @@ def _local(url: str | None) -> str:
     return "/"
 
 
-def create_app(monitor_factory: Callable[[], Monitor], auth: DeskAuth | None = None) -> Starlette:
+def create_app(monitor_factory: Callable[[], Monitor], auth: DeskAuth | None = None, *,
+               page_size: int = PAGE) -> Starlette:
     auth = auth or DeskAuth()
     env = _environment()
 
@@ -147,8 +149,8 @@ def create_app(monitor_factory: Callable[[], Monitor], auth: DeskAuth | None = N
         stories = [s for s in section.stories if _keep(s, q, state, langs, verdicts)]
         after = q.get("after")
         start = next((i + 1 for i, s in enumerate(stories) if s.key == after), 0)
-        shown = stories[start:start + PAGE]
-        more = start + PAGE < len(stories)
+        shown = stories[start:start + page_size]
+        more = start + page_size < len(stories)
         params = {k: v for k, v in q.items() if k != "after"}
         next_url = (request.url.path + "?" + urlencode({**params, "after": shown[-1].key})
                     if more and shown else None)
