@@ -9,6 +9,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -317,3 +318,41 @@ def test_serve_refuses_a_non_loopback_host_without_auth(tmp_path: Path,
     monkeypatch.setenv("MONITOR_DESK_PASSWORD_HASH", "plain-text")
     result = run_cli("serve", "--host", "0.0.0.0", config=config, db=tmp_path / "m.db")
     assert result.exit_code == 2 and "pbkdf2_sha256" in result.output
+
+
+
+@contextmanager
+def running_desk(config: Path, db: Path) -> Iterator[str]:
+    """The desk on a real uvicorn on 127.0.0.1 (a free port) in a thread; its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    app = create_app(lambda: open_monitor(str(config), str(db)))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(400):
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.025)
+        assert server.started
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_the_desk_on_a_real_uvicorn_over_loopback(archive: tuple[Path, Path]) -> None:
+    import httpx
+
+    with running_desk(*archive) as base, httpx.Client(base_url=base) as c:
+        page = c.get(f"/topic/{TOPIC}?period=24h")
+        assert page.status_code == 200 and "Miners strike" in page.text
+        assert page.headers["content-security-policy"] == CSP
+        assert c.post("/triage", data={"action": "relevant"}).status_code == 403
+        script = c.get("/static/desk.js")
+        assert script.status_code == 200 and "keydown" in script.text
