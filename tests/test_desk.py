@@ -356,3 +356,35 @@ def test_the_desk_on_a_real_uvicorn_over_loopback(archive: tuple[Path, Path]) ->
         assert c.post("/triage", data={"action": "relevant"}).status_code == 403
         script = c.get("/static/desk.js")
         assert script.status_code == 200 and "keydown" in script.text
+
+
+def test_monitor_serve_runs_the_desk_on_loopback(archive: tuple[Path, Path]) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_DESK_")}
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(archive[0]),
+                             "--db", str(archive[1]), "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        page = None
+        for _ in range(200):
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/sources", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.05)
+        assert page is not None and page.status_code == 200
+        assert "Sources" in page.text and page.headers["x-content-type-options"] == "nosniff"
+    finally:
+        proc.terminate()
+        proc.wait(10)
