@@ -388,3 +388,33 @@ def test_monitor_serve_runs_the_desk_on_loopback(archive: tuple[Path, Path]) -> 
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_note_is_kept_escaped_and_clear_resets_the_verdict(own_archive: tuple[Path, Path]) -> None:
+    with _client(*own_archive) as c:
+        key = _evil_key(c)
+        story = f"/story?key={quote(key)}"
+        token = _csrf(c.get(story).text)
+        form = {"csrf": token, "key": key, "topic": TOPIC, "next": story}
+        c.post("/triage", data={**form, "action": "note", "note": '<b onclick="x()">seen</b>'})
+        c.post("/triage", data={**form, "action": "relevant"})
+        page = c.get(story).text
+        assert "&lt;b onclick=&#34;x()&#34;&gt;seen&lt;/b&gt;" in page
+        assert _precision(c) == "1 of 1 reviewed relevant"
+        c.post("/triage", data={**form, "action": "clear"})
+        assert _precision(c) == "none reviewed"
+        assert "&lt;b onclick" in c.get(story).text  # the note outlives the verdict
+
+
+def test_serve_hash_password_prints_a_hash_the_login_accepts(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+    from monitor.web.security import check_password
+
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "feeds.yaml"), "serve",
+                                      "--hash-password"], input="hunter22\nhunter22\n")
+    assert result.exit_code == 0, result.output
+    encoded = result.output.strip().splitlines()[-1]
+    assert encoded.startswith("pbkdf2_sha256$") and "hunter22" not in encoded
+    assert check_password("hunter22", encoded) and not check_password("hunter23", encoded)
