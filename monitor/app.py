@@ -768,6 +768,15 @@ class Monitor:
                     "evidence": store.story_evidence(story_key),
                     "verdicts": store.story_verdicts(story_key)}
 
+    def silent_feeds(self, now: datetime) -> set[str]:
+        """The feeds the digest calls silent (quiet for longer than their rhythm)."""
+        from monitor.digest.sources import sources_health
+
+        if not Path(self.db_path).exists():
+            return set()
+        with self.open_store() as store:
+            return {f.id for f in sources_health(store, store.digest_feeds(), now).silent}
+
     def set_verdict(self, story_key: str, topic_id: str, *, verdict: str | None = None,
                     starred: bool | None = None, note: str | None = None,
                     clear: bool = False) -> dict[str, Any]:

@@ -50,11 +50,12 @@ def _archive(folder: Path) -> tuple[Path, Path]:
         server.put("/evil", _evil_feed())
         feeds = [{"id": "kz", "name": "kz", "url": server.url("/kz")},
                  {"id": "bbc", "name": "bbc", "url": server.url("/bbc")},
-                 {"id": "evil", "url": server.url("/evil")}]
+                 {"id": "evil", "url": server.url("/evil")},
+                 {"id": "gone", "name": "gone", "url": server.url("/gone")}]  # 404: failing
         config = write_config(folder / "feeds.yaml", feeds)
         db = folder / "m.db"
         result = run_cli("poll", "--force", config=config, db=db)
-        assert result.exit_code == 0, result.output
+        assert "gone" in result.output, result.output
     return config, db
 
 
@@ -418,3 +419,11 @@ def test_serve_hash_password_prints_a_hash_the_login_accepts(tmp_path: Path) -> 
     encoded = result.output.strip().splitlines()[-1]
     assert encoded.startswith("pbkdf2_sha256$") and "hunter22" not in encoded
     assert check_password("hunter22", encoded) and not check_password("hunter23", encoded)
+
+
+def test_sources_list_failing_then_silent_first(client: TestClient) -> None:
+    html = client.get("/sources").text
+    states = re.findall(r'<tr class="(\w+)"><td>', html)
+    assert states[0] == "failing" and "gone" in html.split('<tr class="failing">')[1][:200]
+    assert states == sorted(states, key=["failing", "silent", "disabled", "ok"].index)
+    assert "ok" in states

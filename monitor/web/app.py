@@ -193,6 +193,9 @@ def create_app(monitor_factory: Callable[[], Monitor], auth: DeskAuth | None = N
     def sources(request: Request) -> Response:
         with monitor() as m:
             rows, _ = m.feeds_report()
+            silent = m.silent_feeds(datetime.now(UTC))
+        for r in rows:
+            r["desk_state"] = "silent" if r["id"] in silent else health.feed_state(r)
         rows.sort(key=_source_order)
         return render(request, "sources.html", rows=rows)
 
@@ -327,9 +330,8 @@ def _keep(s: Any, q: Any, state: str, langs: dict[str, tuple[str, ...]],
 
 
 def _source_order(row: dict[str, Any]) -> tuple[int, str, str]:
-    """Failing first, then disabled, then the longest silent, then the rest."""
-    state = health.feed_state(row)
-    rank = {"failing": 0, "disabled": 1}.get(state, 2 if state == "ok" else 3)
+    """Failing first, then silent (the longest quiet first), disabled, the rest."""
+    rank = {"failing": 0, "silent": 1, "disabled": 2, "ok": 3}.get(row["desk_state"], 4)
     return rank, row.get("last_new_item_at") or "", str(row.get("id"))
 
 
