@@ -783,6 +783,83 @@ class Monitor:
         return Maintenance(pruned, merged, wal, bool(checkpoint), retention)
 
 
+    # --- the desk ------------------------------------------------------------------------
+
+    def desk_overview(self, now: datetime, days: int = 14) -> list[dict[str, Any]]:
+        """Every topic: stories of the last day and week with the period before
+        each, stories per publication day, and the verdicts' precision."""
+        topics = self.config.topics
+        ids = [t.id for t in topics]
+        day, week = timedelta(days=1), timedelta(days=7)
+        with self.open_store() as store:
+            counts = {name: store.story_counts(ids, start, end) for name, (start, end) in {
+                "today": (now - day, now), "yesterday": (now - 2 * day, now - day),
+                "week": (now - week, now), "last_week": (now - 2 * week, now - week)}.items()}
+            volume = {t: [0] * days for t in ids}
+            for topic_id, ago, n in store.daily_published_counts(ids, now, days):
+                if 0 <= ago < days:
+                    volume[topic_id][days - 1 - ago] = n
+            precision = store.precision(ids)
+        return [{"id": t.id, "name": t.name, "description": t.description,
+                 **{k: c.get(t.id, 0) for k, c in counts.items()},
+                 "volume": volume[t.id], "precision": precision.get(t.id, (0, 0))}
+                for t in topics]
+
+    def desk_topic(self, topic_id: str, since: datetime, until: datetime) -> dict[str, Any]:
+        """A topic's stories of ``[since, until)`` ranked as the digest ranks
+        them (all of them), each story's languages and verdict."""
+        from monitor import digest as digests
+
+        topic = self.config.topic(topic_id)
+        with self.open_store() as store:
+            report = digests.build(store, topics=[topic], since=since, until=until, limit=0)
+            section = report.topics[0]
+            keys = [s.key for s in section.stories]
+            return {"topic": topic, "section": section,
+                    "languages": store.story_languages(keys),
+                    "verdicts": store.verdicts(topic_id, keys),
+                    "precision": store.precision([topic_id]).get(topic_id, (0, 0))}
+
+    def desk_story(self, story_key: str) -> dict[str, Any]:
+        """Every item of a story, the evidence per topic and the verdicts."""
+        with self.open_store() as store:
+            return {"items": store.story_items(story_key),
+                    "evidence": store.story_evidence(story_key),
+                    "verdicts": store.story_verdicts(story_key)}
+
+    def silent_feeds(self, now: datetime) -> set[str]:
+        """The feeds the digest calls silent (quiet for longer than their rhythm)."""
+        from monitor.digest.sources import sources_health
+
+        if not Path(self.db_path).exists():
+            return set()
+        with self.open_store() as store:
+            return {f.id for f in sources_health(store, store.digest_feeds(), now).silent}
+
+    def set_verdict(self, story_key: str, topic_id: str, *, verdict: str | None = None,
+                    starred: bool | None = None, note: str | None = None,
+                    clear: bool = False) -> dict[str, Any]:
+        """The desk's one write: a reviewer's verdict on a (story, topic)."""
+        self.config.topic(topic_id)
+        with self.open_store() as store:
+            if not store.story_items(story_key):
+                raise UsageError("no such story", param_hint="story")
+            return store.set_verdict(story_key, topic_id, datetime.now(UTC), verdict=verdict,
+                                     starred=starred, note=note, clear=clear)
+
+    def propose_no_match(self, topic_id: str, text: str) -> tuple[str, str]:
+        """feeds.yaml now and with ``text`` added to the topic's no_match examples."""
+        from monitor.feedsfile import with_no_match
+
+        return with_no_match(self.config_path, topic_id, text)
+
+    def add_no_match(self, topic_id: str, text: str) -> Config:
+        from monitor.feedsfile import add_no_match
+
+        self.config = add_no_match(self.config_path, topic_id, text)
+        return self.config
+
+
 def open_monitor(config: str | None = None, db: str | None = None, *,
                  on_warning: Callable[[Notice], None] | None = None) -> Monitor:
     """The Monitor of feeds.yaml at ``config`` and the database at ``db``

@@ -734,6 +734,38 @@ def alerts_test(obj: Monitor, alert_id: str) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; beyond loopback a login must be configured.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--hash-password", is_flag=True,
+              help="Read a password on stdin, print its MONITOR_DESK_PASSWORD_HASH and exit.")
+@click.pass_obj
+@handle_errors
+def serve(obj: Monitor, host: str, port: int, hash_password: bool) -> None:
+    """The desk: web pages over the database (topics, stories, search, sources,
+    triage, exports). Any address but loopback needs MONITOR_DESK_TOKEN or
+    MONITOR_DESK_PASSWORD_HASH.
+
+    Example: monitor serve --port 8080
+    """
+    from monitor.app import open_monitor
+    from monitor.web import security
+
+    if hash_password:
+        click.echo(security.hash_password(click.prompt("password", hide_input=True,
+                                                       confirmation_prompt=True)))
+        return
+    auth = security.DeskAuth.from_env()
+    security.check_bind(host, auth)
+    from monitor.web.app import serve as run_desk
+
+    config, db = obj.config_path, obj.db_path
+    err.print(f"desk on http://{escape(host)}:{port}/"
+              + (" (login required)" if auth.required else ""))
+    run_desk(lambda: open_monitor(config, db), host=host, port=port, auth=auth)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 @handle_errors

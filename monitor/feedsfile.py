@@ -94,7 +94,9 @@ def _read(path: str | os.PathLike[str]) -> tuple[Path, str]:
 
 
 def _replace(target: Path, shown: str, old: Config, new_text: str,
-             same_feeds: Callable[[Config], bool]) -> Config:
+             same_feeds: Callable[[Config], bool],
+             same_rest: Callable[[Config, Config], bool] | None = None) -> Config:
+    same_rest = same_rest or _same_rest
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -108,7 +110,7 @@ def _replace(target: Path, shown: str, old: Config, new_text: str,
             raise ConfigError(f"the edited file would not load ({exc.message}); "
                               f"{shown} is left as it was",
                               **{**exc.context, "file": shown}) from None
-        if not (same_feeds(new) and _same_rest(old, new)):
+        if not (same_feeds(new) and same_rest(old, new)):
             raise ConfigError("the edit would change more than the feeds in question "
                               f"(an unusual layout?); {shown} is left as it was: edit it by hand",
                               file=shown)
@@ -327,3 +329,63 @@ def _item_id(item: yaml.Node) -> str | None:
             if k.value == "id" and isinstance(v, yaml.ScalarNode):
                 return str(v.value)
     return None
+
+
+# --- a topic's no_match examples (the desk's "not relevant") --------------------------------
+
+def with_no_match(path: str | os.PathLike[str], topic_id: str, text: str) -> tuple[str, str]:
+    """(the file's text, the text with ``text`` appended to the topic's
+    ``examples: no_match:`` block list), for a diff shown before writing."""
+    _, old_text = _read(path)
+    old = parse_config(old_text, str(path))
+    old.topic(topic_id)  # ConfigError naming an unknown topic
+    return old_text, _with_no_match(old_text, topic_id, text, str(path))
+
+
+def add_no_match(path: str | os.PathLike[str], topic_id: str, text: str) -> Config:
+    """Append ``text`` to the topic's ``no_match`` examples, keeping every other byte."""
+    target, old_text = _read(path)
+    old = parse_config(old_text, str(path))
+    new_text = _with_no_match(old_text, topic_id, text, str(path))
+
+    def same(old_c: Config, new_c: Config) -> bool:
+        if not (old_c.settings == new_c.settings and dict(old_c.terms) == dict(new_c.terms)
+                and old_c.digests == new_c.digests):
+            return False
+        expected = [dataclasses.replace(t, examples=dataclasses.replace(
+            t.examples, no_match=(*t.examples.no_match, text))) if t.id == topic_id else t
+            for t in old_c.topics]
+        return list(new_c.topics) == expected
+
+    return _replace(target, str(path), old, new_text, lambda new: new.feeds == old.feeds, same)
+
+
+def _with_no_match(text: str, topic_id: str, example: str, path: str) -> str:
+    seq = _no_match_list(_compose(text, path), topic_id, path)
+    if not seq.value or seq.flow_style:
+        raise ConfigError("the topic has no block list of no_match examples to extend; "
+                          "edit the file by hand", file=path, topic=topic_id)
+    nl = _newline(text)
+    dash = _dash(text, seq.value[0], path)
+    pad = " " * (dash - _line_start(text, dash))
+    at = _line_end(text, _content_end(text, seq.value[-1]))
+    return _ensure_break(text[:at], nl) + f"{pad}- {_quoted(example)}{nl}" + text[at:]
+
+
+def _no_match_list(root: yaml.Node | None, topic_id: str, path: str) -> yaml.SequenceNode:
+    def get(node: yaml.Node | None, key: str) -> yaml.Node | None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == key:
+                    return v  # type: ignore[no-any-return]
+        return None
+
+    topics = get(root, "topics")
+    for item in topics.value if isinstance(topics, yaml.SequenceNode) else ():
+        found = get(item, "id")
+        if isinstance(found, yaml.ScalarNode) and found.value == topic_id:
+            seq = get(get(item, "examples"), "no_match")
+            if isinstance(seq, yaml.SequenceNode):
+                return seq
+    raise ConfigError("the topic has no no_match examples list; edit the file by hand",
+                      file=path, topic=topic_id)

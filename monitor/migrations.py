@@ -185,3 +185,21 @@ def m006_alert_outbox(db: Database) -> None:
         pk="alert_id",
         defaults={"failures": 0},
     )
+
+
+@migrations()
+def m007_verdicts(db: Database) -> None:
+    # The desk's triage: one reviewer verdict per (story, topic), kept apart
+    # from hits so re-applying a topic never loses what a reader decided.
+    db.execute("""
+        CREATE TABLE verdicts (
+            id INTEGER PRIMARY KEY,
+            story_key TEXT NOT NULL,
+            topic_id TEXT NOT NULL,
+            verdict TEXT CHECK (verdict IN ('relevant', 'not_relevant')),
+            starred INTEGER NOT NULL DEFAULT 0,
+            note TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL,
+            UNIQUE (story_key, topic_id)
+        )""")
+    db.table("verdicts").create_index(["topic_id", "verdict"])

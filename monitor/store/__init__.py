@@ -10,6 +10,7 @@ composes its mixins).
 - search.py: full-text search of the archive;
 - reports.py: `feeds`, `hits`, `status`, counts, and the digest's selects;
 - maintenance.py: pruning, merging the index, the WAL;
+- desk.py: the desk's triage verdicts and its story reads;
 - jobs.py: the daemon's heartbeat, digests pending and recorded;
 - alerts.py: the alert outbox (written with the hits) and each target's health;
 - models.py: the typed rows the reports read.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from monitor.store.alerts import AlertsMixin, OutboxRow
 from monitor.store.db import BUSY_TIMEOUT, DEFAULT_DB, StoreBase, db_path, from_iso, to_iso
+from monitor.store.desk import VERDICTS, DeskMixin
 from monitor.store.feeds import FeedsMixin
 from monitor.store.items import FETCH_LOG_PER_FEED, FETCH_LOG_TRIM_EVERY, ItemsMixin, PollWrite
 from monitor.store.maintenance import MaintenanceMixin
@@ -39,12 +41,12 @@ from monitor.store.search import SEARCH_WINDOW, SearchMixin
 from monitor.store.topics import TopicsMixin
 
 __all__ = [
-    "BUSY_TIMEOUT", "DEFAULT_DB", "FETCH_LOG_PER_FEED", "FETCH_LOG_TRIM_EVERY", "SEARCH_WINDOW",
+    "BUSY_TIMEOUT", "DEFAULT_DB", "FETCH_LOG_PER_FEED", "FETCH_LOG_TRIM_EVERY", "SEARCH_WINDOW", "VERDICTS",
     "Carrier", "DigestFeed", "DigestHit", "FeedHealth", "OutboxRow", "PollWrite", "SearchResult", "Store",
     "StoryHit", "db_path", "from_iso", "to_iso",
 ]
 
 
 class Store(FeedsMixin, TopicsMixin, ItemsMixin, SearchMixin, ReportsMixin, MaintenanceMixin,
-            AlertsMixin, StoreBase):
+            AlertsMixin, DeskMixin, StoreBase):
     """One connection to the monitor database. Not shared between threads."""
