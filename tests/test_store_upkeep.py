@@ -17,6 +17,7 @@ from helpers import polled_archive, run_cli, write_config
 from monitor.app import open_monitor
 from monitor.errors import StorageError
 from monitor.store import PollWrite, Store
+from monitor.store.db import CACHE_KIB, MMAP_BYTES
 from monitor.types import Entry, FeedConfig, FeedUpdate
 
 OLD = datetime(2020, 1, 5, 12, 0, tzinfo=UTC)  # long past any retention
@@ -97,6 +98,13 @@ def test_check_reports_the_integrity_of_a_sound_database(tmp_path: Path):
 def test_new_database_uses_incremental_auto_vacuum(tmp_path: Path):
     Store(tmp_path / "m.db").close()
     assert pragma(tmp_path / "m.db", "auto_vacuum") == 2
+
+
+def test_page_cache_and_mmap_sizes_are_set_on_open(tmp_path: Path):
+    with Store(tmp_path / "m.db") as s:
+        assert s.conn.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB
+        assert s.conn.execute("PRAGMA mmap_size").fetchone()[0] == MMAP_BYTES
+    assert CACHE_KIB > 2000  # more than SQLite's default 2 MB
 
 
 def maintain(tmp_path: Path, db: Path, lines: list[str] | None = None) -> Any:
