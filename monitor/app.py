@@ -453,6 +453,14 @@ class Monitor:
         """One polling cycle of the due feeds (or ``feed_ids``), after ``sync``."""
         for feed_id in feed_ids:
             self.config.feed(feed_id)
+        if not feed_ids and not force:
+            now = datetime.now(UTC)
+            if not self.store.due_feeds(now):
+                # The usual cron run: no matcher, event loop, parse pool or HTTP
+                # client to build for nothing (~0.2 s of a 0.5 s start-up).
+                if on_start:
+                    on_start(0)
+                return PollSummary((), now, 0.0, 0)
         return run_poll(self.config, self.store, feed_ids=list(feed_ids) or None, force=force,
                         progress=progress, on_start=on_start)
 
