@@ -735,7 +735,6 @@ class Monitor:
         now = datetime.now(UTC)
         retention = self.config.settings.retention
         with self.open_store(check=True) as store:  # nothing pruned in a corrupted file
-            converted = not should_stop() and _convert(store, on_line)
             pruned = store.prune(retention, now, should_stop=should_stop)
             row = store.daemon_row() or {}
             last = from_iso(row.get("last_optimize_at"))
@@ -746,6 +745,8 @@ class Monitor:
                 merged = "merged" if done else "merge left for next time"
                 if done:
                     values["last_optimize_at"] = to_iso(now)
+            # After pruning: the one-off VACUUM then copies only what is kept.
+            converted = not should_stop() and _convert(store, on_line)
             freed = 0 if should_stop() else store.return_free_pages(should_stop=should_stop)
             wal = store.wal_bytes()
             # Freed pages leave the file only once checkpointed.
