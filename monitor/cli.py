@@ -135,7 +135,8 @@ def cli(ctx: click.Context, config: str | None, db: str | None, verbose: int,
 @handle_errors
 def check(obj: Monitor, as_json: bool) -> None:
     """Validate feeds.yaml, listing every error with its line, and run every
-    topic's examples (exit 2 if anything fails)."""
+    topic's examples (exit 2 if anything fails); check the database's integrity
+    when it exists (exit 1 if corrupted)."""
     try:
         report = obj.check()
     except ConfigError as exc:
@@ -150,8 +151,10 @@ def check(obj: Monitor, as_json: bool) -> None:
                       f"{escape(obj.config_path)}")
         sys.exit(2)
     config, failures, examples = report.config, report.failures, report.examples
+    checked = obj.check_database()  # StorageError (exit 1) when corrupted
     if as_json:
         print_json({"file": config.path, "ok": not failures, "errors": [],
+                    "database": None if checked is None else {"path": obj.db_path, "ok": True},
                     "examples_failed": [{"topic": f.topic_id, "text": f.text,
                                          "expected": "match" if f.expected else "no match"}
                                         for f in failures],
@@ -168,6 +171,8 @@ def check(obj: Monitor, as_json: bool) -> None:
         sys.exit(2)
     out.print(f"{config.path}: ok — {len(config.feeds)} feeds, {len(config.topics)} topics, "
               f"{examples} examples pass, {len(config.digests)} digests")
+    if checked is not None:
+        out.print(f"{escape(obj.db_path)}: integrity check ok ({checked:.2f}s)")
 
 
 def _error_json(e: ConfigError) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Owns scheduling and process concerns only:
 - a polling tick that polls the feeds whose ``next_due_at`` (stored per feed,
   so it survives restarts) has come, with a deadline per cycle;
 - scheduled digests (cron, local time) with retries that survive restarts;
-- daily housekeeping: retention, the FTS index, the WAL file;
+- daily housekeeping: the integrity check, retention, the FTS index, freed
+  pages returned to the file system, the WAL file;
 - a heartbeat in the ``daemon`` table for `monitor status`;
 - the single-instance lock, signals (SIGTERM/SIGINT stop cleanly, SIGHUP
   reloads feeds.yaml between two ticks) and the log format.
@@ -165,6 +166,10 @@ class Daemon:
 
     def _run(self) -> int:
         now = datetime.now(UTC)
+        # Once per start (and daily in maintenance), not on every open: a
+        # corrupted file is refused before the daemon writes to it.
+        seconds = self.monitor.check_database()
+        log.info("database integrity check: ok in %.2fs", seconds or 0.0)
         self.monitor.daemon_started(tick=self.tick_seconds, now=now)
         self._catch_up_digests(now)
         self._schedule_jobs(now)
@@ -375,14 +380,17 @@ class Daemon:
     # --- housekeeping --------------------------------------------------------------------
 
     def maintain(self) -> None:
-        """Retention, FTS merging and the WAL, within ``MAINTENANCE_BUDGET``."""
+        """The integrity check, retention, FTS merging, free pages and the
+        WAL, within ``MAINTENANCE_BUDGET``."""
         t0 = time.monotonic()
         budget = Deadline(self.stopping, MAINTENANCE_BUDGET)
-        m = self.monitor.maintain(budget.is_set)
-        log.info("maintenance: %d items without hits older than %.0f days pruned; FTS index %s; "
-                 "WAL %.1f MB%s; %.1fs", m.pruned, m.retention / 86400, m.merged,
-                 m.wal_bytes / 1e6, " checkpointed" if m.checkpointed else "",
-                 time.monotonic() - t0, extra={"event": "maintenance", "pruned": m.pruned})
+        m = self.monitor.maintain(budget.is_set, on_line=log.info)
+        log.info("maintenance: integrity ok; %d items without hits older than %.0f days pruned; "
+                 "FTS index %s; %d free pages returned; WAL %.1f MB%s; %.1fs", m.pruned,
+                 m.retention / 86400, m.merged, m.freed_pages, m.wal_bytes / 1e6,
+                 " checkpointed" if m.checkpointed else "", time.monotonic() - t0,
+                 extra={"event": "maintenance", "pruned": m.pruned,
+                        "freed_pages": m.freed_pages})
 
 
 def _log_notice(notice: Notice) -> None:

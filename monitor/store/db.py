@@ -1,7 +1,9 @@
 """The connection to the SQLite database and the rules every statement runs under.
 
-Owns opening it safely (WAL, a busy timeout, foreign keys, migrations on
-open, a quick integrity check that refuses a corrupted file), the one write
+Owns opening it safely (WAL, a busy timeout, foreign keys, incremental
+auto-vacuum on a new file, the page cache and mmap sizes, migrations on open;
+the quick integrity check that refuses a corrupted file, run on open only when
+asked, since it reads the whole file), the one write
 transaction (``BEGIN IMMEDIATE``: a deferred ``BEGIN`` that reads then writes
 fails at once with "database is locked" whatever the timeout), the mapping of
 SQLite errors to StorageError, and the timestamp format (``to_iso``,
@@ -27,6 +29,13 @@ from monitor.migrations import migrations
 
 DEFAULT_DB = "storage/monitor.db"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another writer
+# Measured by benchmarks/storage.py (200k real-size items, 441 MB): a larger
+# page cache than SQLite's 2 MB serves the six b-trees and the FTS index
+# that every poll writes; it is a ceiling per connection, reached only on a
+# large archive. No mmap: it sped up no write (only the quick check), and an
+# I/O error on a mapped page is a SIGBUS crash, not a StorageError.
+CACHE_KIB = 32768
+MMAP_BYTES = 0
 
 
 def to_iso(dt: datetime) -> str:
@@ -78,6 +87,13 @@ class StoreBase:
 
     def close(self) -> None:
         self.conn.close()
+
+    def quick_check(self) -> float:
+        """``PRAGMA quick_check``; StorageError when the file is corrupted.
+        Returns the seconds it took (it reads every page: ~1 s per GB)."""
+        t0 = time.monotonic()
+        _quick_check(self.conn, self.path)
+        return time.monotonic() - t0
 
     def __enter__(self) -> Self:
         return self
@@ -154,11 +170,17 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                                check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        # Only takes on a file with no table yet (an existing one is converted
+        # by maintenance, with a VACUUM): pruned pages can then go back to the
+        # file system in small batches (MaintenanceMixin.return_free_pages).
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = _wal_mode(conn, busy_timeout)
         conn.execute("PRAGMA foreign_keys = ON")
         # NORMAL in WAL: a power cut may lose the last polls, never corrupt; their
         # validators are lost with them, so the next poll fetches them again.
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
     except sqlite3.Error as exc:
         raise storage_error(exc, path, "open") from None
     if path != ":memory:" and str(mode).lower() != "wal":
