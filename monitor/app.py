@@ -814,23 +814,6 @@ class Monitor:
         return Maintenance(pruned, merged, wal, bool(checkpoint), retention, freed, converted)
 
 
-def _convert(store: Store, on_line: Callable[[str], None] | None) -> bool:
-    """Convert the file to incremental auto-vacuum (once), saying so: it holds
-    the write lock for its whole VACUUM."""
-    if store.auto_vacuum() == INCREMENTAL:
-        return False
-    say = on_line or (lambda line: None)
-    size = Path(store.path).stat().st_size if store.path != ":memory:" else 0
-    say(f"converting the database ({size / 1e6:.0f} MB) to incremental auto-vacuum: one "
-        "VACUUM, polls wait for it")
-    t0 = time.monotonic()
-    store.convert_to_incremental(progress=lambda s: say(f"still converting: {s:.0f}s"))
-    size = Path(store.path).stat().st_size if store.path != ":memory:" else 0
-    say(f"converted to incremental auto-vacuum in {time.monotonic() - t0:.1f}s "
-        f"({size / 1e6:.0f} MB before the checkpoint)")
-    return True
-
-
     # --- the desk ------------------------------------------------------------------------
 
     def desk_overview(self, now: datetime, days: int = 14) -> list[dict[str, Any]]:
@@ -906,6 +889,23 @@ def _convert(store: Store, on_line: Callable[[str], None] | None) -> bool:
 
         self.config = add_no_match(self.config_path, topic_id, text)
         return self.config
+
+
+def _convert(store: Store, on_line: Callable[[str], None] | None) -> bool:
+    """Convert the file to incremental auto-vacuum (once), saying so: it holds
+    the write lock for its whole VACUUM."""
+    if store.auto_vacuum() == INCREMENTAL:
+        return False
+    say = on_line or (lambda line: None)
+    size = Path(store.path).stat().st_size if store.path != ":memory:" else 0
+    say(f"converting the database ({size / 1e6:.0f} MB) to incremental auto-vacuum: one "
+        "VACUUM, polls wait for it")
+    t0 = time.monotonic()
+    store.convert_to_incremental(progress=lambda s: say(f"still converting: {s:.0f}s"))
+    size = Path(store.path).stat().st_size if store.path != ":memory:" else 0
+    say(f"converted to incremental auto-vacuum in {time.monotonic() - t0:.1f}s "
+        f"({size / 1e6:.0f} MB before the checkpoint)")
+    return True
 
 
 def open_monitor(config: str | None = None, db: str | None = None, *,
