@@ -8,7 +8,8 @@ capped at ``max_backoff`` (24 h), with a little positive jitter so feeds that
 share a host and an interval drift apart; disabling a feed the server says is
 gone (410); when a permanent move (301/308) is adopted; which feeds are held
 back after a poll that could not be committed; the daily item quota and its
-effect on the validators; when a failed digest is tried again; when the FTS
+effect on the validators; when a failed digest is tried again; which feeds get
+article text and when a failed article is tried again; when the FTS
 index is merged and the WAL file checkpointed.
 
 Must not do I/O or read the clock: ``now`` is always an argument, and the
@@ -19,6 +20,7 @@ daemon.py apply the decisions; they keep the orchestration and the I/O.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -271,3 +273,31 @@ def should_optimize(pruned: int, last_optimize: datetime | None, now: datetime) 
     never done, or a week after the last merge."""
     return (pruned >= OPTIMIZE_AFTER_PRUNED or last_optimize is None
             or now - last_optimize >= OPTIMIZE_EVERY)
+
+
+# --- article text ----------------------------------------------------------------------
+
+TEASER_CHARS = 500  # title + summary under this: an item is a teaser
+ARTICLE_RETRY = 600.0  # seconds before a retryable article failure is tried again; x4 each
+ARTICLE_RETRY_FACTOR = 4
+ARTICLE_ATTEMPTS = 4  # then the failure is final
+
+
+def wants_article_text(mode: str, lengths: Sequence[int]) -> bool:
+    """Whether a feed's new items get their article text: ``always``,
+    ``never``, or (``auto``) when most of its recent items (``lengths``: the
+    characters of title + summary of each) are teasers."""
+    if mode == "always":
+        return True
+    if mode == "never" or not lengths:
+        return False
+    return sum(1 for n in lengths if n < TEASER_CHARS) * 2 > len(lengths)
+
+
+def article_retry(attempts: int, now: datetime) -> datetime | None:
+    """When a retryable article failure (timeout, 5xx, network), after
+    ``attempts`` tries in all, is tried again; None: never, it is final."""
+    if attempts >= ARTICLE_ATTEMPTS:
+        return None
+    delay = ARTICLE_RETRY * ARTICLE_RETRY_FACTOR ** max(0, attempts - 1)
+    return now + timedelta(seconds=delay)

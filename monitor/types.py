@@ -210,6 +210,8 @@ class Entry:
     updated_at: datetime | None = None
     language: str | None = None
     content_hash: str = ""
+    # The linked page's main text, once fetched (article text); "" until then.
+    article: str = ""
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,9 @@ class Hit:
     entry_key: str
     terms: tuple[str, ...]
     snippet: str
+    # The columns the words were found in (title, summary, article), in that
+    # order; the snippet is cut from one of them.
+    found_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

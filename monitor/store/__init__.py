@@ -6,6 +6,7 @@ composes its mixins).
   write transaction, storage errors, to_iso/from_iso, db_path;
 - feeds.py: the config's feeds, due feeds, re-enabling;
 - items.py: the poll's writes (items, story keys, hits, feed state, fetch log);
+- articles.py: the article-text queue, its results and the hits they add;
 - topics.py: the config's topics, stale topics, re-applying them;
 - search.py: full-text search of the archive;
 - reports.py: `feeds`, `hits`, `status`, counts, and the digest's selects;
@@ -20,6 +21,7 @@ The migrations stay in monitor/migrations.py.
 
 from __future__ import annotations
 
+from monitor.store.articles import ArticlesMixin, QueuedArticle
 from monitor.store.db import BUSY_TIMEOUT, DEFAULT_DB, StoreBase, db_path, from_iso, to_iso
 from monitor.store.feeds import FeedsMixin
 from monitor.store.items import FETCH_LOG_PER_FEED, FETCH_LOG_TRIM_EVERY, ItemsMixin, PollWrite
@@ -38,11 +40,12 @@ from monitor.store.topics import TopicsMixin
 
 __all__ = [
     "BUSY_TIMEOUT", "DEFAULT_DB", "FETCH_LOG_PER_FEED", "FETCH_LOG_TRIM_EVERY", "SEARCH_WINDOW",
-    "Carrier", "DigestFeed", "DigestHit", "FeedHealth", "PollWrite", "SearchResult", "Store",
+    "Carrier", "DigestFeed", "DigestHit", "FeedHealth", "PollWrite", "QueuedArticle",
+    "SearchResult", "Store",
     "StoryHit", "db_path", "from_iso", "to_iso",
 ]
 
 
-class Store(FeedsMixin, TopicsMixin, ItemsMixin, SearchMixin, ReportsMixin, MaintenanceMixin,
-            StoreBase):
+class Store(FeedsMixin, TopicsMixin, ItemsMixin, ArticlesMixin, SearchMixin, ReportsMixin,
+            MaintenanceMixin, StoreBase):
     """One connection to the monitor database. Not shared between threads."""

@@ -16,6 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from monitor import stories
+from monitor.store.articles import queue_articles
 from monitor.store.db import MAX_VARIABLES, StoreBase, chunks, to_iso
 from monitor.types import Entry, FeedUpdate, Hit
 
@@ -33,6 +34,8 @@ class PollWrite:
     new: Sequence[Entry] = ()
     changed: Sequence[Entry] = ()
     hits: Sequence[Hit] = ()
+    # Article text: the new items published at or after this are queued.
+    articles_since: datetime | None = None
 
 
 class ItemsMixin(StoreBase):
@@ -91,6 +94,9 @@ class ItemsMixin(StoreBase):
         ids.update(self._update_items(db, update.feed_id, w.changed))
         n_hits = self._insert_hits(db, ids, w.hits, update.fetched_at)
         inserted = sum(1 for e in w.new if e.key in ids)
+        if w.articles_since is not None:
+            new_ids = [ids[e.key] for e in w.new if e.key in ids]
+            queue_articles(db, new_ids, w.articles_since)
         self._update_feed(db, update, inserted)
         self._log_fetch(db, update, inserted, n_hits)
         return inserted, n_hits
@@ -157,10 +163,10 @@ class ItemsMixin(StoreBase):
             if item_id is None:
                 continue
             cur = db.execute(
-                "INSERT INTO hits (item_id, topic_id, matched_at, terms, snippet) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (item_id, topic_id) DO NOTHING",
+                "INSERT INTO hits (item_id, topic_id, matched_at, terms, snippet, found_in) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id, topic_id) DO NOTHING",
                 [item_id, h.topic_id, to_iso(now), json.dumps(list(h.terms), ensure_ascii=False),
-                 h.snippet])
+                 h.snippet, ",".join(h.found_in)])
             count += cur.rowcount
         return count
 
