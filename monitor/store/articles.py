@@ -9,10 +9,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
 from monitor.store.db import StoreBase, from_iso, to_iso
+from monitor.store.models import shown
 from monitor.types import Entry, Hit
 
 
@@ -97,11 +99,20 @@ class ArticlesMixin(StoreBase):
                        ["queued" if retry_at else "failed", reason,
                         to_iso(retry_at) if retry_at else None, to_iso(now), item_id])
 
-    def article_counts(self) -> dict[str, dict[str, int]]:
-        """Per feed: its articles by status (queued, ok, failed)."""
-        out: dict[str, dict[str, int]] = {}
+    def article_counts(self, failures: int = 5) -> dict[str, dict[str, Any]]:
+        """Per feed: its articles by status (queued, ok, failed) and the
+        reasons of its latest final failures (``failures`` at most)."""
+        out: dict[str, dict[str, Any]] = {}
         for feed_id, status, n in self._rows(
                 "SELECT i.feed_id, a.status, count(*) FROM articles a "
                 "JOIN items i ON i.id = a.item_id GROUP BY i.feed_id, a.status"):
-            out.setdefault(str(feed_id), {"queued": 0, "ok": 0, "failed": 0})[str(status)] = int(n)
+            row = out.setdefault(str(feed_id), {"queued": 0, "ok": 0, "failed": 0,
+                                                "failures": []})
+            row[str(status)] = int(n)
+        for feed_id, row in out.items():
+            if row["failed"]:
+                row["failures"] = [shown(r[0]) for r in self._rows(
+                    "SELECT a.reason FROM articles a JOIN items i ON i.id = a.item_id "
+                    "WHERE i.feed_id = ? AND a.status = 'failed' "
+                    "ORDER BY a.fetched_at DESC, a.item_id DESC LIMIT ?", [feed_id, failures])]
         return out
