@@ -101,7 +101,7 @@ class ArticlesMixin(StoreBase):
 
     def article_counts(self, failures: int = 5) -> dict[str, dict[str, Any]]:
         """Per feed: its articles by status (queued, ok, failed) and the
-        reasons of its latest final failures (``failures`` at most)."""
+        reasons of its latest failures, final or to be retried (``failures`` at most)."""
         out: dict[str, dict[str, Any]] = {}
         for feed_id, status, n in self._rows(
                 "SELECT i.feed_id, a.status, count(*) FROM articles a "
@@ -110,9 +110,9 @@ class ArticlesMixin(StoreBase):
                                                 "failures": []})
             row[str(status)] = int(n)
         for feed_id, row in out.items():
-            if row["failed"]:
+            if row["failed"] or row["queued"]:
                 row["failures"] = [shown(r[0]) for r in self._rows(
                     "SELECT a.reason FROM articles a JOIN items i ON i.id = a.item_id "
-                    "WHERE i.feed_id = ? AND a.status = 'failed' "
+                    "WHERE i.feed_id = ? AND a.reason IS NOT NULL "
                     "ORDER BY a.fetched_at DESC, a.item_id DESC LIMIT ?", [feed_id, failures])]
         return out
