@@ -8,6 +8,7 @@ each with one clear line naming the file, feed, topic or field.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -372,10 +373,19 @@ def _summary_json(s: PollSummary) -> dict[str, Any]:
                    "error": {"kind": r.error.kind, "reason": r.error.reason} if r.error else None,
                    "bozo": r.bozo_reason, "quota_skipped": r.quota_skipped}
                   for r in sorted(s.results, key=lambda r: r.feed_id)],
+        "articles": dataclasses.asdict(s.articles),
     }
 
 
 def _print_summary(s: PollSummary, *, verbose: bool = False) -> None:
+    _print_summary_feeds(s, verbose=verbose)
+    a = s.articles
+    if a.fetched:
+        out.print(f"{a.fetched} articles fetched: {a.ok} ok, {a.failed} failed, "
+                  f"{a.retrying} to retry, {a.hits} new hits")
+
+
+def _print_summary_feeds(s: PollSummary, *, verbose: bool) -> None:
     if not s.results:
         out.print("No feed is due. Use --force to poll anyway.")
         return

@@ -19,6 +19,8 @@ from helpers import DATA, run_cli
 PAGES = {"europa": "europa-plumes.html", "titan": "titan-map.html"}
 # Words only the Europa article has: neither the feed's titles nor summaries.
 TOPIC = {"id": "goddard", "name": "Goddard", "query": '"Goddard Space Flight Center"'}
+# Matches every teaser on its summary, and the Europa article again.
+WIDE = {"id": "wide", "name": "Wide", "query": "teaser OR Greenbelt"}
 
 
 def _rss(links: dict[str, str]) -> bytes:
@@ -40,7 +42,7 @@ def _config(path: Path, url: str, *, mode: str | None = None,
         feed["article_text"] = mode
     data = {"settings": {"allow_private": True, "timeout": "1s", "connect_timeout": "1s",
                          **settings},
-            "feeds": [feed], "topics": [TOPIC]}
+            "feeds": [feed], "topics": [TOPIC, WIDE]}
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
 
@@ -84,9 +86,14 @@ def test_a_topic_found_only_in_the_article_matches_once_with_article_evidence(
     config, db = _config(tmp_path / "feeds.yaml", server.url("/feed")), tmp_path / "m.db"
     _poll(config, db)
     hits = _rows(db, "SELECT i.key, h.found_in, h.snippet FROM hits h "
-                     "JOIN items i ON i.id = h.item_id")
+                     "JOIN items i ON i.id = h.item_id WHERE h.topic_id = 'goddard'")
     assert [(h[0], h[1]) for h in hits] == [("europa", "article")]
     assert "[[Goddard Space Flight Center]]" in hits[0][2]
+    # A hit the summary made is not doubled by the article: its evidence grows.
+    wide = _rows(db, "SELECT i.key, h.found_in, h.terms FROM hits h JOIN items i "
+                     "ON i.id = h.item_id WHERE h.topic_id = 'wide' ORDER BY i.key")
+    assert [(k, f) for k, f, _ in wide] == [("europa", "summary,article"), ("titan", "summary")]
+    assert json.loads(wide[0][2]) == ["teaser", "greenbelt"]
     # The archive's own index searches the article column, from plain sqlite3 too.
     assert _rows(db, "SELECT count(*) FROM items_fts WHERE items_fts MATCH "
                      "'article: methane'") == [(1,)]
@@ -96,7 +103,7 @@ def test_a_topic_found_only_in_the_article_matches_once_with_article_evidence(
     # A second poll finds nothing new: no page is asked for again, no hit doubles.
     _poll(config, db, "--force")
     assert server.count("/a/europa") == 1 and server.count("/a/titan") == 1
-    assert _rows(db, "SELECT count(*) FROM hits") == [(1,)]
+    assert _rows(db, "SELECT count(*) FROM hits") == [(3,)]
     assert _feed_articles(config, db)["ok"] == 2
 
 
@@ -137,7 +144,7 @@ def test_never_fetches_no_article(tmp_path: Path, server: FeedServer) -> None:
     _poll(config, db)
     assert server.count("/a/europa") == 0 and server.count("/a/titan") == 0
     assert _rows(db, "SELECT count(*) FROM articles") == [(0,)]
-    assert _rows(db, "SELECT count(*) FROM hits") == [(0,)]
+    assert _rows(db, "SELECT topic_id, found_in FROM hits") == [("wide", "summary")] * 2
 
 
 def test_queued_articles_are_fetched_by_the_next_run(tmp_path: Path,
@@ -155,4 +162,35 @@ def test_queued_articles_are_fetched_by_the_next_run(tmp_path: Path,
     assert summary["feeds_polled"] == 0
     assert _rows(db, "SELECT count(*) FROM articles WHERE status = 'ok'") == [(2,)]
     assert server.count("/a/europa") == 1
-    assert _rows(db, "SELECT h.found_in FROM hits h") == [("article",)]
+    assert _rows(db, "SELECT found_in FROM hits WHERE topic_id = 'goddard'") == [("article",)]
+
+
+def test_auto_turns_article_text_on_for_teaser_feeds_only() -> None:
+    from monitor.decide import wants_article_text
+
+    assert wants_article_text("auto", [40, 120, 499])
+    assert not wants_article_text("auto", [40, 2000, 3000])  # mostly full text
+    assert not wants_article_text("auto", [])
+    assert wants_article_text("always", [5000]) and not wants_article_text("never", [10])
+
+
+def test_a_retryable_failure_backs_off_then_becomes_final() -> None:
+    from monitor.decide import ARTICLE_ATTEMPTS, article_retry
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    delays = [article_retry(n, now) for n in range(1, ARTICLE_ATTEMPTS)]
+    assert all(d is not None and d > now for d in delays)
+    assert delays == sorted(delays) and len(set(delays)) == len(delays)
+    assert article_retry(ARTICLE_ATTEMPTS, now) is None
+
+
+def test_bad_article_settings_name_the_feed_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(yaml.safe_dump({
+        "settings": {"article_budget": -1, "article_window": "soon"},
+        "feeds": [{"id": "f", "url": "http://example.org/f", "article_text": "sometimes"}]}))
+    result = run_cli("check", config=path)
+    assert result.exit_code == 2
+    text = result.output
+    assert "settings.article_budget" in text and "settings.article_window" in text
+    assert "feed f" in text and "article_text" in text
