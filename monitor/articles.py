@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ class ArticleSummary:
     failed: int = 0  # final failures
     retrying: int = 0  # queued again after a retryable failure
     hits: int = 0  # new hits the texts added
+    seconds: float = 0.0  # wall clock of the phase
 
 
 class _Phase:
@@ -111,6 +113,7 @@ async def fetch_articles(fetcher: Fetcher, store: Store, matcher: Matcher, setti
     ``settings.article_budget``. One article's failure never stops the others."""
     if settings.article_budget <= 0:
         return ArticleSummary()
+    t0 = time.monotonic()
     phase = _Phase(fetcher, store, matcher, settings)
     due = await phase.in_thread(store.due_articles, datetime.now(UTC), settings.article_budget)
     if not due:
@@ -130,7 +133,7 @@ async def fetch_articles(fetcher: Fetcher, store: Store, matcher: Matcher, setti
                 log.exception("article of item %d: unexpected error", a.item_id)
 
     await asyncio.gather(*(guarded(a) for a in due))
-    s = phase.summary
+    s = phase.summary = replace(phase.summary, seconds=time.monotonic() - t0)
     if s.fetched:
         log.info("articles: %d fetched, %d ok, %d failed, %d to retry, %d new hits", s.fetched,
                  s.ok, s.failed, s.retrying, s.hits, extra={"event": "articles"})

@@ -194,3 +194,16 @@ def test_bad_article_settings_name_the_feed_and_the_field(tmp_path: Path) -> Non
     text = result.output
     assert "settings.article_budget" in text and "settings.article_window" in text
     assert "feed f" in text and "article_text" in text
+
+
+def test_topics_apply_reads_the_stored_article_text(tmp_path: Path, server: FeedServer) -> None:
+    _serve_pages(server)
+    config, db = _config(tmp_path / "feeds.yaml", server.url("/feed")), tmp_path / "m.db"
+    _poll(config, db)
+    data = yaml.safe_load(config.read_text())
+    data["topics"][0]["query"] = "article:methane"  # only the Titan article has it
+    config.write_text(yaml.safe_dump(data))
+    result = run_cli("topics", "apply", "--topic", "goddard", config=config, db=db)
+    assert result.exit_code == 0, result.output
+    assert _rows(db, "SELECT i.key, h.found_in FROM hits h JOIN items i ON i.id = h.item_id "
+                     "WHERE h.topic_id = 'goddard'") == [("titan", "article")]
