@@ -86,7 +86,10 @@ class _Phase:
             reason = f"{page.error_kind}: {page.error}"
             retry_at = article_retry(a.attempts + 1, now) if page.retryable else None
             await self.in_thread(self.store.article_failed, a.item_id, reason, now, retry_at)
-            self.count(retrying=1) if retry_at else self.count(failed=1)
+            if retry_at:
+                self.count(retrying=1)
+            else:
+                self.count(failed=1)
             log.info("article of item %d (feed %s) failed: %s%s", a.item_id, a.feed_id, reason,
                      ", will retry" if retry_at else "")
             return
