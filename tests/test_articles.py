@@ -89,6 +89,9 @@ def test_a_topic_found_only_in_the_article_matches_once_with_article_evidence(
                      "JOIN items i ON i.id = h.item_id WHERE h.topic_id = 'goddard'")
     assert [(h[0], h[1]) for h in hits] == [("europa", "article")]
     assert "[[Goddard Space Flight Center]]" in hits[0][2]
+    shown = run_cli("hits", "--json", "--topic", "goddard", config=config, db=db)
+    assert shown.exit_code == 0, shown.output
+    assert [h["found_in"] for h in json.loads(shown.stdout)] == [["article"]]
     # A hit the summary made is not doubled by the article: its evidence grows.
     wide = _rows(db, "SELECT i.key, h.found_in, h.terms FROM hits h JOIN items i "
                      "ON i.id = h.item_id WHERE h.topic_id = 'wide' ORDER BY i.key")
