@@ -147,7 +147,7 @@ def write_monitor_config(path: Path, urls: Sequence[str], *,
     """feeds.yaml's terms and topics (matching on) with the benchmark's feeds."""
     shipped = yaml.safe_load((ROOT / "feeds.yaml").read_text(encoding="utf-8"))
     config = {
-        "settings": {"allow_private": True, "concurrency": 20, "per_host": 2,
+        "settings": {"allow_private": True, "article_text": "never", "concurrency": 20, "per_host": 2,
                      "timeout": "60s", "interval": "15m", "parse_workers": parse_workers},
         "feeds": [{"id": f"f{i:05d}", "name": f"bench feed {i}", "url": u}
                   for i, u in enumerate(urls)],

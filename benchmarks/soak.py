@@ -257,7 +257,8 @@ def write_config(path: Path, farm: FeedFarm, interval: float) -> None:
     data = {
         "settings": {"interval": f"{interval:g}s", "min_interval": f"{min(interval, 60):g}s",
                      "timeout": "10s", "connect_timeout": "5s", "concurrency": 20,
-                     "per_host": 10, "allow_private": True},
+                     "per_host": 10, "allow_private": True,
+                     "article_text": "never"},
         "feeds": [{"id": f"soak-{f.n}", "name": f"Soak feed {f.n}", "url": farm.url(f.n)}
                   for f in farm.feeds],
         "terms": shipped.get("terms", {}),

@@ -522,15 +522,21 @@ class Monitor:
         row. Never creates the database."""
         configured = self.configured_feeds()
         daemon: dict[str, Any] | None = None
+        articles: dict[str, dict[str, Any]] = {}
         if not Path(self.db_path).exists():
             rows = health.merged([], configured, defaults={"items": 0})
         else:
             with self.open_store() as store:
                 stored = [r.as_json() for r in store.feeds_report()]
                 daemon = store.daemon_row()
+                articles = store.article_counts()
             rows = health.merged(stored, configured, defaults={"items": 0})
         for r in rows:
             r["quota"] = _quota_note(r)
+            counts = articles.get(r["id"], {})
+            r["articles"] = {"ok": counts.get("ok", 0), "failed": counts.get("failed", 0),
+                             "queued": counts.get("queued", 0),
+                             "failures": counts.get("failures", [])}
         return rows, daemon
 
     def status(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ each with one clear line naming the file, feed, topic or field.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -377,10 +378,19 @@ def _summary_json(s: PollSummary) -> dict[str, Any]:
                    "error": {"kind": r.error.kind, "reason": r.error.reason} if r.error else None,
                    "bozo": r.bozo_reason, "quota_skipped": r.quota_skipped}
                   for r in sorted(s.results, key=lambda r: r.feed_id)],
+        "articles": dataclasses.asdict(s.articles),
     }
 
 
 def _print_summary(s: PollSummary, *, verbose: bool = False) -> None:
+    _print_summary_feeds(s, verbose=verbose)
+    a = s.articles
+    if a.fetched:
+        out.print(f"{a.fetched} articles fetched: {a.ok} ok, {a.failed} failed, "
+                  f"{a.retrying} to retry, {a.hits} new hits")
+
+
+def _print_summary_feeds(s: PollSummary, *, verbose: bool) -> None:
     if not s.results:
         out.print("No feed is due. Use --force to poll anyway.")
         return
@@ -477,10 +487,15 @@ def _feeds_report(obj: Monitor, as_json: bool) -> None:
             r["tags"] = json.loads(r["tags"] or "[]")
         print_json({"feeds": rows, "daemon": daemon})
         return
-    table = _table("feed", "name", "state", "items", "last success", "next due", "last error")
+    # The articles column only where article text is in use: a narrow terminal
+    # has no room for an empty one.
+    with_articles = any(_articles(r) != "-" for r in rows)
+    table = _table("feed", "name", "state", "items", *(["articles"] if with_articles else []),
+                   "last success", "next due", "last error")
     for r in rows:
-        problem = "; ".join(p for p in (r["quota"], _error(r)) if p)
+        problem = "; ".join(p for p in (r["quota"], _error(r), _article_error(r)) if p)
         table.add_row(r["id"], escape(r["name"]), _state(r), str(r["items"]),
+                      *([_articles(r)] if with_articles else []),
                       _ago(r["last_success_at"]), _next_due(r), escape(problem))
     out.print(table)
     if daemon:
@@ -488,6 +503,19 @@ def _feeds_report(obj: Monitor, as_json: bool) -> None:
         state = "stopped" if d["stopped_at"] else "running"
         out.print(f"daemon: pid {d['pid']} on {d['host']}, {state}, started "
                   f"{_ago(d['started_at'])}, last tick {_ago(d['last_tick_at'])}")
+
+
+def _articles(r: dict[str, Any]) -> str:
+    a = r.get("articles") or {}
+    if not (a.get("ok") or a.get("failed") or a.get("queued")):
+        return "-"
+    queued = f", {a['queued']} queued" if a.get("queued") else ""
+    return f"{a['ok']} ok / {a['failed']} failed{queued}"
+
+
+def _article_error(r: dict[str, Any]) -> str:
+    failures = (r.get("articles") or {}).get("failures") or []
+    return f"article: {failures[0]}" if failures else ""
 
 
 @feeds.command("add")

@@ -61,6 +61,7 @@ def _duration(value: object) -> float:
 Duration = Annotated[float, BeforeValidator(_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+ArticleMode = Literal["auto", "always", "never"]
 
 
 class _Model(BaseModel):
@@ -84,6 +85,10 @@ class SettingsModel(_Model):
     parse_workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
     parse_timeout: Duration = 10
     max_items_per_day: int = Field(2000, ge=1)
+    article_text: ArticleMode = "auto"
+    article_budget: int = Field(50, ge=0, le=10_000)
+    article_per_host: int = Field(2, ge=1, le=10)
+    article_window: Duration = 3 * 86400
 
 
 class FeedModel(_Model):
@@ -94,6 +99,7 @@ class FeedModel(_Model):
     tags: list[str] = []
     language: str | None = None
     max_items_per_day: int | None = Field(None, ge=1)
+    article_text: ArticleMode | None = None
 
 
 class ExamplesModel(_Model):
@@ -165,6 +171,10 @@ class Config:
         if feed.max_items_per_day is not None:
             return feed.max_items_per_day
         return self.settings.max_items_per_day
+
+    def article_mode(self, feed: FeedConfig) -> str:
+        """auto | always | never: the feed's own, else the settings'."""
+        return feed.article_text or self.settings.article_text
 
 
 _Named = TypeVar("_Named", FeedConfig, Topic)
@@ -505,6 +515,8 @@ def _settings(s: SettingsModel, errors: _Errors, *, check: bool) -> Settings:
         max_items_per_feed=s.max_items_per_feed, min_interval=s.min_interval,
         parse_workers=None if s.parse_workers == "auto" else s.parse_workers,
         parse_timeout=s.parse_timeout, max_items_per_day=s.max_items_per_day,
+        article_text=s.article_text, article_budget=s.article_budget,
+        article_per_host=s.article_per_host, article_window=s.article_window,
     )
 
 
@@ -551,7 +563,8 @@ def _feeds(model: ConfigModel, positions: list[int], settings: Settings,
         if not problems:
             out.append(FeedConfig(id=f.id, url=f.url.strip(), name=f.name, interval=f.interval,
                                   tags=tuple(f.tags), language=f.language,
-                                  max_items_per_day=f.max_items_per_day))
+                                  max_items_per_day=f.max_items_per_day,
+                                  article_text=f.article_text))
     return tuple(out)
 
 

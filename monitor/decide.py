@@ -8,7 +8,8 @@ capped at ``max_backoff`` (24 h), with a little positive jitter so feeds that
 share a host and an interval drift apart; disabling a feed the server says is
 gone (410); when a permanent move (301/308) is adopted; which feeds are held
 back after a poll that could not be committed; the daily item quota and its
-effect on the validators; when a failed digest is tried again; when the FTS
+effect on the validators; when a failed digest is tried again; which feeds get
+article text and when a failed article is tried again; when the FTS
 index is merged and the WAL file checkpointed.
 
 Must not do I/O or read the clock: ``now`` is always an argument, and the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import TypeVar
@@ -342,3 +344,30 @@ def quiet_hours_end(now: datetime, window: tuple[time, time]) -> datetime | None
     end = now.replace(hour=window[1].hour, minute=window[1].minute, second=0, microsecond=0)
     return end if end > now else end + timedelta(days=1)
 
+
+# --- article text ----------------------------------------------------------------------
+
+TEASER_CHARS = 500  # title + summary under this: an item is a teaser
+ARTICLE_RETRY = 600.0  # seconds before a retryable article failure is tried again; x4 each
+ARTICLE_RETRY_FACTOR = 4
+ARTICLE_ATTEMPTS = 4  # then the failure is final
+
+
+def wants_article_text(mode: str, lengths: Sequence[int]) -> bool:
+    """Whether a feed's new items get their article text: ``always``,
+    ``never``, or (``auto``) when most of its recent items (``lengths``: the
+    characters of title + summary of each) are teasers."""
+    if mode == "always":
+        return True
+    if mode == "never" or not lengths:
+        return False
+    return sum(1 for n in lengths if n < TEASER_CHARS) * 2 > len(lengths)
+
+
+def article_retry(attempts: int, now: datetime) -> datetime | None:
+    """When a retryable article failure (timeout, 5xx, network), after
+    ``attempts`` tries in all, is tried again; None: never, it is final."""
+    if attempts >= ARTICLE_ATTEMPTS:
+        return None
+    delay = ARTICLE_RETRY * ARTICLE_RETRY_FACTOR ** max(0, attempts - 1)
+    return now + timedelta(seconds=delay)

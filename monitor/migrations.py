@@ -203,3 +203,55 @@ def m007_verdicts(db: Database) -> None:
             UNIQUE (story_key, topic_id)
         )""")
     db.table("verdicts").create_index(["topic_id", "verdict"])
+
+
+@migrations()
+def m008_articles(db: Database) -> None:
+    # Article text: the linked page's main text of items of teaser feeds.
+    # The queue is this table (a row is queued once per item, never again),
+    # so a crash or a restart loses no article and fetches none twice.
+    db.execute("""
+        CREATE TABLE articles (
+            item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'ok', 'failed')),
+            reason TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try_at TEXT,
+            fetched_at TEXT,
+            text TEXT,
+            text_hash TEXT,
+            chars INTEGER
+        )""")
+    db.execute("CREATE INDEX articles_status_next ON articles (status, next_try_at)")
+    # The text itself is also an items column, so the archive's FTS index
+    # (external content over items) searches it as its own column `article`,
+    # and plain sqlite3 opens and searches the file without our code.
+    db.table("items").add_column("article", str)
+    _rebuild_items_fts(db, ("title", "summary", "article"))
+    # Where a hit's words were (title, summary, article), comma-separated.
+    db.table("hits").add_column("found_in", str)
+
+
+def _rebuild_items_fts(db: Database, columns: tuple[str, ...]) -> None:
+    """items_fts again, as enable_fts makes it (external content over items,
+    kept by triggers), on ``columns``; by plain statements, because
+    sqlite-utils' executescript would commit the migration's transaction."""
+    for trigger in ("items_ai", "items_ad", "items_au"):
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    db.execute("DROP TABLE IF EXISTS items_fts")
+    cols = ", ".join(f'"{c}"' for c in columns)
+    old = ", ".join(f'old."{c}"' for c in columns)
+    new = ", ".join(f'new."{c}"' for c in columns)
+    db.execute(f'CREATE VIRTUAL TABLE "items_fts" USING FTS5 ({cols}, '
+               f"tokenize='{TOKENIZER}', content=\"items\")")
+    db.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")
+    db.execute(f'CREATE TRIGGER "items_ai" AFTER INSERT ON "items" BEGIN '
+               f'INSERT INTO "items_fts" (rowid, {cols}) VALUES (new.rowid, {new}); END')
+    db.execute(f'CREATE TRIGGER "items_ad" AFTER DELETE ON "items" BEGIN '
+               f'INSERT INTO "items_fts" ("items_fts", rowid, {cols}) '
+               f"VALUES('delete', old.rowid, {old}); END")
+    db.execute(f'CREATE TRIGGER "items_au" AFTER UPDATE ON "items" BEGIN '
+               f'INSERT INTO "items_fts" ("items_fts", rowid, {cols}) '
+               f"VALUES('delete', old.rowid, {old}); "
+               f'INSERT INTO "items_fts" (rowid, {cols}) VALUES (new.rowid, {new}); END')

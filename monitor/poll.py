@@ -21,12 +21,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from monitor.articles import ArticleSummary, fetch_articles
 from monitor.config import Config
-from monitor.decide import QUOTA_WINDOW, Decision, HeldFeeds, decide, within_quota
+from monitor.decide import (
+    QUOTA_WINDOW,
+    Decision,
+    HeldFeeds,
+    decide,
+    wants_article_text,
+    within_quota,
+)
 from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher, Network
 from monitor.match import Matcher
@@ -65,6 +73,7 @@ class PollSummary:
     # Every feed polled failed name resolution, on two hosts or more: the
     # machine, not the feeds, has lost its network or its DNS.
     offline: bool = False
+    articles: ArticleSummary = field(default_factory=ArticleSummary)
 
     @property
     def new_items(self) -> int:
@@ -184,35 +193,40 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
             raise
         ingest.submit(state, fetched, parsed)
 
-    async def fetch_all() -> None:
-        async with Fetcher(config.settings, network=network) as fetcher:
-            tasks: list[asyncio.Future[None]] = []
-            try:
-                for state in states:
-                    await room.acquire()
-                    tasks.append(asyncio.ensure_future(fetch_one(fetcher, state)))
-                await asyncio.gather(*tasks)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+    async def fetch_all(fetcher: Fetcher) -> None:
+        tasks: list[asyncio.Future[None]] = []
+        try:
+            for state in states:
+                await room.acquire()
+                tasks.append(asyncio.ensure_future(fetch_one(fetcher, state)))
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    fetching = asyncio.ensure_future(fetch_all())
-    watcher = asyncio.ensure_future(_watch(stop, fetching)) if stop is not None else None
-    try:
-        await fetching
-    except asyncio.CancelledError:
+    articles = ArticleSummary()
+    async with Fetcher(config.settings, network=network) as fetcher:
+        fetching = asyncio.ensure_future(fetch_all(fetcher))
+        watcher = asyncio.ensure_future(_watch(stop, fetching)) if stop is not None else None
+        try:
+            await fetching
+        except asyncio.CancelledError:
+            if stop is None or not stop.is_set():
+                raise
+            log.info("poll interrupted: %d of %d feeds fetched", ingest.submitted, len(states))
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            # Feeds already fetched are committed (or rolled back) before returning.
+            await ingest.close()
+        # Articles only once every feed fetch is done (none waits for one),
+        # through the same Fetcher; the store is free: the ingest thread ended.
         if stop is None or not stop.is_set():
-            raise
-        log.info("poll interrupted: %d of %d feeds fetched", ingest.submitted, len(states))
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-        # Feeds already fetched are committed (or rolled back) before returning.
-        await ingest.close()
+            articles = await fetch_articles(fetcher, store, matcher, config.settings, stop=stop)
     offline = _log_dns_failures(ingest.dns_failures, results, states)
     return PollSummary(tuple(results), started, time.monotonic() - t0, len(states),
-                       offline=offline)
+                       offline=offline, articles=articles)
 
 
 def _log_dns_failures(failures: Sequence[PollResult], results: Sequence[PollResult],
@@ -487,13 +501,27 @@ class _Cycle:
                                 quota_skipped=skipped)
         update = replace(self._update(state, fetched, decision, parsed),
                          quota_skipped=skipped, quota_limit=limit)
+        since = self._articles_since(state, parsed, fetched.fetched_at) if new else None
         return _Prepared(PollWrite(update, tuple(new), tuple(changed), tuple(hits),
-                                   alerts=self.config.alerts),
+                                   alerts=self.config.alerts, articles_since=since),
                       PollResult(state.id, "unchanged", http_status=fetched.status,
                                  updated_items=len(changed), bozo_reason=parsed.bozo_reason,
                                  bozo_notable=parsed.bozo_notable,
                                  quota_skipped=skipped),
                       counted=True)
+
+    def _articles_since(self, state: FeedState, parsed: ParsedFeed,
+                        now: datetime) -> datetime | None:
+        """For a feed that gets article text, the oldest publication time of
+        the new items to queue (settings.article_window); else None."""
+        try:
+            mode = self.config.article_mode(self.config.feed(state.id))
+        except MonitorError:
+            mode = self.config.settings.article_text
+        lengths = [len(e.title or "") + len(e.summary or "") for e in parsed.entries]
+        if not wants_article_text(mode, lengths):
+            return None
+        return now - timedelta(seconds=self.config.settings.article_window)
 
     def _within_quota(self, state: FeedState, new: list[Entry],
                       now: datetime) -> tuple[list[Entry], int, int]:

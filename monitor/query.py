@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from monitor.errors import QueryError, QueryTooLarge
 
 __all__ = [
+    "FTS_COLUMNS",
     "FTS_SCHEMA",
     "HIGHLIGHT_CLOSE",
     "HIGHLIGHT_OPEN",
@@ -52,7 +53,9 @@ __all__ = [
 TOKENIZER = "unicode61 remove_diacritics 2"
 # Every FTS5 table that runs topic queries has these columns (``title:``
 # filters name them) and this tokenizer; ``name`` is the table's.
-FTS_SCHEMA = f"CREATE VIRTUAL TABLE {{name}} USING fts5(title, summary, tokenize='{TOKENIZER}')"
+FTS_SCHEMA = (f"CREATE VIRTUAL TABLE {{name}} USING fts5(title, summary, article, "
+              f"tokenize='{TOKENIZER}')")
+FTS_COLUMNS = ("title", "summary", "article")
 
 # Matched words in snippets are wrapped in these markers; the digest and the
 # CLI render them (bold in a terminal, <mark> in HTML). Plain ASCII so the

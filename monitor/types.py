@@ -75,6 +75,12 @@ class Settings:
     parse_timeout: float = 10.0
     # Items stored per feed in 24 hours; beyond, new items are skipped.
     max_items_per_day: int = 2000
+    # Article text (the linked page's main text, see monitor/articles.py):
+    # "auto" turns it on for feeds whose items are mostly short teasers.
+    article_text: str = "auto"
+    article_budget: int = 50  # articles fetched per cycle
+    article_per_host: int = 2  # concurrent article fetches per host
+    article_window: float = 3 * 86400  # only items published this recently
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class FeedConfig:
     tags: tuple[str, ...] = ()
     language: str | None = None
     max_items_per_day: int | None = None  # None: settings.max_items_per_day
+    article_text: str | None = None  # auto | always | never; None: settings.article_text
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,8 @@ class Entry:
     updated_at: datetime | None = None
     language: str | None = None
     content_hash: str = ""
+    # The linked page's main text, once fetched (article text); "" until then.
+    article: str = ""
 
 
 @dataclass(frozen=True)
@@ -250,6 +259,9 @@ class Hit:
     entry_key: str
     terms: tuple[str, ...]
     snippet: str
+    # The columns the words were found in (title, summary, article), in that
+    # order; the snippet is cut from one of them.
+    found_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

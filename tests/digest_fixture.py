@@ -39,6 +39,7 @@ TOPICS = (
 CONFIG_YAML = """\
 settings:
   allow_private: true
+  article_text: never
 feeds:
   - {id: rferl, url: "https://www.rferl.org/api/", name: "RFE/RL (English)"}
   - {id: azattyq, url: "https://rus.azattyq.org/api/", name: "Азаттык"}

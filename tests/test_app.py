@@ -20,7 +20,7 @@ def _config(path: Path, query: str, *, examples: dict[str, list[str]] | None = N
     if examples:
         topic["examples"] = examples
     path.write_text(yaml.safe_dump({
-        "settings": {"allow_private": True},
+        "settings": {"allow_private": True, "article_text": "never"},
         "feeds": [{"id": "f", "url": "http://127.0.0.1:9/feed.xml", "name": "F"}],
         "topics": [topic]}), encoding="utf-8")
     return path

@@ -857,7 +857,7 @@ HOSTILE_RSS = """<?xml version="1.0" encoding="utf-8"?>
 </channel></rss>"""
 
 E2E_CONFIG = """\
-settings: {allow_private: true, timeout: 5s, connect_timeout: 2s}
+settings: {allow_private: true, timeout: 5s, connect_timeout: 2s, article_text: never}
 feeds:
   - {id: evil, url: "%s", name: "Evil feed"}
 topics:

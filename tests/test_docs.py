@@ -68,3 +68,9 @@ def test_every_test_docs_reliability_cites_exists():
                      if not (ROOT / path).exists()
                      or not re.search(rf"def {name}\b", (ROOT / path).read_text(encoding="utf-8")))
     assert not missing, f"docs/reliability.md cites tests that do not exist: {missing}"
+
+
+def test_the_article_settings_are_in_the_readme():
+    for name in ("article_text", "article_budget", "article_per_host", "article_window",
+                 "article:"):
+        assert name in README, f"README does not mention {name}"

@@ -29,6 +29,7 @@ CONFIG = """\
 # My desk's feeds — edited by hand, keep these notes.
 settings:
     allow_private:   true     # the test server is on 127.0.0.1
+    article_text: never
     timeout: 5s
     connect_timeout: 2s
 

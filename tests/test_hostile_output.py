@@ -56,7 +56,7 @@ HOSTILE_FEED = f"""<?xml version="1.0" encoding="utf-8"?>
 </channel></rss>""".encode()
 
 CONFIG = """\
-settings: {{allow_private: true, timeout: 5s, connect_timeout: 2s}}
+settings: {{allow_private: true, timeout: 5s, connect_timeout: 2s, article_text: never}}
 feeds:
 {feeds}
 topics:

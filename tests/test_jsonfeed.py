@@ -142,7 +142,8 @@ def test_a_json_feed_is_polled_stored_and_matched(tmp_path: Path, server: FeedSe
     server.put("/api.json", b'{"status": "ok", "items": []}', "application/json")
     config = tmp_path / "feeds.yaml"
     config.write_text(yaml.safe_dump({
-        "settings": {"allow_private": True, "timeout": "5s", "connect_timeout": "2s"},
+        "settings": {"allow_private": True, "timeout": "5s", "connect_timeout": "2s",
+                     "article_text": "never"},
         "feeds": [{"id": "influx", "url": server.url("/feed.json")},
                   {"id": "broken", "url": server.url("/broken.json")},
                   {"id": "api", "url": server.url("/api.json")}],

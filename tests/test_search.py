@@ -213,7 +213,7 @@ def test_search_with_a_phrase_of_100_words_exits_2(archive):
 
 def with_topic(path: Path, **topic: object) -> Path:
     data = shipped()
-    data["settings"] = {"allow_private": True}
+    data["settings"] = {"allow_private": True, "article_text": "never"}
     data["feeds"] = data["feeds"][:1]
     data["topics"].append({"id": "huge", "name": "huge", **topic})
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")

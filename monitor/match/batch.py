@@ -2,7 +2,8 @@
 
 Owns the Matcher and its second stage: after the prefilter (prefilter._Index)
 has left the few (topic, entry) pairs that could match, those entries go into
-a fresh in-memory FTS5 table with the columns ``title`` and ``summary`` and
+a fresh in-memory FTS5 table with the columns ``title``, ``summary`` and
+``article`` (the linked page's text, when fetched) and
 each remaining topic's query, pruned to the batch (see prune), runs once
 against it: SQLite has the last word. Each hit carries the matched words and
 a snippet (see evidence), so "why did this match?" always has an answer. Also
@@ -82,9 +83,10 @@ class _Batch:
     # phrases overlap, e.g. NEAR("air strike" strike). A hit must not be lost
     # to its evidence: each query falls back to fewer auxiliary functions.
     _COLUMNS = (
-        "highlight(p, 0, ?1, ?2), highlight(p, 1, ?1, ?2), snippet(p, -1, ?1, ?2, ?3, ?4)",
-        "highlight(p, 0, ?1, ?2), highlight(p, 1, ?1, ?2), NULL",
-        "NULL, NULL, NULL",
+        "highlight(p, 0, ?1, ?2), highlight(p, 1, ?1, ?2), snippet(p, -1, ?1, ?2, ?3, ?4), "
+        "highlight(p, 2, ?1, ?2)",
+        "highlight(p, 0, ?1, ?2), highlight(p, 1, ?1, ?2), NULL, highlight(p, 2, ?1, ?2)",
+        "NULL, NULL, NULL, NULL",
     )
     _HITS_WHERE = "p MATCH ?5 ORDER BY rowid"
     _ROW_WHERE = "p MATCH ?5 AND rowid = ?6"
@@ -105,8 +107,9 @@ class _Batch:
     def _add(self, rowid: int, entry: Entry) -> None:
         try:
             title, summary = scrub(entry.title), scrub(entry.summary)
-            self.db.execute("INSERT INTO p(rowid, title, summary) VALUES (?, ?, ?)",
-                            (rowid, title, summary))
+            article = scrub(entry.article) if entry.article else None
+            self.db.execute("INSERT INTO p(rowid, title, summary, article) VALUES (?, ?, ?, ?)",
+                            (rowid, title, summary, article))
             self.keys[rowid] = entry.key
         except Exception as exc:  # catalogue B8: one bad entry never loses the batch
             log.warning("entry %r skipped by the matcher: %s", getattr(entry, "key", "?"), exc)
@@ -121,8 +124,8 @@ class _Batch:
             except sqlite3.DatabaseError:
                 if n == len(self._COLUMNS) - 1:
                     raise
-        rows = [_Row(int(r[0]), str(r[1] or ""), str(r[2] or ""), str(r[3] or ""))
-                for r in found]
+        rows = [_Row(int(r[0]), str(r[1] or ""), str(r[2] or ""), str(r[3] or ""),
+                     str(r[4] or "")) for r in found]
         if n:
             rows = [self._plain_evidence(r) for r in rows]
         return rows
@@ -130,13 +133,14 @@ class _Batch:
     def _plain_evidence(self, row: _Row) -> _Row:
         """What snippet() would give, made in Python from the highlights (or
         the text itself when there are none)."""
-        title_hl, summary_hl = row.title_hl, row.summary_hl
-        if not (title_hl or summary_hl):
-            title_hl, summary_hl = self.db.execute(
-                "SELECT title, summary FROM p WHERE rowid = ?", (row.rowid,)).fetchone()
-        return _Row(row.rowid, title_hl or "", summary_hl or "",
-                    _window(summary_hl if HIGHLIGHT_OPEN in (summary_hl or "") else
-                            title_hl or summary_hl or ""))
+        title_hl, summary_hl, article_hl = row.columns
+        if not (title_hl or summary_hl or article_hl):
+            title_hl, summary_hl, article_hl = self.db.execute(
+                "SELECT title, summary, article FROM p WHERE rowid = ?", (row.rowid,)).fetchone()
+        shown = next((c for c in (summary_hl, article_hl) if HIGHLIGHT_OPEN in (c or "")),
+                     title_hl or summary_hl or article_hl or "")
+        return _Row(row.rowid, title_hl or "", summary_hl or "", _window(shown),
+                    article_hl or "")
 
     def hits(self, fts_query: str) -> list[_Row]:
         return self._rows(self._HITS_WHERE, fts_query)
@@ -245,7 +249,7 @@ class Matcher:
             if key is not None:
                 terms, snippet = _evidence(batch, clauses, row)
                 out.append(Hit(topic_id=plan.topic.id, entry_key=key, terms=terms,
-                               snippet=snippet))
+                               snippet=snippet, found_in=row.found_in()))
         return out
 
     def explain(self, text: str, title: str | None = None) -> list[TopicExplanation]:

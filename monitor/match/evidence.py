@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, marked
+from monitor.query import FTS_COLUMNS, HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, marked
 
 SNIPPET_ELLIPSIS = "…"
 SNIPPET_TOKENS = 16  # FTS5 allows 1..64; ~16 reads as one line
@@ -29,6 +29,16 @@ class _Row:
     title_hl: str
     summary_hl: str
     snippet: str
+    article_hl: str = ""
+
+    @property
+    def columns(self) -> tuple[str, str, str]:
+        return self.title_hl, self.summary_hl, self.article_hl
+
+    def found_in(self) -> tuple[str, ...]:
+        """The columns (FTS_COLUMNS) holding a matched word."""
+        return tuple(name for name, text in zip(FTS_COLUMNS, self.columns, strict=True)
+                     if HIGHLIGHT_OPEN in text)
 
 
 class _Rows(Protocol):
@@ -74,18 +84,18 @@ def _evidence(batch: _Rows, fts_clauses: Sequence[str],
     AND (strike OR protest)" that is the topic's own vocabulary, not the place
     names a long summary repeats. Within that window every word the whole
     query matched is marked."""
-    terms = _terms_of(row.title_hl, row.summary_hl)
+    terms = _terms_of(*row.columns)
     best: tuple[int, str] | None = None
     for fts_clause in fts_clauses:
         sub = batch.row(fts_clause, row.rowid)
         if sub is None:
             continue
-        n = len(_terms_of(sub.title_hl, sub.summary_hl))
+        n = len(_terms_of(*sub.columns))
         if n and (best is None or n <= best[0]):
             best = (n, sub.snippet)
     if best is None:
         return terms, row.snippet
-    window = _rehighlight(best[1], (row.title_hl, row.summary_hl))
+    window = _rehighlight(best[1], row.columns)
     return terms, window or best[1]
 
 

@@ -127,7 +127,8 @@ def _entry_tokens(entry: Entry) -> set[bytes] | None:
     is too odd to say (the FTS5 stage then decides, and logs it)."""
     try:
         # scrub only changes what separates tokens: no need to run it here.
-        return token_bytes((entry.title or "") + " " + (entry.summary or ""))
+        return token_bytes((entry.title or "") + " " + (entry.summary or "") + " "
+                           + (entry.article or ""))
     except Exception:
         return None
 

@@ -6,6 +6,7 @@ composes its mixins).
   write transaction, storage errors, to_iso/from_iso, db_path;
 - feeds.py: the config's feeds, due feeds, re-enabling;
 - items.py: the poll's writes (items, story keys, hits, feed state, fetch log);
+- articles.py: the article-text queue, its results and the hits they add;
 - topics.py: the config's topics, stale topics, re-applying them;
 - search.py: full-text search of the archive;
 - reports.py: `feeds`, `hits`, `status`, counts, and the digest's selects;
@@ -23,6 +24,7 @@ The migrations stay in monitor/migrations.py.
 from __future__ import annotations
 
 from monitor.store.alerts import AlertsMixin, OutboxRow
+from monitor.store.articles import ArticlesMixin, QueuedArticle
 from monitor.store.db import BUSY_TIMEOUT, DEFAULT_DB, StoreBase, db_path, from_iso, to_iso
 from monitor.store.desk import VERDICTS, DeskMixin
 from monitor.store.feeds import FeedsMixin
@@ -42,11 +44,11 @@ from monitor.store.topics import TopicsMixin
 
 __all__ = [
     "BUSY_TIMEOUT", "DEFAULT_DB", "FETCH_LOG_PER_FEED", "FETCH_LOG_TRIM_EVERY", "SEARCH_WINDOW", "VERDICTS",
-    "Carrier", "DigestFeed", "DigestHit", "FeedHealth", "OutboxRow", "PollWrite", "SearchResult", "Store",
+    "Carrier", "DigestFeed", "DigestHit", "FeedHealth", "OutboxRow", "PollWrite", "QueuedArticle", "SearchResult", "Store",
     "StoryHit", "db_path", "from_iso", "to_iso",
 ]
 
 
-class Store(FeedsMixin, TopicsMixin, ItemsMixin, SearchMixin, ReportsMixin, MaintenanceMixin,
-            AlertsMixin, DeskMixin, StoreBase):
+class Store(FeedsMixin, TopicsMixin, ItemsMixin, ArticlesMixin, SearchMixin, ReportsMixin,
+            MaintenanceMixin, AlertsMixin, DeskMixin, StoreBase):
     """One connection to the monitor database. Not shared between threads."""

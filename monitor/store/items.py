@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from monitor import stories
 from monitor.store.alerts import enqueue_alerts, had_success
+from monitor.store.articles import queue_articles
 from monitor.store.db import MAX_VARIABLES, StoreBase, chunks, to_iso
 from monitor.types import AlertConfig, Entry, FeedUpdate, Hit
 
@@ -36,6 +37,8 @@ class PollWrite:
     hits: Sequence[Hit] = ()
     # The config's alerts: their outbox rows are written with these hits.
     alerts: Sequence[AlertConfig] = ()
+    # Article text: the new items published at or after this are queued.
+    articles_since: datetime | None = None
 
 
 class ItemsMixin(StoreBase):
@@ -99,6 +102,9 @@ class ItemsMixin(StoreBase):
             enqueue_alerts(db, w.alerts, update.feed_id,
                            [(i, h, entries[h.entry_key]) for i, h in fresh], update.fetched_at)
         inserted = sum(1 for e in w.new if e.key in ids)
+        if w.articles_since is not None:
+            new_ids = [ids[e.key] for e in w.new if e.key in ids]
+            queue_articles(db, new_ids, w.articles_since)
         self._update_feed(db, update, inserted)
         self._log_fetch(db, update, inserted, n_hits)
         return inserted, n_hits
@@ -165,10 +171,10 @@ class ItemsMixin(StoreBase):
             if item_id is None:
                 continue
             cur = db.execute(
-                "INSERT INTO hits (item_id, topic_id, matched_at, terms, snippet) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (item_id, topic_id) DO NOTHING",
+                "INSERT INTO hits (item_id, topic_id, matched_at, terms, snippet, found_in) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id, topic_id) DO NOTHING",
                 [item_id, h.topic_id, to_iso(now), json.dumps(list(h.terms), ensure_ascii=False),
-                 h.snippet])
+                 h.snippet, ",".join(h.found_in)])
             count += cur.rowcount
             if cur.rowcount == 1 and fresh is not None:
                 fresh.append((item_id, h))

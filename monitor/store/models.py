@@ -112,13 +112,16 @@ class StoryHit(_Keyed):
     snippet: str | None
     feeds: tuple[str, ...]
     story_key: str | None
+    # Where the snippet's hit found its words: title, summary, article.
+    found_in: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {"title": self.title, "url": self.url, "published_at": self.published_at,
                 "matched_at": self.matched_at, "topics": list(self.topics),
                 "terms": list(self.terms),
                 "matched": {k: list(v) for k, v in self.matched.items()},
-                "snippet": self.snippet, "feeds": list(self.feeds), "story_key": self.story_key}
+                "snippet": self.snippet, "found_in": list(self.found_in),
+                "feeds": list(self.feeds), "story_key": self.story_key}
 
 
 @dataclass(frozen=True, slots=True)

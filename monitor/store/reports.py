@@ -49,7 +49,7 @@ class ReportsMixin(JobsMixin):
         return [self._story(row, where, params) for row in rows]
 
     def _story(self, row: dict[str, Any], where: list[str], params: list[Any]) -> StoryHit:
-        first = self.query("SELECT i.title, i.url, h.topic_id, h.snippet FROM hits h "
+        first = self.query("SELECT i.title, i.url, h.topic_id, h.snippet, h.found_in FROM hits h "
                            "JOIN items i ON i.id = h.item_id WHERE h.id = ?",
                            [row["first_hit"]])[0]
         matched = self.query(f"""
@@ -71,7 +71,8 @@ class ReportsMixin(JobsMixin):
             topics=tuple(by_topic), terms=tuple(terms),
             matched={k: tuple(v) for k, v in by_topic.items()},
             snippet=shown(first["snippet"]), feeds=tuple(f["feed_id"] for f in feeds),
-            story_key=row["story_key"])
+            story_key=row["story_key"],
+            found_in=tuple(w for w in (first["found_in"] or "").split(",") if w))
 
     def counts(self) -> dict[str, int]:
         out = {}

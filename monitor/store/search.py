@@ -18,7 +18,7 @@ SEARCH_WINDOW = 20_000  # newest items searched first, doubling (see Store.searc
 class SearchMixin(StoreBase):
     def search(self, fts_query: str, *, limit: int = 20) -> list[SearchResult]:
         """Stories matching an FTS5 query over the whole archive, best first: bm25
-        (title weighted 3x) discounted by age; one row per story with its feeds.
+        (title weighted 3x, article text half) discounted by age; one row per story with its feeds.
 
         Ranking every match of a common word costs seconds on a large archive, so
         the newest items (by rowid) are searched first, in windows that double
@@ -31,10 +31,10 @@ class SearchMixin(StoreBase):
             cur = self.conn.execute("""
                 SELECT i.id, i.title, i.url, i.feed_id, i.published_at, i.story_key,
                        snippet(items_fts, -1, ?, ?, '…', 16) AS snippet,
-                       bm25(items_fts, 3.0, 1.0) AS score
+                       bm25(items_fts, 3.0, 1.0, 0.5) AS score
                 FROM items_fts JOIN items i ON i.id = items_fts.rowid
                 WHERE items_fts MATCH ? AND items_fts.rowid > ?
-                ORDER BY bm25(items_fts, 3.0, 1.0)
+                ORDER BY bm25(items_fts, 3.0, 1.0, 0.5)
                          / (1.0 + max(0.0, julianday('now') - julianday(i.published_at)) / 30.0)
                 LIMIT ?""", [HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, fts_query, low, wanted])
         except sqlite3.OperationalError as exc:

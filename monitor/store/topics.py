@@ -50,7 +50,8 @@ class TopicsMixin(ItemsMixin):
     def item_batch(self, *, after_id: int, since: datetime | None,
                    limit: int) -> list[dict[str, Any]]:
         """Stored items in id order, for re-applying topics in bounded batches."""
-        sql = "SELECT id, feed_id, key, title, summary, url, published_at FROM items WHERE id > ?"
+        sql = ("SELECT id, feed_id, key, title, summary, url, published_at, article FROM items "
+               "WHERE id > ?")
         params: list[Any] = [after_id]
         if since is not None:
             sql += " AND published_at >= ?"
@@ -76,7 +77,7 @@ class TopicsMixin(ItemsMixin):
                 db.execute(f"DELETE FROM hits WHERE topic_id = ? AND item_id IN "
                            f"({','.join('?' * len(chunk))})", [topic_id, *chunk])
             added = self._insert_hits(db, {str(i): i for i in hits if i not in have},
-                                      [Hit(h.topic_id, str(i), h.terms, h.snippet)
+                                      [Hit(h.topic_id, str(i), h.terms, h.snippet, h.found_in)
                                        for i, h in hits.items() if i not in have], now)
         return added, len(gone)
 
