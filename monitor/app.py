@@ -456,7 +456,7 @@ class Monitor:
             self.config.feed(feed_id)
         if not feed_ids and not force:
             now = datetime.now(UTC)
-            if not self.store.due_feeds(now):
+            if not self.store.due_feeds(now) and not self.store.due_articles(now, 1):
                 # The usual cron run: no matcher, event loop, parse pool or HTTP
                 # client to build for nothing (~0.2 s of a 0.5 s start-up).
                 if on_start:
@@ -466,10 +466,10 @@ class Monitor:
                         progress=progress, on_start=on_start)
 
     def heartbeat(self) -> bool:
-        """The daemon's tick: record it; whether any feed is due."""
+        """The daemon's tick: record it; whether any feed (or queued article) is due."""
         now = datetime.now(UTC)
         self.store.daemon_update(last_tick_at=to_iso(now))
-        return bool(self.store.due_feeds(now))
+        return bool(self.store.due_feeds(now) or self.store.due_articles(now, 1))
 
     def poll_cycle(self, stop: StopFlag) -> PollSummary:
         """The daemon's poll: a cycle of the due feeds until ``stop`` is set."""
