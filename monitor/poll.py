@@ -29,6 +29,7 @@ from monitor.config import Config
 from monitor.decide import QUOTA_WINDOW, Decision, HeldFeeds, decide, within_quota
 from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher, Network
+from monitor.language import with_languages
 from monitor.match import Matcher
 from monitor.parse import parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, inline_limit, worth_a_pool
@@ -482,6 +483,7 @@ class _Cycle:
         new = [e for e in parsed.entries if e.key not in known]
         changed = [e for e in parsed.entries if e.key in known and known[e.key] != e.content_hash]
         new, skipped, limit = self._within_quota(state, new, fetched.fetched_at)
+        new, changed = with_languages(new), with_languages(changed)
         hits = self.matcher.match(new + changed)
         decision = self._decide(state, fetched, parsed, new_items=bool(new),
                                 quota_skipped=skipped)

@@ -62,4 +62,5 @@ def _entry(row: dict[str, object]) -> Entry:
     # The item id stands in as the key: hits come back keyed by it.
     published = from_iso(str(row["published_at"])) or datetime.now(UTC)
     return Entry(key=str(row["id"]), title=str(row["title"]), summary=str(row["summary"]),
-                 url=str(row["url"]) if row["url"] else None, published_at=published)
+                 url=str(row["url"]) if row["url"] else None, published_at=published,
+                 language=str(row["language"]) if row.get("language") else None)
