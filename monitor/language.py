@@ -25,8 +25,10 @@ MIN_LETTERS = 12
 # On the topic-eval set, guesses under this were wrong more often than right
 # (lower-case URL slugs read as Polish or Uzbek): no language beats a wrong one.
 MIN_PROBABILITY = 0.5
-# The classifier's cost grows with the text; a headline and a sentence decide it.
-MAX_CHARS = 300
+# The classifier walks the text byte by byte in Python: about 120 µs an item
+# at 120 characters, 240 µs at 300, for 3 in 150 more right on the topic-eval
+# set. A headline and the start of a sentence decide it.
+MAX_CHARS = 120
 
 _lock = threading.Lock()
 _identifier: Any = None
