@@ -12,7 +12,9 @@ language.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,17 +32,33 @@ MIN_PROBABILITY = 0.5
 # set. A headline and the start of a sentence decide it.
 MAX_CHARS = 120
 
+# py3langid 0.4 unpacks its model through a temporary file: with the disk (or
+# TMPDIR) full that fails, and a poll must not fail with it. Items then get no
+# language, and loading is tried again this much later.
+RETRY_LOAD_AFTER = 600.0  # seconds
+
+log = logging.getLogger("monitor.language")
 _lock = threading.Lock()
 _identifier: Any = None
+_failed_at: float | None = None
 
 
 def _model() -> Any:
-    global _identifier
+    """The identifier, loaded on first use; None while it cannot be loaded."""
+    global _identifier, _failed_at
     with _lock:
-        if _identifier is None:
+        if _identifier is not None:
+            return _identifier
+        if _failed_at is not None and time.monotonic() - _failed_at < RETRY_LOAD_AFTER:
+            return None
+        try:
             from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
             _identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        except Exception as exc:  # OSError (disk full), MemoryError, a broken install
+            _failed_at = time.monotonic()
+            log.warning("language detection unavailable, items get no language for now: %s",
+                        exc)
         return _identifier
 
 
@@ -50,7 +68,10 @@ def detect(title: str, summary: str = "") -> str | None:
     text = f"{title}\n{summary}"[:MAX_CHARS] if summary else title[:MAX_CHARS]
     if sum(1 for c in text if c.isalpha()) < MIN_LETTERS:
         return None
-    lang, probability = _model().classify(text)
+    model = _model()
+    if model is None:
+        return None
+    lang, probability = model.classify(text)
     return str(lang) if float(probability) >= MIN_PROBABILITY else None
 
 

@@ -18,7 +18,7 @@ from helpers import DATA, run_cli, shipped
 
 from monitor.language import detect, primary
 
-FEED = (DATA / "feeds" / "kz-languages.xml").read_bytes()  # no <language>
+FEED = (DATA / "language" / "kz-languages.xml").read_bytes()  # no <language>
 # The items of kz-languages.xml by the start of their titles, and their language.
 EXPECTED = {
     "Лучшие дворы": "ru",  # tengri-91
