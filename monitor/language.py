@@ -20,7 +20,7 @@ from typing import Any
 
 from monitor.types import Entry
 
-__all__ = ["MIN_LETTERS", "MIN_PROBABILITY", "detect", "primary", "with_languages"]
+__all__ = ["MIN_LETTERS", "MIN_PROBABILITY", "detect", "primary", "warm_up", "with_languages"]
 
 # Below this many letters a headline says too little ("Live", "Video: 3-1").
 MIN_LETTERS = 12
@@ -60,6 +60,13 @@ def _model() -> Any:
             log.warning("language detection unavailable, items get no language for now: %s",
                         exc)
         return _identifier
+
+
+def warm_up() -> None:
+    """Load the model in a background thread (once per process), so that the
+    first detect() of a poll does not wait for it."""
+    if _identifier is None and _failed_at is None:
+        threading.Thread(target=_model, name="langid-load", daemon=True).start()
 
 
 def detect(title: str, summary: str = "") -> str | None:

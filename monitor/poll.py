@@ -29,7 +29,7 @@ from monitor.config import Config
 from monitor.decide import QUOTA_WINDOW, Decision, HeldFeeds, decide, within_quota
 from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher, Network
-from monitor.language import with_languages
+from monitor.language import warm_up, with_languages
 from monitor.match import Matcher
 from monitor.parse import parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, inline_limit, worth_a_pool
@@ -123,6 +123,8 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
         # Even a small cycle may need one worker, for a body too large to
         # parse in-process under the budget; no process starts until then.
         parsers = own = ParsePool(workers or 1)
+    if any(f.language is None for f in config.feeds):
+        warm_up()  # the model loads while the feeds are fetched, not in the first commit
     try:
         return await _poll(config, store, states, started, progress=progress, rng=rng,
                            stop=stop, parsers=parsers, pooled=pooled,
