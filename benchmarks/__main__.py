@@ -400,7 +400,9 @@ def run_topics(report: Report) -> None:
                        f"{(m.stderr.strip().splitlines() or ['?'])[-1]}")
         return
     lines = m.stdout.splitlines()
-    head = [ln for ln in lines[: lines.index("") if "" in lines else 12]]
+    # The three tables (held-out half, tune half, whole set), up to the misses.
+    end = next((n for n, ln in enumerate(lines) if ln.startswith("misses")), 40)
+    head = lines[:end]
     took = [ln for ln in lines if ln.startswith("matching took")]
     report.section("Topic evaluation (precision/recall, no peer)",
                    "`python -m benchmarks.topics`:\n\n```\n" + "\n".join(head + took) + "\n```")

@@ -6,7 +6,11 @@ as the set's GUIDE.md says: items marked ``unsure`` are left out of the scores
 and listed separately; precision = correct pairs / pairs produced, recall =
 correct pairs / labelled pairs, per topic and micro-averaged.
 
-    python -m benchmarks.topics [--items F --labels F] [--config feeds.yaml]
+The set is split in two by a fixed seed (SPLIT_SEED): topics are tuned on the
+"tune" half only, and the "held-out" half, looked at only for this report, is
+the honest figure. Both halves and the whole set are reported.
+
+    python -m benchmarks.topics [--items F --labels F] [--config feeds.yaml] [--seed N]
 
 Default data: tests/data/topic-eval/, else ../shared/data/topic-eval/ beside the repository.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -30,6 +35,11 @@ from monitor.types import Entry, Topic
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIRS = (ROOT / "tests" / "data" / "topic-eval", ROOT.parent / "shared" / "data" / "topic-eval")
 DEFAULT_CONFIG = ROOT / "feeds.yaml"
+# Fixed so that the held-out half stays the same items from run to run; change
+# it only to start a fresh held-out half (and then tune on the new tune half).
+SPLIT_SEED = 14
+HELD_OUT = "held-out"
+TUNE = "tune"
 
 
 @dataclass(frozen=True)
@@ -143,21 +153,57 @@ def evaluate(topics: Sequence[Topic], items: Sequence[Item]) -> Report:
     return report
 
 
-def render(report: Report) -> str:
+def split(items: Sequence[Item], seed: int = SPLIT_SEED) -> dict[str, str]:
+    """Each item's half (HELD_OUT or TUNE), by id: the ids sorted, shuffled
+    with ``seed``, the first half held out. Unsure items are split too, so
+    either half is a fair sample of the set."""
+    ids = sorted(i.id for i in items)
+    random.Random(seed).shuffle(ids)
+    held = len(ids) // 2
+    return {item_id: HELD_OUT if n < held else TUNE for n, item_id in enumerate(ids)}
+
+
+def _table(report: Report) -> list[str]:
     lines = [f"{'topic':<24} {'P':>6} {'R':>6} {'F1':>6} {'TP':>4} {'FP':>4} {'FN':>4}"]
     rows = [*report.per_topic.items(), ("micro", report.micro)]
     for name, s in rows:
         lines.append(f"{name:<24} {s.precision:6.3f} {s.recall:6.3f} {s.f1:6.3f}"
                      f" {s.tp:4d} {s.fp:4d} {s.fn:4d}")
+    return lines
+
+
+def render_split(topics: Sequence[Topic], items: Sequence[Item], seed: int = SPLIT_SEED) -> str:
+    """The held-out half's table first (the figure to quote), then the tune
+    half's, then the whole set's in full (misses, false hits, unsure items),
+    each row of those marked with its half."""
+    half = split(items, seed)
+    lines: list[str] = []
+    for name in (HELD_OUT, TUNE):
+        part = [i for i in items if half[i.id] == name]
+        report = evaluate(topics, part)
+        lines += _table(report)
+        lines.append(f"({name} half: {len(part)} items, {len(report.unsure)} unsure, "
+                     f"split seed {seed})")
+        lines.append("")
+    lines.append("whole set:")
+    lines.append(render(evaluate(topics, items), half))
+    return "\n".join(lines)
+
+
+def render(report: Report, half: dict[str, str] | None = None) -> str:
+    def tag(item_id: str) -> str:
+        return f"[{half.get(item_id, '?')}] " if half else ""
+
+    lines = _table(report)
     for heading, rows3 in (("misses", report.misses), ("false hits", report.false_hits)):
         lines.append(f"\n{heading} ({len(rows3)}):")
-        lines += [f"  {t:<22} {i:<18} {title[:90]}" for t, i, title in sorted(rows3)]
+        lines += [f"  {t:<22} {i:<18} {tag(i)}{title[:90]}" for t, i, title in sorted(rows3)]
     lines.append(f"\nmatching took {report.match_seconds * 1000:.1f} ms"
                  f" ({len(report.per_topic)} topics, one batch of every item)")
     lines.append(f"\nunsure items, not scored ({len(report.unsure)}):")
     for item_id, title, labelled, got in report.unsure:
         lines.append(f"  {item_id:<18} labels={','.join(labelled) or '-'}"
-                     f"  matched={','.join(got) or '-'}  {title[:70]}")
+                     f"  matched={','.join(got) or '-'}  {tag(item_id)}{title[:70]}")
     return "\n".join(lines)
 
 
@@ -167,13 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--items", type=Path)
     parser.add_argument("--labels", type=Path)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--seed", type=int, default=SPLIT_SEED,
+                        help=f"split seed (default {SPLIT_SEED}: the held-out half of record)")
     args = parser.parse_args(argv)
     items_path, labels_path = args.items, args.labels
     if items_path is None or labels_path is None:
         d_items, d_labels = default_paths()
         items_path, labels_path = items_path or d_items, labels_path or d_labels
-    report = evaluate(load_topics(args.config), load_items(items_path, labels_path))
-    print(render(report))
+    print(render_split(load_topics(args.config), load_items(items_path, labels_path), args.seed))
     return 0
 
 

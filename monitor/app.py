@@ -374,9 +374,9 @@ class Monitor:
             yield store
 
     def terms(self) -> dict[str, tuple[str, ...]]:
-        """The config's term lists, or none when there is no config to read."""
+        """The config's term lists and entities, or none when there is no config to read."""
         try:
-            return dict(self.config.terms)
+            return self.config.lexicon
         except ConfigError:
             if Path(self.config_path).exists():
                 raise

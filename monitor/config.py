@@ -27,10 +27,21 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, ConfigErrors, QueryError
 from monitor.query import build_fts_query, expand_query, validate_query
-from monitor.types import AlertConfig, DigestConfig, Examples, FeedConfig, Settings, Topic
+from monitor.types import (
+    AlertConfig,
+    DigestConfig,
+    Entity,
+    EntityKind,
+    Examples,
+    FeedConfig,
+    Settings,
+    Topic,
+)
 
 DEFAULT_CONFIG = "feeds.yaml"
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+# An ISO 639-1 code as feeds and py3langid give it ("ru", "kk", "en").
+LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
 MIN_INTERVAL_FLOOR = 1.0  # seconds; settings.min_interval may go no lower
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
                "kib": 1024, "mib": 1024**2, "gib": 1024**3}
@@ -114,6 +125,13 @@ class TopicModel(_Model):
     query: str = Field(min_length=1)
     exclude: str | None = None
     examples: ExamplesModel = ExamplesModel()
+    languages: list[Annotated[str, Field(pattern=LANGUAGE_PATTERN)]] = []
+
+
+class EntityModel(_Model):
+    names: list[str] = Field(min_length=1)
+    kind: EntityKind
+    note: str | None = None
 
 
 class DigestModel(_Model):
@@ -145,6 +163,7 @@ class ConfigModel(_Model):
     alerts: list[AlertModel] = []
     feeds: list[FeedModel] = []
     terms: dict[str, list[str]] = {}
+    entities: dict[str, EntityModel] = {}
     topics: list[TopicModel] = []
 
 
@@ -157,6 +176,13 @@ class Config:
     topics: tuple[Topic, ...]
     digests: tuple[DigestConfig, ...]
     alerts: tuple[AlertConfig, ...] = ()
+    entities: Mapping[str, Entity] = dataclasses.field(default_factory=dict)
+
+    @property
+    def lexicon(self) -> dict[str, tuple[str, ...]]:
+        """Every ``@name`` a query may use: the term lists and the entities'
+        names (config checks that no name is both)."""
+        return {**self.terms, **{k: e.names for k, e in self.entities.items()}}
 
     def feed(self, feed_id: str) -> FeedConfig:
         return _by_id(self.feeds, feed_id, "feed", self.path)
@@ -222,7 +248,7 @@ def parse_config(text: str, path: str = "<string>") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError("the top level must be a mapping (settings, feeds, terms, topics, "
+        raise ConfigError("the top level must be a mapping (settings, feeds, terms, entities, topics, "
                           "digests, alerts)",
                           file=path)
     errors = _Errors(path, root)
@@ -362,6 +388,8 @@ def _as_line(line: object) -> int:
 
 def _owner(data: Any, loc: Sequence[Any]) -> dict[str, object]:
     """feed=/topic=/digest= context for an error inside a list of those."""
+    if len(loc) >= 2 and loc[0] == "entities":
+        return {"entity": str(loc[1])}
     if len(loc) >= 2 and loc[0] in _LISTS and isinstance(loc[1], int):
         kind = str(loc[0])[:-1]
         try:
@@ -406,7 +434,7 @@ def _add_pydantic(exc: ValidationError, data: Any, errors: _Errors) -> list[tupl
         by_loc.setdefault(loc, []).append(_message(err, loc))
     for loc, messages in by_loc.items():
         context = _owner(data, loc)
-        field_parts = loc[2:] if context else loc
+        field_parts = loc[2:] if context and loc[0] != "entities" else loc
         field = ".".join(str(p) for p in field_parts) or None
         errors.add(" or ".join(dict.fromkeys(messages)), loc, **context, field=field)
     return list(by_loc)
@@ -425,6 +453,7 @@ class _Valid:
     positions: dict[str, list[int]]  # feeds/topics/digests: file index of each model item
     settings_ok: bool = True
     broken_terms: set[str] = dataclasses.field(default_factory=set)
+    broken_entities: set[str] = dataclasses.field(default_factory=set)
 
 
 def _validate(data: dict[str, Any], errors: _Errors) -> _Valid:
@@ -455,12 +484,15 @@ def _drop(data: dict[str, Any], locs: list[tuple[Any, ...]], valid: _Valid) -> d
         head = loc[0] if loc else None
         if head in _LISTS and len(loc) >= 2 and isinstance(loc[1], int):
             items.setdefault(str(head), set()).add(loc[1])
-        elif head in ("settings", "terms") and len(loc) >= 2 and isinstance(data.get(head), dict):
+        elif (head in ("settings", "terms", "entities") and len(loc) >= 2
+              and isinstance(data.get(head), dict)):
             data[head] = {k: v for k, v in data[head].items() if k != loc[1]}
             if head == "settings":
                 valid.settings_ok = False
-            else:
+            elif head == "terms":
                 valid.broken_terms.add(str(loc[1]))
+            else:
+                valid.broken_entities.add(str(loc[1]))
         elif head is not None:
             data.pop(head, None)
             if head == "settings":
@@ -489,15 +521,19 @@ def _build(valid: _Valid, data: dict[str, Any], errors: _Errors) -> Config:
     settings = _settings(model.settings, errors, check=valid.settings_ok)
     feeds = _feeds(model, valid.positions["feeds"], settings, errors)
     terms = _terms(model.terms, errors)
-    # A topic using a broken term list is not reported again for it.
-    for name in valid.broken_terms | (set(model.terms) - set(terms)):
-        terms[name] = ("placeholder",)
-    topics = _topics(model.topics, valid.positions["topics"], terms, errors)
+    entities = _entities(model.entities, set(model.terms) | valid.broken_terms, errors)
+    lexicon = {**terms, **{k: e.names for k, e in entities.items()}}
+    # A topic using a broken term list or entity is not reported again for it.
+    broken = (valid.broken_terms | (set(model.terms) - set(terms))
+              | valid.broken_entities | (set(model.entities) - set(entities)))
+    for name in broken:
+        lexicon[name] = ("placeholder",)
+    topics = _topics(model.topics, valid.positions["topics"], lexicon, errors)
     digests = _digests(model.digests, valid.positions["digests"], _declared(data, "topics"),
                        errors)
     alerts = _alerts(model.alerts, valid.positions["alerts"], _declared(data, "topics"), errors)
     return Config(path=errors.path, settings=settings, feeds=feeds, terms=terms, topics=topics,
-                  digests=digests, alerts=alerts)
+                  digests=digests, alerts=alerts, entities=entities)
 
 
 def _settings(s: SettingsModel, errors: _Errors, *, check: bool) -> Settings:
@@ -584,6 +620,31 @@ def _terms(terms: dict[str, list[str]], errors: _Errors) -> dict[str, tuple[str,
     return out
 
 
+def _entities(entities: dict[str, EntityModel], term_names: set[str],
+              errors: _Errors) -> dict[str, Entity]:
+    """The valid entities; a name that is also a term list is refused, since
+    ``@name`` could then mean either."""
+    out = {}
+    for name, e in entities.items():
+        where = ["entities", name]
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            errors.add("entity names may use letters, digits, - and _ only", where,
+                       entity=name, field=f"entities.{name}")
+            continue
+        if name in term_names:
+            errors.add(f"@{name} is both a term list (terms.{name}) and an entity "
+                       f"(entities.{name}): rename one", where, entity=name,
+                       field=f"entities.{name}")
+            continue
+        names = tuple(v.strip() for v in e.names if v.strip().rstrip("*").strip())
+        if len(names) != len(e.names):
+            errors.add("an entity name is empty", [*where, "names"], entity=name,
+                       field=f"entities.{name}.names")
+            continue
+        out[name] = Entity(names=names, kind=e.kind, note=e.note)
+    return out
+
+
 def _topics(topics: list[TopicModel], positions: list[int], terms: Mapping[str, Sequence[str]],
             errors: _Errors) -> tuple[Topic, ...]:
     seen: set[str] = set()
@@ -603,7 +664,8 @@ def _topics(topics: list[TopicModel], positions: list[int], terms: Mapping[str, 
         out.append(Topic(id=t.id, name=t.name, description=t.description, query=t.query,
                          exclude=t.exclude, fts_query=fts,
                          examples=Examples(match=tuple(t.examples.match),
-                                           no_match=tuple(t.examples.no_match))))
+                                           no_match=tuple(t.examples.no_match)),
+                         languages=tuple(dict.fromkeys(t.languages))))
     return tuple(out)
 
 

@@ -124,6 +124,7 @@ def _replace(target: Path, shown: str, old: Config, new_text: str,
 
 def _same_rest(old: Config, new: Config) -> bool:
     return (old.settings == new.settings and dict(old.terms) == dict(new.terms)
+            and dict(old.entities) == dict(new.entities)
             and old.topics == new.topics and old.digests == new.digests)
 
 

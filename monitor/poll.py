@@ -37,6 +37,7 @@ from monitor.decide import (
 )
 from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher, Network
+from monitor.language import warm_up, with_languages
 from monitor.match import Matcher
 from monitor.parse import parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, inline_limit, worth_a_pool
@@ -131,6 +132,8 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
         # Even a small cycle may need one worker, for a body too large to
         # parse in-process under the budget; no process starts until then.
         parsers = own = ParsePool(workers or 1)
+    if any(f.language is None for f in config.feeds):
+        warm_up()  # the model loads while the feeds are fetched, not in the first commit
     try:
         return await _poll(config, store, states, started, progress=progress, rng=rng,
                            stop=stop, parsers=parsers, pooled=pooled,
@@ -496,6 +499,7 @@ class _Cycle:
         new = [e for e in parsed.entries if e.key not in known]
         changed = [e for e in parsed.entries if e.key in known and known[e.key] != e.content_hash]
         new, skipped, limit = self._within_quota(state, new, fetched.fetched_at)
+        new, changed = with_languages(new), with_languages(changed)
         hits = self.matcher.match(new + changed)
         decision = self._decide(state, fetched, parsed, new_items=bool(new),
                                 quota_skipped=skipped)

@@ -63,4 +63,5 @@ def _entry(row: dict[str, object]) -> Entry:
     published = from_iso(str(row["published_at"])) or datetime.now(UTC)
     return Entry(key=str(row["id"]), title=str(row["title"]), summary=str(row["summary"]),
                  url=str(row["url"]) if row["url"] else None, published_at=published,
-                 article=str(row.get("article") or ""))
+                 article=str(row.get("article") or ""),
+                 language=str(row["language"]) if row.get("language") else None)

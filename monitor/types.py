@@ -95,6 +95,20 @@ class FeedConfig:
     article_text: str | None = None  # auto | always | never; None: settings.article_text
 
 
+EntityKind = Literal["person", "place", "org", "party", "body"]
+ENTITY_KINDS: tuple[EntityKind, ...] = ("person", "place", "org", "party", "body")
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A person, place or body with every name it goes by (scripts, spellings,
+    renamings); a topic writes ``@name`` and gets all of them."""
+
+    names: tuple[str, ...]
+    kind: EntityKind
+    note: str | None = None
+
+
 @dataclass(frozen=True)
 class Examples:
     match: tuple[str, ...] = ()
@@ -113,6 +127,7 @@ class Topic:
     description: str = ""
     exclude: str | None = None
     examples: Examples = field(default_factory=Examples)
+    languages: tuple[str, ...] = ()  # empty: items of any language (or none)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,16 @@ def shipped() -> dict[str, Any]:
     return data
 
 
+def shipped_lexicon() -> dict[str, list[str]]:
+    """Every @name of the shipped config: its term lists and its entities' names."""
+    data = shipped()
+    return {**data.get("terms", {}),
+            **{k: e["names"] for k, e in data.get("entities", {}).items()}}
+
+
 def write_config(path: Path, feeds: list[dict[str, Any]], *, topics: bool = True,
                  settings: dict[str, Any] | None = None, **extra: Any) -> Path:
-    """A config with the given feeds and the shipped terms and topics."""
+    """A config with the given feeds and the shipped terms, entities and topics."""
     base = shipped() if topics else {}
     data: dict[str, Any] = {
         # No article text unless a test asks: its items' links lead off this machine.
@@ -33,6 +40,7 @@ def write_config(path: Path, feeds: list[dict[str, Any]], *, topics: bool = True
                      "article_text": "never", **(settings or {})},
         "feeds": feeds,
         "terms": base.get("terms", {}),
+        "entities": base.get("entities", {}),
         "topics": base.get("topics", []),
         **extra,
     }

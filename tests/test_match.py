@@ -422,7 +422,8 @@ def _shipped_words() -> list[str]:
     import yaml
 
     data = yaml.safe_load((ROOT / "feeds.yaml").read_text(encoding="utf-8"))
-    words = [w.rstrip("*") for terms in data["terms"].values() for w in terms]
+    lists = [*data["terms"].values(), *(e["names"] for e in data["entities"].values())]
+    words = [w.rstrip("*") for terms in lists for w in terms]
     return [*words, "the", "и", "в", "strike", "Kazakhstan's", "news", "2024", "-", ":"]
 
 

@@ -13,7 +13,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # benchmarks/ is a top-level package, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.topics import Report, evaluate, load_items, load_topics, main, render  # noqa: E402
+from benchmarks.topics import (  # noqa: E402
+    HELD_OUT,
+    TUNE,
+    Report,
+    evaluate,
+    load_items,
+    load_topics,
+    main,
+    render,
+    split,
+)
 
 EVAL = Path(__file__).resolve().parent / "data" / "topic-eval"
 
@@ -47,3 +57,25 @@ def test_command_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.splitlines()[0].split()[:4] == ["topic", "P", "R", "F1"]
     assert any(line.startswith("micro ") for line in out.splitlines())
     assert "unsure items, not scored (36)" in out
+
+
+def test_split_is_fixed_disjoint_and_halves_the_set() -> None:
+    items = load_items(EVAL / "items.jsonl", EVAL / "labels.jsonl")
+    half = split(items)
+    assert half == split(list(reversed(items)))  # by id, not by file order
+    held = [i for i in items if half[i.id] == HELD_OUT]
+    tune = [i for i in items if half[i.id] == TUNE]
+    assert len(held) + len(tune) == len(items)
+    assert abs(len(held) - len(tune)) <= 1
+    assert split(items, seed=1) != half
+
+
+def test_command_reports_held_out_tune_and_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--items", str(EVAL / "items.jsonl"), "--labels", str(EVAL / "labels.jsonl"),
+                 "--config", str(ROOT / "feeds.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("(held-out half: ") < out.index("(tune half: ") < out.index("whole set:")
+    micro = [line.split() for line in out.splitlines() if line.startswith("micro ")]
+    assert len(micro) == 3
+    held_tp, tune_tp, whole_tp = (int(m[4]) for m in micro)
+    assert held_tp + tune_tp == whole_tp

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from monitor.language import primary
 from monitor.match.cnf import necessary
 from monitor.match.evidence import (
     SNIPPET_ELLIPSIS,
@@ -207,6 +208,20 @@ class Matcher:
         groups: dict[str, _Group] = {}
         self._plans = tuple(p.with_templates(tokens, groups) for p in plans)
         self._index = _Index([necessary(t.fts_query) for t in self.topics])
+        self._languages = [frozenset(filter(None, map(primary, t.languages)))
+                           for t in self.topics]
+
+    def _speaking(self, wanted: dict[int, list[int]],
+                  entries: Sequence[Entry]) -> dict[int, list[int]]:
+        """``wanted`` without the items a language-limited topic does not
+        read: an item of no known language is left out of such a topic."""
+        out = {}
+        for n, items in wanted.items():
+            langs = self._languages[n]
+            kept = [i for i in items if primary(entries[i].language) in langs] if langs else items
+            if kept:
+                out[n] = kept
+        return out
 
     def match(self, entries: Sequence[Entry]) -> list[Hit]:
         """Every (topic, entry) hit of the batch, in topic order then entry
@@ -219,7 +234,7 @@ class Matcher:
         if not entries or not self.topics:
             return []
         tokens = [_entry_tokens(e) for e in entries]
-        wanted = self._index.candidates(tokens)
+        wanted = self._speaking(self._index.candidates(tokens), entries)
         if not wanted:
             return []
         rows = sorted({i for items in wanted.values() for i in items})
@@ -229,8 +244,12 @@ class Matcher:
             vocab = (batch.vocab() if any(t is None for t in known) else
                      _Vocab(t.decode() for t in set().union(*(t for t in known if t))))
             out: list[Hit] = []
-            for n in wanted:
-                out.extend(self._topic_hits(batch, vocab, self._plans[n]))
+            for n, items in wanted.items():
+                hits = self._topic_hits(batch, vocab, self._plans[n])
+                if self._languages[n]:  # the batch also holds items other topics wanted
+                    keys = {entries[i].key for i in items}
+                    hits = [h for h in hits if h.entry_key in keys]
+                out.extend(hits)
             return out
         finally:
             batch.close()

@@ -52,15 +52,15 @@ class ArticlesMixin(StoreBase):
 
     def article_entry(self, item_id: int) -> Entry | None:
         """The item as the matcher reads it, with its article text."""
-        rows = self._rows("SELECT key, title, summary, url, published_at, article FROM items "
+        rows = self._rows("SELECT key, title, summary, url, published_at, article, language FROM items "
                           "WHERE id = ?", [item_id])
         if not rows:
             return None
-        key, title, summary, url, published, article = rows[0]
+        key, title, summary, url, published, article, language = rows[0]
         published_at = from_iso(published)
         assert published_at is not None, "items.published_at is NOT NULL"
         return Entry(key=key, title=title, summary=summary, url=url, published_at=published_at,
-                     article=article or "")
+                     article=article or "", language=language or None)
 
     def store_article(self, item_id: int, text: str, text_hash: str, now: datetime,
                       hits: Sequence[Hit]) -> int:

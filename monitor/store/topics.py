@@ -50,7 +50,7 @@ class TopicsMixin(ItemsMixin):
     def item_batch(self, *, after_id: int, since: datetime | None,
                    limit: int) -> list[dict[str, Any]]:
         """Stored items in id order, for re-applying topics in bounded batches."""
-        sql = ("SELECT id, feed_id, key, title, summary, url, published_at, article FROM items "
+        sql = ("SELECT id, feed_id, key, title, summary, url, published_at, article, language FROM items "
                "WHERE id > ?")
         params: list[Any] = [after_id]
         if since is not None:
