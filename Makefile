@@ -40,7 +40,7 @@ lint: install-test
 # root it is installed here, otherwise those tests are skipped with the reason.
 chromium:
 	@if [ "$$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then \
-		apt-get install -y --no-install-recommends chromium \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
 		|| echo "chromium not installed: the browser tests will be skipped"; fi
 
 test: lint chromium
