@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -427,3 +428,35 @@ def test_sources_list_failing_then_silent_first(client: TestClient) -> None:
     assert states[0] == "failing" and "gone" in html.split('<tr class="failing">')[1][:200]
     assert states == sorted(states, key=["failing", "silent", "disabled", "ok"].index)
     assert "ok" in states
+
+
+def test_topics_check_runs_the_desks_verdicts_as_examples(
+        own_archive: tuple[Path, Path]) -> None:
+    config, db = own_archive
+    with open_monitor(str(config), str(db)) as m:
+        since = datetime.now(UTC) - timedelta(days=3650)
+        stories = m.desk_topic(TOPIC, since, datetime.now(UTC) + timedelta(seconds=1))
+        by_title = {s.title: s.key for s in stories["section"].stories}
+        gas = next(k for t, k in by_title.items() if "doubled gas prices" in t)
+        miners = next(k for t, k in by_title.items() if "Miners strike" in t)
+        jackson = m.search(m.search_reading("Jesse Jackson"), limit=1)[0]["story_key"]
+        assert jackson not in by_title.values()
+    assert run_cli("topics", "check", config=config, db=db).exit_code == 0  # no verdicts yet
+    with open_monitor(str(config), str(db)) as m:
+        m.set_verdict(gas, TOPIC, verdict="relevant")  # matches: passes
+        m.set_verdict(miners, TOPIC, verdict="not_relevant")  # still matches: fails
+        m.set_verdict(jackson, TOPIC, verdict="relevant")  # never matched: fails
+
+    result = run_cli("topics", "check", config=config, db=db)
+    assert result.exit_code == 2, result.output
+    assert "2 example(s) failed" in result.output
+    assert re.search(r"verdict: story '[^\n]*Miners strike[^\n]*' was marked not relevant for "
+                     rf"topic {TOPIC} and now matches it", result.output), result.output
+    assert re.search(r"verdict: story 'US civil rights leader Jesse Jackson dies aged 84' was "
+                     rf"marked relevant for topic {TOPIC} and no longer matches it",
+                     result.output), result.output
+    data = json.loads(run_cli("topics", "check", "--json", config=config, db=db).stdout)
+    verdicts = {r["story"]: r for r in data["examples"] if "story" in r}
+    assert {k: (r["expect"], r["pass"]) for k, r in verdicts.items()} == {
+        gas: ("match", True), miners: ("no match", False), jackson: ("match", False)}
+    assert data["failed"] == 2
