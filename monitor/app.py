@@ -319,8 +319,10 @@ class Monitor:
     use case (a stale topic, a config ignored by a report)."""
 
     def __init__(self, config_path: str, db_path: str, *,
-                 on_warning: Callable[[Notice], None] | None = None) -> None:
+                 on_warning: Callable[[Notice], None] | None = None,
+                 load: Callable[[str], Config] = load_config) -> None:
         self.config_path = config_path
+        self._load = load  # how feeds.yaml is read (the desk's: config.CachedConfig)
         self.db_path = db_path
         self.on_warning = on_warning or (lambda w: None)
         self._config: Config | None = None
@@ -345,7 +347,7 @@ class Monitor:
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(self.config_path)
+            self._config = self._load(self.config_path)
         return self._config
 
     @config.setter
@@ -897,11 +899,12 @@ class Monitor:
 
 
 def open_monitor(config: str | None = None, db: str | None = None, *,
-                 on_warning: Callable[[Notice], None] | None = None) -> Monitor:
+                 on_warning: Callable[[Notice], None] | None = None,
+                 load: Callable[[str], Config] = load_config) -> Monitor:
     """The Monitor of feeds.yaml at ``config`` and the database at ``db``
     (their defaults and environment variables when None); close it, or use
     it as a context manager."""
-    return Monitor(config_path(config), db_path(db), on_warning=on_warning)
+    return Monitor(config_path(config), db_path(db), on_warning=on_warning, load=load)
 
 
 # --- digests: one path for both kinds ------------------------------------------------------

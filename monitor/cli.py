@@ -759,7 +759,6 @@ def serve(obj: Monitor, host: str, port: int, hash_password: bool) -> None:
 
     Example: monitor serve --port 8080
     """
-    from monitor.app import open_monitor
     from monitor.web import security
 
     if hash_password:
@@ -768,12 +767,13 @@ def serve(obj: Monitor, host: str, port: int, hash_password: bool) -> None:
         return
     auth = security.DeskAuth.from_env()
     security.check_bind(host, auth)
+    from monitor.web.app import desk_monitors
     from monitor.web.app import serve as run_desk
 
     config, db = obj.config_path, obj.db_path
     err.print(f"desk on http://{escape(host)}:{port}/"
               + (" (login required)" if auth.required else ""))
-    run_desk(lambda: open_monitor(config, db), host=host, port=port, auth=auth)
+    run_desk(desk_monitors(config, db), host=host, port=port, auth=auth)
 
 
 @cli.command()

@@ -22,7 +22,10 @@ from helpers import DATA, run_cli, write_config
 from starlette.testclient import TestClient
 
 from monitor.app import open_monitor
-from monitor.web.app import create_app
+from monitor.config import CachedConfig
+from monitor.digest.sources import sources_health
+from monitor.store import Store
+from monitor.web.app import create_app, desk_monitors
 from monitor.web.security import CSP, DeskAuth
 
 TOPIC = "kz-labour-protests"
@@ -331,7 +334,7 @@ def running_desk(config: Path, db: Path) -> Iterator[str]:
 
     import uvicorn
 
-    app = create_app(lambda: open_monitor(str(config), str(db)))
+    app = create_app(desk_monitors(str(config), str(db)))  # as `monitor serve` builds it
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -460,3 +463,37 @@ def test_topics_check_runs_the_desks_verdicts_as_examples(
     assert {k: (r["expect"], r["pass"]) for k, r in verdicts.items()} == {
         gas: ("match", True), miners: ("no match", False), jackson: ("match", False)}
     assert data["failed"] == 2
+
+
+def test_the_desk_reads_feeds_yaml_again_only_when_it_changes(
+        own_archive: tuple[Path, Path]) -> None:
+    config, db = own_archive
+    cache = CachedConfig()
+    with TestClient(create_app(lambda: open_monitor(str(config), str(db), load=cache))) as c:
+        for url in ("/", f"/topic/{TOPIC}", "/sources", "/"):
+            assert c.get(url).status_code == 200
+        assert cache.loads == 1
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace("Labour protests in Kazakhstan",
+                                       "Strikes and protests, Kazakhstan"), encoding="utf-8")
+        page = c.get("/").text
+        assert "Strikes and protests, Kazakhstan" in page
+        assert "Labour protests in Kazakhstan" not in page
+        assert c.get(f"/topic/{TOPIC}").status_code == 200
+        assert cache.loads == 2
+
+
+def test_silence_of_every_feed_is_one_query(own_archive: tuple[Path, Path]) -> None:
+    _, db = own_archive
+    statements: list[str] = []
+    with Store(str(db)) as store:
+        feeds = store.digest_feeds()
+        one_by_one = {f: store.recent_published(f, datetime.now(UTC), 20) for f in feeds}
+        store.conn.set_trace_callback(statements.append)
+        sources_health(store, feeds, datetime.now(UTC))
+        together = store.recent_published_many(list(feeds), datetime.now(UTC), 20)
+        store.conn.set_trace_callback(None)
+    reads = [s for s in statements if "published_at" in s and "items" in s]
+    assert len(reads) == 2, reads  # sources_health's one, and the direct call's
+    assert together == one_by_one
+    assert any(together.values())
