@@ -98,12 +98,15 @@ class DeskMixin(StoreBase):
         publication date, for the ``days`` 24 h windows ending at ``until``."""
         if not topic_ids:
             return []
+        # CROSS JOIN walks the window's items by date: the planner's own choice
+        # walked every hit of the topics (the whole year) instead, 3x slower
+        # on the 1M-item benchmark archive.
         end = int(until.timestamp())
         rows = self._rows(f"""
             SELECT h.topic_id,
                    (? - CAST(strftime('%s', i.published_at) AS INTEGER) - 1) / 86400 AS ago,
                    count(DISTINCT coalesce(i.story_key, 'i:' || i.id))
-            FROM hits h JOIN items i ON i.id = h.item_id
+            FROM items i CROSS JOIN hits h ON h.item_id = i.id
             WHERE i.published_at >= ? AND i.published_at < ?
               AND h.topic_id IN ({marks(topic_ids)})
             GROUP BY h.topic_id, ago""",
