@@ -42,7 +42,9 @@ def pages(client: TestClient) -> dict[str, str]:
     found = re.search(r'href="/story\?key=([^"]+)" class="open"', client.get(topic).text)
     story = f"/story?key={found.group(1)}" if found else "/story?key=none"
     return {"overview": "/", "topic (7d)": topic, "topic (30d)": f"/topic/{TOPIC}?period=30d",
-            "story": story, "search": "/search?q=unpaid%20wages", "sources": "/sources"}
+            "story": story, "search": "/search?q=unpaid%20wages",
+            # a filler word of most items: the heaviest search of the archive
+            "search (common)": "/search?q=report", "sources": "/sources"}
 
 
 def measure(client: TestClient, url: str, requests: int) -> tuple[float, float, int]:
@@ -77,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"({path.stat().st_size / 1e6:.0f} MB)")
         config = Path(tmp) / "feeds.yaml"
         write_config(config)
-        print(f"{'page':<12} {'median':>9} {'worst':>9}  status  ({args.requests} requests each)")
+        print(f"{'page':<16} {'median':>9} {'worst':>9}  status  ({args.requests} requests each)")
         with TestClient(create_app(desk_monitors(str(config), str(path)))) as client:
             for name, url in pages(client).items():
                 med, worst, status = measure(client, url, args.requests)
-                print(f"{name:<12} {med * 1000:>7.1f}ms {worst * 1000:>7.1f}ms  {status}  "
+                print(f"{name:<16} {med * 1000:>7.1f}ms {worst * 1000:>7.1f}ms  {status}  "
                       f"{'ok' if med < GOAL else 'SLOW'}")
     return 0
 
