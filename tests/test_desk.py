@@ -497,3 +497,10 @@ def test_silence_of_every_feed_is_one_query(own_archive: tuple[Path, Path]) -> N
     assert len(reads) == 2, reads  # sources_health's one, and the direct call's
     assert together == one_by_one
     assert any(together.values())
+
+
+def test_sources_page_shows_each_feeds_item_count(client: TestClient) -> None:
+    page = client.get("/sources").text
+    assert "built-in method" not in page  # a dict's .items method, not the count
+    assert re.search(r"<td>bbc <span class=\"muted\">bbc</span></td><td>\w+</td><td>[1-9]\d*</td>",
+                     page), page
