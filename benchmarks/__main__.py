@@ -8,7 +8,7 @@ Runs, in order: poll throughput beside `reader` and a naive loop (benchmarks.pol
 with an in-process profile of a first and an unchanged poll and a parser
 comparison), matching throughput (benchmarks.matching), digest and search
 latency on a large archive (benchmarks.digest, then Store.search on the same
-database), topic precision/recall (benchmarks.topics), article extraction
+database), the desk's page times on that archive (benchmarks.desk), topic precision/recall (benchmarks.topics), article extraction
 quality and speed (benchmarks.extraction) and the daemon's memory
 over several cycles (benchmarks.soak). Each part prints as it goes; the report
 puts every figure beside its peer and marks each target of the issue met or
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -34,9 +35,10 @@ from benchmarks import poll as bp
 from benchmarks.common import ROOT, SHARED_FEEDS, load_corpus, machine, run_measured, table
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-PARTS = ("poll", "matching", "digest", "topics", "extraction", "soak")
+PARTS = ("poll", "matching", "digest", "desk", "topics", "extraction", "soak")
 SEARCH_TARGET = 0.2  # seconds
 DIGEST_TARGET = 2.0  # seconds
+DESK_TARGET = 0.2  # seconds, a desk page
 RSS_TARGET = 150.0  # MB, daemon with 2,000 feeds
 # Words of benchmarks.digest's generated headlines (a small vocabulary: every word
 # there is in several percent of the items, so these are the heavy queries).
@@ -390,6 +392,45 @@ def measure_search(db: Path) -> list[tuple[str, str, int, float, float]]:
     return out
 
 
+# ---------------------------------------------------------------- desk
+
+
+def run_desk(report: Report) -> None:
+    s = report.sizes
+    cmd = [sys.executable, "-m", "benchmarks.desk", "--items", str(s.digest_items),
+           "--hits", str(s.digest_hits)]
+    print(f"desk: building {s.digest_items:,} items / {s.digest_hits:,} hits", flush=True)
+    report.mark_load("before desk")
+    m = run_measured(cmd, timeout=3600)
+    report.mark_load("after desk")
+    if m.returncode != 0:
+        report.section("Desk page times", f"benchmarks.desk failed (exit {m.returncode}):"
+                       f"\n\n```\n{m.stderr[-2000:]}\n```")
+        return
+    report.section("Desk page times", "`python -m benchmarks.desk --items "
+                   f"{s.digest_items} --hits {s.digest_hits}` (median and worst of 20 "
+                   "requests per page, in-process through the Starlette app):\n\n```\n"
+                   f"{m.stdout.strip()}\n```")
+    medians = _desk_medians(m.stdout)
+    if medians:
+        page, worst = max(medians.items(), key=lambda kv: kv[1])
+        scale = "" if s.digest_items >= 1_000_000 else f" (at {s.digest_items:,} items, not 1M)"
+        report.targets.append((
+            "desk page < 200 ms", f"slowest median {worst * 1000:.0f} ms ({page})" + scale,
+            "met" if worst < DESK_TARGET else f"not met (gap {worst / DESK_TARGET:.1f}x)",
+            "-" if worst < DESK_TARGET else "see benchmarks.desk output"))
+
+
+def _desk_medians(output: str) -> dict[str, float]:
+    """Each page's median (seconds) from benchmarks.desk's table."""
+    out = {}
+    for line in output.splitlines():
+        found = re.match(r"(\S.*?)\s+([\d.]+)ms\s+([\d.]+)ms\s+\d+", line)
+        if found:
+            out[found.group(1)] = float(found.group(2)) / 1000
+    return out
+
+
 # ---------------------------------------------------------------- topics, soak
 
 
@@ -478,7 +519,7 @@ def render(report: Report) -> str:
             "`make bench` or `python -m benchmarks [--quick]` (needs the `bench` extra: "
             "`pip install -e '.[bench]'`). Parts alone: `python -m benchmarks.poll --feeds N "
             "--profile`, `python -m benchmarks.matching`, `python -m benchmarks.digest`, "
-            "`python -m benchmarks.topics`, `python -m benchmarks.extraction [--compare]`, "
+            "`python -m benchmarks.desk`, `python -m benchmarks.topics`, `python -m benchmarks.extraction [--compare]`, "
             "`python -m benchmarks.soak`. Without "
             "`../shared/data/real-feeds` the poll part is skipped and matching falls back to "
             "tests/data/feeds.", ""]
@@ -505,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Report(sizes, list(sys.argv[1:] if argv is None else argv), machine())
     report.mark_load("start")
     steps: dict[str, Callable[[Report], None]] = {
-        "poll": run_poll, "matching": run_matching, "digest": run_digest,
+        "poll": run_poll, "matching": run_matching, "digest": run_digest, "desk": run_desk,
         "topics": run_topics, "extraction": run_extraction, "soak": run_soak}
     for part in parts:
         steps[part](report)

@@ -37,7 +37,7 @@ from monitor.errors import ConfigError, MonitorError, StorageError, UsageError
 from monitor.poll import PollSummary, Progress, StopFlag, poll_async, run_poll
 from monitor.store import Store, db_path, from_iso, to_iso
 from monitor.store.maintenance import INCREMENTAL
-from monitor.types import DigestConfig, FeedConfig, Topic
+from monitor.types import DigestConfig, Entry, FeedConfig, Topic
 
 if TYPE_CHECKING:
     from monitor.digest import Digest
@@ -78,6 +78,7 @@ class ExampleResult:
     expect: Literal["match", "no match"]
     text: str
     ok: bool
+    story: str | None = None  # a desk verdict's story key; None: a feeds.yaml example
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,14 @@ def check_examples(config: Config) -> list[ExampleFailure]:
     return failures
 
 
+def _verdict_entry(row: dict[str, Any]) -> Entry:
+    # The item id stands in as the key: hits come back keyed by it.
+    published = from_iso(str(row["published_at"])) or datetime.now(UTC)
+    return Entry(key=str(row["id"]), title=str(row["title"] or ""),
+                 summary=str(row["summary"] or ""), url=str(row["url"]) if row["url"] else None,
+                 published_at=published)
+
+
 def load_checked(path: str, *, hint: bool = False) -> Config:
     """feeds.yaml, refused (ConfigError) when a topic's example fails; ``hint``
     points the message at `monitor topics check`."""
@@ -314,8 +323,10 @@ class Monitor:
     use case (a stale topic, a config ignored by a report)."""
 
     def __init__(self, config_path: str, db_path: str, *,
-                 on_warning: Callable[[Notice], None] | None = None) -> None:
+                 on_warning: Callable[[Notice], None] | None = None,
+                 load: Callable[[str], Config] = load_config) -> None:
         self.config_path = config_path
+        self._load = load  # how feeds.yaml is read (the desk's: config.CachedConfig)
         self.db_path = db_path
         self.on_warning = on_warning or (lambda w: None)
         self._config: Config | None = None
@@ -340,7 +351,7 @@ class Monitor:
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(self.config_path)
+            self._config = self._load(self.config_path)
         return self._config
 
     @config.setter
@@ -413,7 +424,34 @@ class Monitor:
                      for text in t.examples.match]
             rows += [ExampleResult(t.id, "no match", text, (t.id, text) not in failures)
                      for text in t.examples.no_match]
-        return rows, len(failures)
+        verdicts = self.verdict_examples(config)
+        return rows + verdicts, len(failures) + sum(not r.ok for r in verdicts)
+
+    def verdict_examples(self, config: Config) -> list[ExampleResult]:
+        """The desk's verdicts run as examples: a story marked relevant for a
+        topic must still match it (any of its items), not relevant must not.
+        Verdicts of topics no longer in the config are left out."""
+        if not Path(self.db_path).exists():
+            return []
+        with self.open_store() as store:
+            rows = store.reviewed_items()
+        stories: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in rows:
+            stories.setdefault((r["topic_id"], r["story_key"]), []).append(r)
+        out = []
+        for topic in config.topics:
+            mine = {key: items for (t, key), items in stories.items() if t == topic.id}
+            if not mine:
+                continue
+            entries = [_verdict_entry(i) for items in mine.values() for i in items]
+            matched = {h.entry_key for h in match.Matcher([topic]).match(entries)}
+            for key, items in mine.items():
+                relevant = items[0]["verdict"] == "relevant"
+                hit = any(str(i["id"]) in matched for i in items)
+                title = next((str(i["title"]) for i in items if i["title"]), key)
+                out.append(ExampleResult(topic.id, "match" if relevant else "no match",
+                                         title, hit == relevant, story=key))
+        return out
 
     def topics_test(self, text: str, title: str | None = None) -> list[match.TopicExplanation]:
         return match.Matcher(self.config.topics).explain(text, title=title)
@@ -915,11 +953,12 @@ def _convert(store: Store, on_line: Callable[[str], None] | None) -> bool:
 
 
 def open_monitor(config: str | None = None, db: str | None = None, *,
-                 on_warning: Callable[[Notice], None] | None = None) -> Monitor:
+                 on_warning: Callable[[Notice], None] | None = None,
+                 load: Callable[[str], Config] = load_config) -> Monitor:
     """The Monitor of feeds.yaml at ``config`` and the database at ``db``
     (their defaults and environment variables when None); close it, or use
     it as a context manager."""
-    return Monitor(config_path(config), db_path(db), on_warning=on_warning)
+    return Monitor(config_path(config), db_path(db), on_warning=on_warning, load=load)
 
 
 # --- digests: one path for both kinds ------------------------------------------------------

@@ -219,18 +219,29 @@ def topics_test(obj: Monitor, text: str, title: str | None, as_json: bool) -> No
 @click.pass_obj
 @handle_errors
 def topics_check(obj: Monitor, as_json: bool) -> None:
-    """Run every topic's examples as a pass/fail table (exit 2 on a failure)."""
+    """Run every topic's examples, and the desk's verdicts as examples (a story
+    marked relevant must match its topic, not relevant must not), as a
+    pass/fail table (exit 2 on a failure)."""
     rows, failed = obj.topics_check()
     if as_json:
         print_json({"examples": [{"topic": r.topic_id, "expect": r.expect, "text": r.text,
-                                  "pass": r.ok} for r in rows],
+                                  "pass": r.ok, **({"story": r.story} if r.story else {})}
+                                 for r in rows],
                     "failed": failed})
     else:
         table = _table("topic", "expect", "example", "result")
         for r in rows:
-            table.add_row(r.topic_id, r.expect, escape(r.text[:90]),
+            text = f"story: {r.text}" if r.story else r.text
+            table.add_row(r.topic_id, r.expect, escape(text[:90]),
                           "[green]pass[/green]" if r.ok else "[red]FAIL[/red]")
         out.print(table)
+    for r in rows:
+        if r.story and not r.ok:
+            # A verdict's failure is named in full: the table cuts titles short.
+            marked = "relevant" if r.expect == "match" else "not relevant"
+            now = "no longer matches" if r.expect == "match" else "now matches"
+            err.print(f"verdict: story {escape(repr(r.text))} was marked {marked} for topic "
+                      f"{escape(r.topic_id)} and {now} it")
     if failed:
         err.print(f"{failed} example(s) failed")
         sys.exit(2)
@@ -781,7 +792,6 @@ def serve(obj: Monitor, host: str, port: int, hash_password: bool) -> None:
 
     Example: monitor serve --port 8080
     """
-    from monitor.app import open_monitor
     from monitor.web import security
 
     if hash_password:
@@ -790,12 +800,13 @@ def serve(obj: Monitor, host: str, port: int, hash_password: bool) -> None:
         return
     auth = security.DeskAuth.from_env()
     security.check_bind(host, auth)
+    from monitor.web.app import desk_monitors
     from monitor.web.app import serve as run_desk
 
     config, db = obj.config_path, obj.db_path
     err.print(f"desk on http://{escape(host)}:{port}/"
               + (" (login required)" if auth.required else ""))
-    run_desk(lambda: open_monitor(config, db), host=host, port=port, auth=auth)
+    run_desk(desk_monitors(config, db), host=host, port=port, auth=auth)
 
 
 @cli.command()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
@@ -238,6 +239,35 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config: {exc}", file=path) from None
     return parse_config(text, path)
+
+
+class CachedConfig:
+    """``load_config`` for a long-running reader (the desk): feeds.yaml is read
+    again only when its size, mtime or inode changes. Errors are not kept, so a
+    fixed file is picked up on the next call. Safe across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cached: dict[str, tuple[tuple[int, int, int], Config]] = {}
+        self.loads = 0  # files actually read and parsed
+
+    def __call__(self, path: str | os.PathLike[str]) -> Config:
+        path = str(path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return load_config(path)  # its own ConfigError: not found, unreadable
+        # The stat comes before the read: a change racing the read is seen next time.
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with self._lock:
+            hit = self._cached.get(path)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+        config = load_config(path)
+        with self._lock:
+            self.loads += 1
+            self._cached[path] = (stamp, config)
+        return config
 
 
 def parse_config(text: str, path: str = "<string>") -> Config:

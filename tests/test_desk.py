@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -21,7 +22,10 @@ from helpers import DATA, run_cli, write_config
 from starlette.testclient import TestClient
 
 from monitor.app import open_monitor
-from monitor.web.app import create_app
+from monitor.config import CachedConfig
+from monitor.digest.sources import sources_health
+from monitor.store import Store
+from monitor.web.app import create_app, desk_monitors
 from monitor.web.security import CSP, DeskAuth
 
 TOPIC = "kz-labour-protests"
@@ -330,7 +334,7 @@ def running_desk(config: Path, db: Path) -> Iterator[str]:
 
     import uvicorn
 
-    app = create_app(lambda: open_monitor(str(config), str(db)))
+    app = create_app(desk_monitors(str(config), str(db)))  # as `monitor serve` builds it
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -427,3 +431,76 @@ def test_sources_list_failing_then_silent_first(client: TestClient) -> None:
     assert states[0] == "failing" and "gone" in html.split('<tr class="failing">')[1][:200]
     assert states == sorted(states, key=["failing", "silent", "disabled", "ok"].index)
     assert "ok" in states
+
+
+def test_topics_check_runs_the_desks_verdicts_as_examples(
+        own_archive: tuple[Path, Path]) -> None:
+    config, db = own_archive
+    with open_monitor(str(config), str(db)) as m:
+        since = datetime.now(UTC) - timedelta(days=3650)
+        stories = m.desk_topic(TOPIC, since, datetime.now(UTC) + timedelta(seconds=1))
+        by_title = {s.title: s.key for s in stories["section"].stories}
+        gas = next(k for t, k in by_title.items() if "doubled gas prices" in t)
+        miners = next(k for t, k in by_title.items() if "Miners strike" in t)
+        jackson = m.search(m.search_reading("Jesse Jackson"), limit=1)[0]["story_key"]
+        assert jackson not in by_title.values()
+    assert run_cli("topics", "check", config=config, db=db).exit_code == 0  # no verdicts yet
+    with open_monitor(str(config), str(db)) as m:
+        m.set_verdict(gas, TOPIC, verdict="relevant")  # matches: passes
+        m.set_verdict(miners, TOPIC, verdict="not_relevant")  # still matches: fails
+        m.set_verdict(jackson, TOPIC, verdict="relevant")  # never matched: fails
+
+    result = run_cli("topics", "check", config=config, db=db)
+    assert result.exit_code == 2, result.output
+    assert "2 example(s) failed" in result.output
+    assert re.search(r"verdict: story '[^\n]*Miners strike[^\n]*' was marked not relevant for "
+                     rf"topic {TOPIC} and now matches it", result.output), result.output
+    assert re.search(r"verdict: story 'US civil rights leader Jesse Jackson dies aged 84' was "
+                     rf"marked relevant for topic {TOPIC} and no longer matches it",
+                     result.output), result.output
+    data = json.loads(run_cli("topics", "check", "--json", config=config, db=db).stdout)
+    verdicts = {r["story"]: r for r in data["examples"] if "story" in r}
+    assert {k: (r["expect"], r["pass"]) for k, r in verdicts.items()} == {
+        gas: ("match", True), miners: ("no match", False), jackson: ("match", False)}
+    assert data["failed"] == 2
+
+
+def test_the_desk_reads_feeds_yaml_again_only_when_it_changes(
+        own_archive: tuple[Path, Path]) -> None:
+    config, db = own_archive
+    cache = CachedConfig()
+    with TestClient(create_app(lambda: open_monitor(str(config), str(db), load=cache))) as c:
+        for url in ("/", f"/topic/{TOPIC}", "/sources", "/"):
+            assert c.get(url).status_code == 200
+        assert cache.loads == 1
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace("Labour protests in Kazakhstan",
+                                       "Strikes and protests, Kazakhstan"), encoding="utf-8")
+        page = c.get("/").text
+        assert "Strikes and protests, Kazakhstan" in page
+        assert "Labour protests in Kazakhstan" not in page
+        assert c.get(f"/topic/{TOPIC}").status_code == 200
+        assert cache.loads == 2
+
+
+def test_silence_of_every_feed_is_one_query(own_archive: tuple[Path, Path]) -> None:
+    _, db = own_archive
+    statements: list[str] = []
+    with Store(str(db)) as store:
+        feeds = store.digest_feeds()
+        one_by_one = {f: store.recent_published(f, datetime.now(UTC), 20) for f in feeds}
+        store.conn.set_trace_callback(statements.append)
+        sources_health(store, feeds, datetime.now(UTC))
+        together = store.recent_published_many(list(feeds), datetime.now(UTC), 20)
+        store.conn.set_trace_callback(None)
+    reads = [s for s in statements if "published_at" in s and "items" in s]
+    assert len(reads) == 2, reads  # sources_health's one, and the direct call's
+    assert together == one_by_one
+    assert any(together.values())
+
+
+def test_sources_page_shows_each_feeds_item_count(client: TestClient) -> None:
+    page = client.get("/sources").text
+    assert "built-in method" not in page  # a dict's .items method, not the count
+    assert re.search(r"<td>bbc <span class=\"muted\">bbc</span></td><td>\w+</td><td>[1-9]\d*</td>",
+                     page), page

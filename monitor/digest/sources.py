@@ -32,6 +32,9 @@ def sources_health(store: Store, feeds: dict[str, DigestFeed], now: datetime) ->
     silent: list[SilentFeed] = []
     disabled: list[DisabledFeed] = []
     ok = 0
+    # One query for every feed that may be silent, not one per feed.
+    published = store.recent_published_many(
+        [f.id for f in feeds.values() if f.active and f.last_success_at], now, RHYTHM_ITEMS)
     for f in feeds.values():
         if not f.active:
             continue
@@ -46,7 +49,7 @@ def sources_health(store: Store, feeds: dict[str, DigestFeed], now: datetime) ->
                 f.last_error_kind or "", from_iso(f.failing_since), int(f.error_count or 0)))
         else:
             ok += 1
-            quiet = _silence(store, f, now)
+            quiet = _silence(f, published.get(f.id, []), now)
             if quiet is not None:
                 silent.append(SilentFeed(f.id, name, url, *quiet))
     far = datetime.max.replace(tzinfo=UTC)
@@ -66,13 +69,12 @@ def _failing_alerts(store: Store) -> tuple[FailingAlert, ...]:
     return tuple(out)
 
 
-def _silence(store: Store, feed: DigestFeed,
+def _silence(feed: DigestFeed, published: list[str],
              now: datetime) -> tuple[datetime | None, float | None] | None:
     """(newest item, usual gap) when the feed has been quiet for longer than
-    usual (see SILENT_*), else None."""
+    usual (see SILENT_*), else None; ``published``: its newest publication dates."""
     if not feed.last_success_at:
         return None  # never fetched yet: nothing to judge
-    published = store.recent_published(feed.id, now, RHYTHM_ITEMS)
     dates = [d for d in (from_iso(p) for p in published) if d is not None]
     if not dates:
         created = from_iso(feed.created_at)

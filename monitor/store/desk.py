@@ -67,6 +67,21 @@ class DeskMixin(StoreBase):
                           "FROM verdicts WHERE story_key = ? AND topic_id = ?",
                           [story_key, topic_id])[0]
 
+    def reviewed_items(self) -> list[dict[str, Any]]:
+        """Every item of every story given a verdict, with the verdict: the
+        examples `monitor topics check` runs (a story is its items)."""
+        cols = ("v.story_key, v.topic_id, v.verdict, i.id, i.title, i.summary, i.url, "
+                "i.published_at")
+        return self.query(f"""
+            SELECT {cols} FROM verdicts v JOIN items i ON i.story_key = v.story_key
+            WHERE v.verdict IS NOT NULL
+            UNION ALL
+            SELECT {cols} FROM verdicts v
+            JOIN items i ON v.story_key = 'i:' || i.id
+                        AND i.id = CAST(substr(v.story_key, 3) AS INTEGER)
+            WHERE v.verdict IS NOT NULL AND v.story_key LIKE 'i:%'
+            ORDER BY 2, 1, 4""")
+
     def precision(self, topic_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         """(relevant, reviewed) per topic, from the verdicts given."""
         if not topic_ids:
@@ -83,12 +98,15 @@ class DeskMixin(StoreBase):
         publication date, for the ``days`` 24 h windows ending at ``until``."""
         if not topic_ids:
             return []
+        # CROSS JOIN walks the window's items by date: the planner's own choice
+        # walked every hit of the topics (the whole year) instead, 3x slower
+        # on the 1M-item benchmark archive.
         end = int(until.timestamp())
         rows = self._rows(f"""
             SELECT h.topic_id,
                    (? - CAST(strftime('%s', i.published_at) AS INTEGER) - 1) / 86400 AS ago,
                    count(DISTINCT coalesce(i.story_key, 'i:' || i.id))
-            FROM hits h JOIN items i ON i.id = h.item_id
+            FROM items i CROSS JOIN hits h ON h.item_id = i.id
             WHERE i.published_at >= ? AND i.published_at < ?
               AND h.topic_id IN ({marks(topic_ids)})
             GROUP BY h.topic_id, ago""",

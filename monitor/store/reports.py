@@ -148,6 +148,25 @@ class ReportsMixin(JobsMixin):
             [end, to_iso(until - timedelta(days=days)), to_iso(until), *topic_ids])
         return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
+    def recent_published_many(self, feed_ids: Sequence[str], before: datetime,
+                              limit: int) -> dict[str, list[str]]:
+        """``recent_published`` of many feeds in one query, newest first per feed."""
+        if not feed_ids:
+            return {}
+        # CROSS JOIN keeps the feeds as the outer loop: each feed then reads
+        # its newest ``limit`` rows off the (feed_id, published_at) index,
+        # never a scan of the whole archive.
+        rows = self._rows("""
+            SELECT f.value, i.published_at FROM json_each(?) f CROSS JOIN items i
+            WHERE i.rowid IN (SELECT rowid FROM items WHERE feed_id = f.value
+                              AND published_at <= ? ORDER BY published_at DESC LIMIT ?)
+            ORDER BY f.value, i.published_at DESC""",
+            [json.dumps(list(feed_ids)), to_iso(before), limit])
+        out: dict[str, list[str]] = {f: [] for f in feed_ids}
+        for feed_id, published in rows:
+            out[str(feed_id)].append(published)
+        return out
+
     def recent_published(self, feed_id: str, before: datetime, limit: int) -> list[str]:
         """The publication dates of the feed's newest ``limit`` items up to ``before``."""
         rows = self._rows("SELECT published_at FROM items WHERE feed_id = ? AND published_at <= ? "

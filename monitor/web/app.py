@@ -335,6 +335,16 @@ def _source_order(row: dict[str, Any]) -> tuple[int, str, str]:
     return rank, row.get("last_new_item_at") or "", str(row.get("id"))
 
 
+def desk_monitors(config_path: str, db_path: str) -> Callable[[], Monitor]:
+    """The desk's Monitor per request, sharing one feeds.yaml cache per
+    process: a page reads the file again only after it changed."""
+    from monitor.app import open_monitor
+    from monitor.config import CachedConfig
+
+    cache = CachedConfig()
+    return lambda: open_monitor(config_path, db_path, load=cache)
+
+
 def serve(monitor_factory: Callable[[], Monitor], *, host: str, port: int,
           auth: DeskAuth) -> None:
     import uvicorn
