@@ -492,7 +492,7 @@ def render(report: Report) -> str:
             "`pip install -e '.[bench]'`). Parts alone: `python -m benchmarks.poll --feeds N "
             "--profile`, `python -m benchmarks.matching`, `python -m benchmarks.digest`, "
             "`python -m benchmarks.topics`, `python -m benchmarks.extraction [--compare]`, "
-            "`python -m benchmarks.soak`. Without "
+            "`python -m benchmarks.soak`, `python -m benchmarks.alerts`. Without "
             "`../shared/data/real-feeds` the poll part is skipped and matching falls back to "
             "tests/data/feeds.", ""]
     return "\n".join(out)
