@@ -9,7 +9,8 @@ with an in-process profile of a first and an unchanged poll and a parser
 comparison), matching throughput (benchmarks.matching), digest and search
 latency on a large archive (benchmarks.digest, then Store.search on the same
 database), the desk's page times on that archive (benchmarks.desk), topic precision/recall (benchmarks.topics), article extraction
-quality and speed (benchmarks.extraction) and the daemon's memory
+quality and speed (benchmarks.extraction), alert latency and cost
+(benchmarks.alerts) and the daemon's memory
 over several cycles (benchmarks.soak). Each part prints as it goes; the report
 puts every figure beside its peer and marks each target of the issue met or
 not met, with the gap and what limits it. Figures are measured, never asserted.
@@ -29,13 +30,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import alerts as ba
 from benchmarks import extraction as bx
 from benchmarks import matching as bm
 from benchmarks import poll as bp
 from benchmarks.common import ROOT, SHARED_FEEDS, load_corpus, machine, run_measured, table
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-PARTS = ("poll", "matching", "digest", "desk", "topics", "extraction", "soak")
+PARTS = ("poll", "matching", "digest", "desk", "topics", "extraction", "alerts", "soak")
 SEARCH_TARGET = 0.2  # seconds
 DIGEST_TARGET = 2.0  # seconds
 DESK_TARGET = 0.2  # seconds, a desk page
@@ -61,10 +63,11 @@ class Sizes:
     digest_hits: int
     soak_minutes: float
     soak_feeds: int
+    alert_stories: int = 100
 
 
 FULL = Sizes(1000, 20.0, 1_000_000, 100_000, 6.0, 2000)
-QUICK = Sizes(300, 5.0, 200_000, 20_000, 3.0, 2000)
+QUICK = Sizes(300, 5.0, 200_000, 20_000, 3.0, 2000, alert_stories=20)
 
 
 @dataclass
@@ -459,6 +462,18 @@ def run_extraction(report: Report) -> None:
     report.section("Article extraction (issue 15)", bx.render(results) + "\n\n" + bx.NOTES)
 
 
+def run_alerts(report: Report) -> None:
+    stories = report.sizes.alert_stories
+    report.mark_load("before alerts")
+    print(f"alerts: latency over {stories} stories, cost on {report.sizes.feeds} feeds",
+          flush=True)
+    latency = ba.measure_latency(stories, ba.default_span(stories))
+    costs = ba.measure_cost(report.sizes.feeds)
+    report.mark_load("after alerts")
+    report.section("Alerts (issue 16)", ba.render_latency(latency) + "\n\n" +
+                   ba.render_cost(costs) + "\n\n" + ba.COST_NOTES)
+
+
 def run_soak(report: Report) -> None:
     s = report.sizes
     if s.soak_minutes <= 0:
@@ -520,7 +535,7 @@ def render(report: Report) -> str:
             "`pip install -e '.[bench]'`). Parts alone: `python -m benchmarks.poll --feeds N "
             "--profile`, `python -m benchmarks.matching`, `python -m benchmarks.digest`, "
             "`python -m benchmarks.desk`, `python -m benchmarks.topics`, `python -m benchmarks.extraction [--compare]`, "
-            "`python -m benchmarks.soak`. Without "
+            "`python -m benchmarks.soak`, `python -m benchmarks.alerts`. Without "
             "`../shared/data/real-feeds` the poll part is skipped and matching falls back to "
             "tests/data/feeds.", ""]
     return "\n".join(out)
@@ -533,6 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--feeds", type=int, help="feeds in the poll benchmark")
     parser.add_argument("--only", help=f"comma-separated parts of {', '.join(PARTS)}")
     parser.add_argument("--soak-minutes", type=float, help="0 skips the daemon soak")
+    parser.add_argument("--stories", type=int, help="stories in the alert-latency benchmark")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
@@ -542,12 +558,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes.feeds = args.feeds
     if args.soak_minutes is not None:
         sizes.soak_minutes = args.soak_minutes
+    if args.stories:
+        sizes.alert_stories = args.stories
     parts = [p for p in (args.only or ",".join(PARTS)).split(",") if p in PARTS]
     report = Report(sizes, list(sys.argv[1:] if argv is None else argv), machine())
     report.mark_load("start")
     steps: dict[str, Callable[[Report], None]] = {
         "poll": run_poll, "matching": run_matching, "digest": run_digest, "desk": run_desk,
-        "topics": run_topics, "extraction": run_extraction, "soak": run_soak}
+        "topics": run_topics, "extraction": run_extraction, "alerts": run_alerts,
+        "soak": run_soak}
     for part in parts:
         steps[part](report)
     report.mark_load("end")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
@@ -30,7 +30,7 @@ from monitor.fetch.article import fetch_page
 from monitor.match import Matcher
 from monitor.parse.article import extract_article
 from monitor.store import QueuedArticle, Store
-from monitor.types import Settings
+from monitor.types import AlertConfig, Settings
 
 log = logging.getLogger("monitor.articles")
 
@@ -53,8 +53,9 @@ class ArticleSummary:
 
 class _Phase:
     def __init__(self, fetcher: Fetcher, store: Store, matcher: Matcher,
-                 settings: Settings) -> None:
+                 settings: Settings, alerts: Sequence[AlertConfig] = ()) -> None:
         self.fetcher = fetcher
+        self.alerts = alerts
         self.store = store
         self.matcher = matcher
         self.settings = settings
@@ -107,17 +108,19 @@ class _Phase:
         if entry is None:  # pruned meanwhile
             return 0
         hits = self.matcher.match([replace(entry, article=text)])
-        return self.store.store_article(a.item_id, text, text_hash, now, hits)
+        return self.store.store_article(a.item_id, text, text_hash, now, hits, self.alerts)
 
 
 async def fetch_articles(fetcher: Fetcher, store: Store, matcher: Matcher, settings: Settings,
-                         *, stop: StopFlag | None = None) -> ArticleSummary:
+                         *, stop: StopFlag | None = None,
+                         alerts: Sequence[AlertConfig] = ()) -> ArticleSummary:
     """Fetch, extract, store and match the due queued articles, at most
-    ``settings.article_budget``. One article's failure never stops the others."""
+    ``settings.article_budget``; new hits enqueue ``alerts``. One article's
+    failure never stops the others."""
     if settings.article_budget <= 0:
         return ArticleSummary()
     t0 = time.monotonic()
-    phase = _Phase(fetcher, store, matcher, settings)
+    phase = _Phase(fetcher, store, matcher, settings, alerts)
     due = await phase.in_thread(store.due_articles, datetime.now(UTC), settings.article_budget)
     if not due:
         return phase.summary

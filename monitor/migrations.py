@@ -233,6 +233,13 @@ def m008_articles(db: Database) -> None:
     db.table("hits").add_column("found_in", str)
 
 
+@migrations()
+def m009_article_alerts(db: Database) -> None:
+    # Whether a hit the article adds may alert: 0 for a feed's first poll (its
+    # backlog), which by the time the article arrives looks like any other poll.
+    db.execute("ALTER TABLE articles ADD COLUMN alerts INTEGER NOT NULL DEFAULT 0")
+
+
 def _rebuild_items_fts(db: Database, columns: tuple[str, ...]) -> None:
     """items_fts again, as enable_fts makes it (external content over items,
     kept by triggers), on ``columns``; by plain statements, because

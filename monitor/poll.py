@@ -226,7 +226,8 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
         # Articles only once every feed fetch is done (none waits for one),
         # through the same Fetcher; the store is free: the ingest thread ended.
         if stop is None or not stop.is_set():
-            articles = await fetch_articles(fetcher, store, matcher, config.settings, stop=stop)
+            articles = await fetch_articles(fetcher, store, matcher, config.settings,
+                                            stop=stop, alerts=config.alerts)
     offline = _log_dns_failures(ingest.dns_failures, results, states)
     return PollSummary(tuple(results), started, time.monotonic() - t0, len(states),
                        offline=offline, articles=articles)

@@ -384,3 +384,43 @@ def test_sigkill_during_delivery_loses_no_alert_and_repeats_at_most_one(tmp_path
         keys = rec.keys()
         assert len(keys) - len(set(keys)) <= 1
         assert rows(db, "SELECT count(*) FROM alert_outbox WHERE sent_at IS NULL") == [(0,)]
+
+
+# --- hits that arrive with the article text ------------------------------------------------------
+
+ARTICLE_TOPIC = {"id": "goddard", "name": "Goddard", "query": '"Goddard Space Flight Center"'}
+
+
+def teaser_rss(links: list[tuple[str, str]]) -> bytes:
+    """(guid, link) teasers whose title and summary lack the topic's words."""
+    return rss([(g, "Space news", link) for g, link in links])
+
+
+def test_a_hit_found_in_the_article_alerts_once_after_the_article(tmp_path, server):
+    page = (Path(__file__).parent / "data" / "articles" / "europa-plumes.html").read_bytes()
+    for path in ("/a/old", "/a/new"):
+        server.put(path, page, "text/html; charset=utf-8")
+    with receiver() as rec:
+        config, db = setup(tmp_path, server, rec, settings={"article_text": "always"})
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["topics"] = [ARTICLE_TOPIC]
+        config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        server.put("/f0", teaser_rss([("old", server.url("/a/old"))]))
+        poll(config, db)  # the backlog's article matches too, but must not alert
+        assert rows(db, "SELECT count(*) FROM hits") == [(1,)]
+        server.put("/f0", teaser_rss([("new", server.url("/a/new")),
+                                      ("old", server.url("/a/old"))]))
+        data["settings"]["article_budget"] = 0  # the article stays queued
+        config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        poll(config, db)
+        deliver(config, db)
+        assert rec.posts == [] and rows(db, "SELECT count(*) FROM alert_outbox") == [(0,)]
+        del data["settings"]["article_budget"]
+        config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        poll(config, db)  # fetches the queued article: its hit alerts
+        deliver(config, db)
+        poll(config, db)
+        deliver(config, db)
+        assert [p["json"]["stories"][0]["title"] for p in rec.posts] == ["Space news"]
+        assert rec.posts[0]["json"]["stories"][0]["topics"][0]["id"] == "goddard"
+        assert rows(db, "SELECT count(*) FROM alert_outbox") == [(1,)]

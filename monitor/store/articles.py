@@ -1,7 +1,8 @@
 """Article text: the queue of linked pages to fetch (the ``articles`` table
 is the queue, so a crash or restart loses none and fetches none twice), the
 text or failure of each, the item's ``article`` column the archive's FTS
-index searches, and the hits the text adds or re-evidences."""
+index searches, and the hits the text adds or re-evidences (with their
+alerts, in the same transaction)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from monitor.store.alerts import enqueue_alerts
 from monitor.store.db import StoreBase, from_iso, to_iso
 from monitor.store.models import shown
-from monitor.types import Entry, Hit
+from monitor.types import AlertConfig, Entry, Hit
 
 
 @dataclass(frozen=True)
@@ -26,16 +28,19 @@ class QueuedArticle:
     attempts: int
 
 
-def queue_articles(db: Database, ids: Sequence[int], since: datetime) -> int:
+def queue_articles(db: Database, ids: Sequence[int], since: datetime, *,
+                   alerts: bool = False) -> int:
     """Queue the items ``ids`` (just inserted, in the poll's transaction) that
     have a URL and were published at or after ``since``; an item already
-    queued stays as it is."""
+    queued stays as it is. ``alerts``: whether the hits its text adds may
+    alert (False for a feed's backlog)."""
     queued = 0
     for item_id in ids:
         cur = db.execute(
-            "INSERT INTO articles (item_id, url, status) SELECT id, url, 'queued' FROM items "
+            "INSERT INTO articles (item_id, url, status, alerts) "
+            "SELECT id, url, 'queued', ? FROM items "
             "WHERE id = ? AND url IS NOT NULL AND url != '' AND published_at >= ? "
-            "ON CONFLICT (item_id) DO NOTHING", [item_id, to_iso(since)])
+            "ON CONFLICT (item_id) DO NOTHING", [int(alerts), item_id, to_iso(since)])
         queued += cur.rowcount
     return queued
 
@@ -52,28 +57,41 @@ class ArticlesMixin(StoreBase):
 
     def article_entry(self, item_id: int) -> Entry | None:
         """The item as the matcher reads it, with its article text."""
-        rows = self._rows("SELECT key, title, summary, url, published_at, article, language FROM items "
-                          "WHERE id = ?", [item_id])
+        rows = self._rows("SELECT key, title, summary, url, published_at, article, language "
+                          "FROM items WHERE id = ?", [item_id])
         if not rows:
             return None
         key, title, summary, url, published, article, language = rows[0]
         published_at = from_iso(published)
         assert published_at is not None, "items.published_at is NOT NULL"
         return Entry(key=key, title=title, summary=summary, url=url, published_at=published_at,
-                     article=article or "", language=language or None)
+                     article=article or "", language=language)
 
     def store_article(self, item_id: int, text: str, text_hash: str, now: datetime,
-                      hits: Sequence[Hit]) -> int:
+                      hits: Sequence[Hit], alerts: Sequence[AlertConfig] = ()) -> int:
         """The text of an article, its item's FTS column and its hits, in one
         transaction: a new hit is inserted, an existing one gets the new
-        evidence. Returns the hits inserted."""
+        evidence; the new hits enqueue ``alerts`` as a poll's would, unless
+        the item came with its feed's backlog. Returns the hits inserted."""
         with self.write() as db:
             db.execute("UPDATE articles SET status = 'ok', reason = NULL, next_try_at = NULL, "
                        "attempts = attempts + 1, fetched_at = ?, text = ?, text_hash = ?, "
                        "chars = ? WHERE item_id = ?",
                        [to_iso(now), text, text_hash, len(text), item_id])
             db.execute("UPDATE items SET article = ? WHERE id = ?", [text, item_id])
-            return sum(self._upsert_hit(db, item_id, h, now) for h in hits)
+            fresh = [h for h in hits if self._upsert_hit(db, item_id, h, now)]
+            if alerts and fresh:
+                self._enqueue_article_alerts(db, item_id, fresh, alerts, now)
+            return len(fresh)
+
+    def _enqueue_article_alerts(self, db: Database, item_id: int, fresh: Sequence[Hit],
+                                alerts: Sequence[AlertConfig], now: datetime) -> None:
+        row = db.execute("SELECT a.alerts, i.feed_id FROM articles a JOIN items i "
+                         "ON i.id = a.item_id WHERE a.item_id = ?", [item_id]).fetchone()
+        entry = self.article_entry(item_id)
+        if not row or not row[0] or entry is None:
+            return
+        enqueue_alerts(db, alerts, str(row[1]), [(item_id, h, entry) for h in fresh], now)
 
     @staticmethod
     def _upsert_hit(db: Database, item_id: int, h: Hit, now: datetime) -> int:

@@ -97,14 +97,16 @@ class ItemsMixin(StoreBase):
         ids.update(self._update_items(db, update.feed_id, w.changed))
         fresh: list[tuple[int, Hit]] = []
         n_hits = self._insert_hits(db, ids, w.hits, update.fetched_at, fresh)
-        if w.alerts and fresh and had_success(db, update.feed_id):
+        # Before _update_feed: a feed's first success is its backlog.
+        backlog = not had_success(db, update.feed_id)
+        if w.alerts and fresh and not backlog:
             entries = {e.key: e for e in (*w.new, *w.changed)}
             enqueue_alerts(db, w.alerts, update.feed_id,
                            [(i, h, entries[h.entry_key]) for i, h in fresh], update.fetched_at)
         inserted = sum(1 for e in w.new if e.key in ids)
         if w.articles_since is not None:
             new_ids = [ids[e.key] for e in w.new if e.key in ids]
-            queue_articles(db, new_ids, w.articles_since)
+            queue_articles(db, new_ids, w.articles_since, alerts=not backlog)
         self._update_feed(db, update, inserted)
         self._log_fetch(db, update, inserted, n_hits)
         return inserted, n_hits
