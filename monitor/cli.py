@@ -278,6 +278,38 @@ def topics_apply(obj: Monitor, topic_ids: tuple[str, ...], since: str | None,
     out.print(table)
 
 
+@topics.command("suggest")
+@click.argument("topic_id", metavar="TOPIC")
+@click.option("--since", default="30d", show_default=True, metavar="30d|DATE",
+              help="Only items published since then.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000),
+              help="Items listed per missing clause.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def topics_suggest(obj: Monitor, topic_id: str, since: str, limit: int, as_json: bool) -> None:
+    """Stored items that matched every clause of TOPIC's query but one, by the
+    missing clause, with the words that might have completed it."""
+    with _progress("{task.description}", disable=not err.is_terminal) as bar:
+        task = bar.add_task(topic_id, total=None)
+        groups = obj.topics_suggest(topic_id, since, limit=limit,
+                                    progress=lambda done, total: bar.update(
+                                        task, completed=done, total=total))
+    if as_json:
+        print_json({"topic": topic_id, "since": since, "missing": [g.as_json() for g in groups]})
+        return
+    if not groups:
+        out.print(f"No near misses of {escape(topic_id)} since {escape(since)}.")
+        return
+    for g in groups:
+        data = g.as_json()
+        out.print(f"[bold]missing:[/bold] {escape(g.missing)}  ({g.count} items)")
+        out.print(f"  words: {escape(', '.join(map(str, data['words'])))}")  # type: ignore[call-overload]
+        for item in g.items:
+            words = ", ".join(map(str, item["words"]))  # type: ignore[call-overload]
+            out.print(f"  - {escape(str(item['title']))}  [dim]{escape(words)}[/dim]")
+
+
 @cli.command()
 @click.argument("query")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))

@@ -14,7 +14,7 @@ re-exported here because callers have always imported them from here. This
 package must not touch the archive database or HTTP.
 """
 
-from monitor.match.batch import Matcher, TopicExplanation, entry_from_text
+from monitor.match.batch import Matcher, NearMiss, TopicExplanation, entry_from_text, near_misses
 from monitor.match.cnf import necessary
 from monitor.match.evidence import MAX_TERMS, SNIPPET_TOKENS, _rehighlight
 from monitor.match.tokens import ordered_tokens, text_tokens, token_bytes
@@ -49,6 +49,7 @@ __all__ = [
     "SNIPPET_TOKENS",
     "TOKENIZER",
     "Matcher",
+    "NearMiss",
     "SearchReading",
     "TopicExplanation",
     "_clean",
@@ -56,6 +57,7 @@ __all__ = [
     "build_fts_query",
     "entry_from_text",
     "expand_query",
+    "near_misses",
     "necessary",
     "ordered_tokens",
     "plain_words",

@@ -293,3 +293,44 @@ class Matcher:
         excluded = bool(topic.exclude and topic.exclude.strip()) and batch.any(
             strip_exclude(topic.fts_query, topic.exclude))
         return TopicExplanation(topic.id, topic.name, False, (), "", close, excluded)
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """An entry that satisfies every top-level AND clause of a topic's query
+    but ``missing`` (in the config's syntax), for ``monitor topics suggest``."""
+
+    entry_key: str
+    missing: str
+
+
+def near_misses(topic: Topic, entries: Sequence[Entry]) -> list[NearMiss]:
+    """The entries of the batch that miss exactly one clause of ``topic``.
+
+    Each clause runs once over the whole batch, so the cost is one query per
+    clause rather than per entry; a topic of fewer than two clauses has none."""
+    plan = _Plan.of(topic)
+    if not plan.fts_clauses or not entries:
+        return []
+    batch = _Batch(entries)
+    try:
+        satisfied = [_rowids(batch, c) for c in plan.fts_clauses]
+        whole = _rowids(batch, strip_exclude(topic.fts_query, topic.exclude))
+        out = []
+        for rowid, key in batch.keys.items():
+            missing = [c for c, rows in zip(plan.clauses, satisfied, strict=True)
+                       if rowid not in rows]
+            if len(missing) == 1 and rowid not in whole:
+                out.append(NearMiss(key, missing[0]))
+        return out
+    finally:
+        batch.close()
+
+
+def _rowids(batch: _Batch, fts_query: str) -> set[int]:
+    try:
+        return {int(r[0]) for r in batch.db.execute("SELECT rowid FROM p WHERE p MATCH ?",
+                                                    (fts_query,))}
+    except sqlite3.Error as exc:
+        log.warning("clause %r skipped: invalid query: %s", fts_query, exc)
+        return set()
