@@ -17,7 +17,6 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from monitor.durations import parse_duration
+from monitor.durations import parse_duration, parse_quiet_hours
 from monitor.errors import ConfigError, ConfigErrors, QueryError
 from monitor.query import build_fts_query, expand_query, validate_query
 from monitor.types import (
@@ -740,17 +739,6 @@ def _digests(digests: list[DigestModel], positions: list[int], topic_ids: set[st
                                     to=tuple(d.to), output_dir=d.output_dir,
                                     topics=tuple(d.topics)))
     return tuple(out)
-
-
-def parse_quiet_hours(text: str) -> tuple[time, time]:
-    """'22:00-07:00' -> (22:00, 07:00), local wall-clock times; may cross midnight."""
-    m = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*", text)
-    if not m:
-        raise ValueError(f"quiet hours must read HH:MM-HH:MM (e.g. 22:00-07:00), got {text!r}")
-    start, end = time(int(m.group(1)), int(m.group(2))), time(int(m.group(3)), int(m.group(4)))
-    if start == end:
-        raise ValueError(f"quiet hours start and end at the same time: {text!r}")
-    return start, end
 
 
 def _alert_problems(a: AlertModel, topic_ids: set[str]) -> list[tuple[str, str]]:

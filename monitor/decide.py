@@ -20,7 +20,6 @@ daemon.py apply the decisions; they keep the orchestration and the I/O.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -297,9 +296,6 @@ def _alert_delay(attempts: int) -> float:
 
 # --- alerts: the hourly cap and quiet hours ------------------------------------------------
 
-_QUIET = re.compile(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*")
-
-
 def alert_split(queued: int, sent_last_hour: int, max_per_hour: int | None) -> tuple[int, int]:
     """How many of ``queued`` alert messages (oldest first) go out one by one
     now, and how many of the rest are folded into one summary, under a cap of
@@ -313,19 +309,6 @@ def alert_split(queued: int, sent_last_hour: int, max_per_hour: int | None) -> t
     if room <= 0:
         return 0, 0
     return room - 1, queued - (room - 1)
-
-
-def parse_quiet_hours(text: str) -> tuple[time, time]:
-    """``"22:00-07:00"`` as (start, end); a window may cross midnight.
-    Raises ValueError naming the expected form."""
-    m = _QUIET.fullmatch(text)
-    if m is None:
-        raise ValueError(f"quiet hours must read HH:MM-HH:MM (e.g. 22:00-07:00), got {text!r}")
-    start = time(int(m.group(1)), int(m.group(2)))
-    end = time(int(m.group(3)), int(m.group(4)))
-    if start == end:
-        raise ValueError(f"quiet hours start and end at the same time: {text!r}")
-    return start, end
 
 
 def in_quiet_hours(now: time, window: tuple[time, time]) -> bool:

@@ -27,7 +27,8 @@ from aiosmtpd.controller import Controller
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.decide import alert_split, in_quiet_hours, parse_quiet_hours, quiet_hours_end
+from monitor.decide import alert_split, in_quiet_hours, quiet_hours_end
+from monitor.durations import parse_quiet_hours
 from monitor.errors import AlertDeliveryError, MonitorError
 from monitor.notify.alerts import (
     AlertMessage,
