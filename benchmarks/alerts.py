@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ import yaml
 
 from benchmarks import poll as bp
 from benchmarks.common import ROOT, load_corpus, run_measured, serve_feeds, table
-from tests.feedserver import FeedServer
+from tests.feedserver import FeedServer, post_server
 
 SECRET_ENV = "MONITOR_BENCH_ALERT_SECRET"
 LATENCY_FEEDS = 10
@@ -87,24 +87,9 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     rec = Receiver()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            rec.handle(self)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    rec.url = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
-    try:
+    with post_server(rec.handle) as url:
+        rec.url = url
         yield rec
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(10)
 
 
 def alert_config(url: str) -> dict[str, Any]:

@@ -209,3 +209,27 @@ def serve(addresses: tuple[str, ...] = ("127.0.0.1",), *,
             httpd.shutdown()
             httpd.server_close()
             thread.join(timeout=5)
+
+
+@contextmanager
+def post_server(handle: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 passing every POST to ``handle``; yields the URL
+    of its ``/hook``. Webhook receivers of the tests and benchmarks use it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            handle(self)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)

@@ -14,13 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from feedserver import FeedServer
+from feedserver import FeedServer, post_server
 from helpers import run_cli, write_config
 from test_daemon import daemon, polled, rows, wait_for
 
@@ -76,25 +76,12 @@ class Receiver:
 def receiver(**kwargs: Any) -> Iterator[Receiver]:
     rec = Receiver(**kwargs)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            rec.handle(self)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    rec.url = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
-    try:
-        yield rec
-    finally:
-        rec.release.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(10)
+    with post_server(rec.handle) as url:
+        rec.url = url
+        try:
+            yield rec
+        finally:
+            rec.release.set()
 
 
 # --- feeds and config -------------------------------------------------------------------------
