@@ -79,6 +79,7 @@ import Stemmer
 __all__ = [
     "KAZAKH_MIN_STEM",
     "MIN_STEM",
+    "norm_document",
     "normalize_term",
     "normalize_text",
     "normalize_token",
@@ -313,6 +314,14 @@ def tokens(text: str) -> list[str]:
 def normalize_text(text: str) -> str:
     """The normal forms of every word of ``text``, space-joined in order."""
     return " ".join(f for f in map(normalize_token, tokens(text)) if f)
+
+
+def norm_document(*fields: str) -> str:
+    """The value of an item's ``norm`` column: the normal forms of its fields
+    (title, summary, article, in that order) joined by spaces. The archive's
+    write path and the live matcher both call this, so a stored item and the
+    same item matched live hold exactly the same normal forms."""
+    return " ".join(n for n in map(normalize_text, fields) if n)
 
 
 def normalize_term(term: str) -> str | None:
