@@ -5,8 +5,10 @@ Matching is percolation in two stages. First, in Python, each entry's tokens
 each topic's query needs (``cnf``, indexed by ``prefilter``), which leaves the
 few (topic, entry) pairs that could match. Then those entries go into a fresh
 in-memory FTS5 table and each remaining topic's query, pruned to the batch
-(``prune``), runs once against it (``batch``): SQLite has the last word. Each
-hit carries its matched words and a snippet (``evidence``).
+(``prune``) and rewritten onto the ``norm`` column of normal forms
+(``norm``, monitor.normquery), runs once against it (``batch``): SQLite has
+the last word. Each hit carries its matched words, raw words of the item even
+where a normal form matched, and a snippet (``evidence``).
 
 The topic language itself (``@name`` expansion, validation, size limits, the
 reading of a search, highlight markers) is ``monitor.query``'s; its names are
@@ -14,7 +16,15 @@ re-exported here because callers have always imported them from here. This
 package must not touch the archive database or HTTP.
 """
 
-from monitor.match.batch import Matcher, NearMiss, TopicExplanation, entry_from_text, near_misses
+from monitor.match.batch import (
+    FoldedMatch,
+    Matcher,
+    NearMiss,
+    TopicExplanation,
+    entry_from_text,
+    folded_matches,
+    near_misses,
+)
 from monitor.match.cnf import necessary
 from monitor.match.evidence import MAX_TERMS, SNIPPET_TOKENS, _rehighlight
 from monitor.match.tokens import ordered_tokens, text_tokens, token_bytes
@@ -38,6 +48,7 @@ from monitor.query import (
 from monitor.query import scrub as _clean
 
 __all__ = [
+    "FoldedMatch",
     "HIGHLIGHT_CLOSE",
     "HIGHLIGHT_OPEN",
     "MAX_PHRASE_TOKENS",
@@ -56,6 +67,7 @@ __all__ = [
     "_rehighlight",
     "build_fts_query",
     "entry_from_text",
+    "folded_matches",
     "expand_query",
     "near_misses",
     "necessary",

@@ -2,10 +2,15 @@
 
 Owns the Matcher and its second stage: after the prefilter (prefilter._Index)
 has left the few (topic, entry) pairs that could match, those entries go into
-a fresh in-memory FTS5 table with the columns ``title``, ``summary`` and
-``article`` (the linked page's text, when fetched) and
-each remaining topic's query, pruned to the batch (see prune), runs once
-against it: SQLite has the last word. Each hit carries the matched words and
+a fresh in-memory FTS5 table with the columns ``title``, ``summary``,
+``article`` (the linked page's text, when fetched) and ``norm`` (the normal
+forms of the item's words, see monitor.normalize and norm) and each remaining
+topic's query, pruned to the batch (see prune) and then rewritten by
+normquery.normalised_query (every unquoted word also meets its forms in
+``norm``), runs once against it: SQLite has the last word. The first stage
+works in two steps: on raw tokens alone, every clause that a normal form could
+satisfy left aside, then, only for the items some topic with such clauses
+still wants, on their normal forms too (which is when an item's norm is made). Each hit carries the matched words and
 a snippet (see evidence), so "why did this match?" always has an answer. Also
 ``explain()`` for ``monitor topics test``. No HTTP, no persistent storage: it
 must not touch the archive database.
@@ -13,14 +18,16 @@ must not touch the archive database.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from monitor.language import primary
-from monitor.match.cnf import necessary
+from monitor.match.cnf import _Cnf, is_norm, necessary
 from monitor.match.evidence import (
     SNIPPET_ELLIPSIS,
     SNIPPET_TOKENS,
@@ -28,13 +35,16 @@ from monitor.match.evidence import (
     _Row,
     _window,
 )
+from monitor.match.norm import entry_norm, fields, mark, norm_tokens
 from monitor.match.prefilter import _Index
 from monitor.match.prune import _bodies, _Group, _Template, _template, _Vocab
 from monitor.match.tokens import _entry_tokens, _tokenize
+from monitor.normquery import NORM_COLUMN, normalised_query
 from monitor.query import (
     FTS_SCHEMA,
     HIGHLIGHT_CLOSE,
     HIGHLIGHT_OPEN,
+    TOKENIZER,
     memory_db,
     scrub,
     split_clauses,
@@ -44,6 +54,30 @@ from monitor.types import Entry, Hit, Topic
 
 # The package's one logger: its name is in the log lines people read.
 log = logging.getLogger("monitor.match")
+
+NORM_SCHEMA = (f"CREATE VIRTUAL TABLE {{name}} USING fts5(title, summary, article, "
+               f"{NORM_COLUMN}, tokenize='{TOKENIZER}')")
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalised(fts_query: str) -> str:
+    """normalised_query, remembered: the pruned queries of a topic repeat."""
+    return normalised_query(fts_query, NORM_COLUMN)
+
+
+def _rewrite(fts_query: str, norm: bool) -> str:
+    return _normalised(fts_query) if norm else fts_query
+
+
+# Outside strings: a phrase join, a negated column filter or a filter naming
+# the norm column. Strings there may be matched in the norm column, which
+# pruning by the batch's raw tokens does not know: such queries run unpruned.
+_NORM_REACHABLE_RE = re.compile(rf"\+|-\s*[{{\w]|\b{NORM_COLUMN}\b")
+
+
+def _prunable(fts_query: str) -> bool:
+    outside = re.sub(r'"(?:[^"]|"")*"', " ", fts_query)
+    return _NORM_REACHABLE_RE.search(outside) is None
 
 
 @dataclass(frozen=True)
@@ -92,25 +126,40 @@ class _Batch:
     _HITS_WHERE = "p MATCH ?5 ORDER BY rowid"
     _ROW_WHERE = "p MATCH ?5 AND rowid = ?6"
 
-    def __init__(self, entries: Sequence[Entry], rowids: Sequence[int] | None = None) -> None:
+    _NORM_HL = ", highlight(p, 3, ?1, ?2)"
+
+    def __init__(self, entries: Sequence[Entry], rowids: Sequence[int] | None = None, *,
+                 norm: bool = True, norms: Mapping[int, str] | None = None) -> None:
+        """``norm``: the table has a norm column, filled from ``norms`` (by
+        rowid) or, for entries not there, with entry_norm()."""
         self.db = memory_db()
-        self.db.execute(FTS_SCHEMA.format(name="p"))
+        self.norm = norm
+        self.db.execute((NORM_SCHEMA if norm else FTS_SCHEMA).format(name="p"))
         self.keys: dict[int, str] = {}
+        self.texts: dict[int, tuple[str, str, str]] = {}  # what norm was made of
         self.db.execute("BEGIN")
         for i, entry in enumerate(entries):
-            self._add(rowids[i] if rowids is not None else i + 1, entry)
+            rowid = rowids[i] if rowids is not None else i + 1
+            self._add(rowid, entry, norms.get(rowid) if norms is not None else None)
         self.db.execute("COMMIT")
 
     def vocab(self) -> _Vocab:
         self.db.execute("CREATE VIRTUAL TABLE pv USING fts5vocab(p, row)")
         return _Vocab(str(t) for (t,) in self.db.execute("SELECT term FROM pv"))
 
-    def _add(self, rowid: int, entry: Entry) -> None:
+    def _add(self, rowid: int, entry: Entry, norm: str | None) -> None:
         try:
             title, summary = scrub(entry.title), scrub(entry.summary)
             article = scrub(entry.article) if entry.article else None
-            self.db.execute("INSERT INTO p(rowid, title, summary, article) VALUES (?, ?, ?, ?)",
-                            (rowid, title, summary, article))
+            if self.norm:
+                if norm is None:
+                    norm = entry_norm(entry)
+                self.db.execute("INSERT INTO p(rowid, title, summary, article, norm) "
+                                "VALUES (?, ?, ?, ?, ?)", (rowid, title, summary, article, norm))
+                self.texts[rowid] = fields(entry)
+            else:
+                self.db.execute("INSERT INTO p(rowid, title, summary, article) "
+                                "VALUES (?, ?, ?, ?)", (rowid, title, summary, article))
             self.keys[rowid] = entry.key
         except Exception as exc:  # catalogue B8: one bad entry never loses the batch
             log.warning("entry %r skipped by the matcher: %s", getattr(entry, "key", "?"), exc)
@@ -118,8 +167,9 @@ class _Batch:
     def _rows(self, where: str, *params: object) -> list[_Row]:
         args = (HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, SNIPPET_ELLIPSIS, SNIPPET_TOKENS, *params)
         for n, columns in enumerate(self._COLUMNS):
+            extra = "" if not self.norm else self._NORM_HL if n < 2 else ", NULL"
             try:
-                found = self.db.execute(f"SELECT rowid, {columns} FROM p WHERE {where}",
+                found = self.db.execute(f"SELECT rowid, {columns}{extra} FROM p WHERE {where}",
                                         args).fetchall()
                 break
             except sqlite3.DatabaseError:
@@ -127,9 +177,31 @@ class _Batch:
                     raise
         rows = [_Row(int(r[0]), str(r[1] or ""), str(r[2] or ""), str(r[3] or ""),
                      str(r[4] or "")) for r in found]
+        if self.norm:
+            rows = [self._raw_words(row, str(r[5] or "")) for row, r in zip(rows, found,
+                                                                           strict=True)]
         if n:
             rows = [self._plain_evidence(r) for r in rows]
         return rows
+
+    def _raw_words(self, row: _Row, norm_hl: str) -> _Row:
+        """``row`` with the raw words behind its norm column hits marked in
+        the raw columns, and a snippet of raw text (snippet() may have chosen
+        the norm column)."""
+        texts = self.texts.get(row.rowid)
+        if texts is None or HIGHLIGHT_OPEN not in norm_hl:
+            return row
+        marked = mark(row.columns, norm_hl, texts)
+        title_hl, summary_hl, article_hl = marked.columns
+        snippet = row.snippet
+        plain = snippet.replace(HIGHLIGHT_OPEN, "").replace(HIGHLIGHT_CLOSE, "")
+        body = plain.removeprefix(SNIPPET_ELLIPSIS).removesuffix(SNIPPET_ELLIPSIS)
+        raw = [c.replace(HIGHLIGHT_OPEN, "").replace(HIGHLIGHT_CLOSE, "") for c in row.columns]
+        if not body.strip() or not any(body in c for c in raw):
+            shown = next((c for c in (summary_hl, article_hl) if HIGHLIGHT_OPEN in c),
+                         title_hl or summary_hl or article_hl)
+            snippet = _window(shown)
+        return _Row(row.rowid, title_hl, summary_hl, snippet, article_hl, marked.folded)
 
     def _plain_evidence(self, row: _Row) -> _Row:
         """What snippet() would give, made in Python from the highlights (or
@@ -141,7 +213,7 @@ class _Batch:
         shown = next((c for c in (summary_hl, article_hl) if HIGHLIGHT_OPEN in (c or "")),
                      title_hl or summary_hl or article_hl or "")
         return _Row(row.rowid, title_hl or "", summary_hl or "", _window(shown),
-                    article_hl or "")
+                    article_hl or "", row.folded)
 
     def hits(self, fts_query: str) -> list[_Row]:
         return self._rows(self._HITS_WHERE, fts_query)
@@ -168,7 +240,8 @@ class _Batch:
 class _Plan:
     """What the matcher precomputes per topic: the clauses of its query
     (config syntax and expanded) for snippets and near misses, and the
-    prunable templates of the query and of its clauses."""
+    prunable templates of the query and of its clauses. Templates are of the
+    expanded query; a rendered one is then rewritten (see _rewrite)."""
 
     topic: Topic
     clauses: tuple[str, ...]  # as written in feeds.yaml
@@ -185,20 +258,33 @@ class _Plan:
         return cls(topic, tuple(c.strip() for c in original), tuple(expanded))
 
     def with_templates(self, tokens: Mapping[str, tuple[str, ...]],
-                       groups: dict[str, _Group]) -> _Plan:
-        clause_templates = tuple(_template(c, tokens, groups) for c in self.fts_clauses)
+                       groups: dict[str, _Group], norm: bool) -> _Plan:
+        def template(q: str) -> _Template:
+            return _template(q, tokens, groups) if not norm or _prunable(q) else (q,)
+
         return _Plan(self.topic, self.clauses, self.fts_clauses,
-                     _template(self.topic.fts_query, tokens, groups), clause_templates)
+                     template(self.topic.fts_query),
+                     tuple(template(c) for c in self.fts_clauses))
+
+
+def _split(cnf: _Cnf) -> tuple[_Cnf, bool]:
+    """The clauses of ``cnf`` no normal form can satisfy, and whether any
+    clause was left out."""
+    raw = tuple(c for c in cnf if not any(is_norm(need) for need in c))
+    return raw, len(raw) != len(cnf)
 
 
 class Matcher:
     """Matches batches of entries against a fixed set of topics.
 
-    Uses ``topic.fts_query`` (already expanded and validated by the config).
+    Uses ``topic.fts_query`` (already expanded and validated by the config),
+    rewritten by normalised_query when ``normalise`` (the default; off, the
+    matcher is the exact one, measured beside it by benchmarks/matching.py).
     Thread-safe: every call works on its own in-memory database."""
 
-    def __init__(self, topics: Sequence[Topic]) -> None:
+    def __init__(self, topics: Sequence[Topic], *, normalise: bool = True) -> None:
         self.topics: tuple[Topic, ...] = tuple(topics)
+        self.normalise = normalise
         plans = [_Plan.of(t) for t in self.topics]
         bodies: set[str] = set()
         for p in plans:
@@ -206,10 +292,19 @@ class Matcher:
                 bodies |= _bodies(q)
         tokens = _tokenize(bodies)
         groups: dict[str, _Group] = {}
-        self._plans = tuple(p.with_templates(tokens, groups) for p in plans)
-        self._index = _Index([necessary(t.fts_query) for t in self.topics])
+        self._plans = tuple(p.with_templates(tokens, groups, normalise) for p in plans)
+        conditions = [necessary(self._q(t.fts_query), norm=normalise) for t in self.topics]
+        split = [_split(c) for c in conditions]
+        # First step: raw tokens; second: normal forms too, for the topics
+        # with a clause a normal form could satisfy.
+        self._index = _Index([raw for raw, _ in split])
+        self._norm_topics = [n for n, (_, cut) in enumerate(split) if cut]
+        self._norm_index = _Index([conditions[n] for n in self._norm_topics])
         self._languages = [frozenset(filter(None, map(primary, t.languages)))
                            for t in self.topics]
+
+    def _q(self, fts_query: str) -> str:
+        return _rewrite(fts_query, self.normalise)
 
     def _speaking(self, wanted: dict[int, list[int]],
                   entries: Sequence[Entry]) -> dict[int, list[int]]:
@@ -223,6 +318,25 @@ class Matcher:
                 out[n] = kept
         return out
 
+    def _candidates(self, entries: Sequence[Entry], tokens: Sequence[set[bytes] | None],
+                    ) -> tuple[dict[int, list[int]], dict[int, str]]:
+        """topic -> the items it may match, and the norm column of every item
+        the second step looked at (by row id: item index + 1)."""
+        wanted = self._index.candidates(tokens)
+        norm_topics = [n for n in self._norm_topics if n in wanted]
+        if not norm_topics:
+            return wanted, {}
+        items = sorted({i for n in norm_topics for i in wanted[n]})
+        norms = {i + 1: entry_norm(entries[i]) for i in items}
+        full = [None if tokens[i] is None else tokens[i] | norm_tokens(norms[i + 1])  # type: ignore[operator]
+                for i in items]
+        found = self._norm_index.candidates(full)
+        for n in norm_topics:
+            del wanted[n]
+        for k, picked in found.items():
+            wanted[self._norm_topics[k]] = [items[j] for j in picked]
+        return dict(sorted(wanted.items())), norms
+
     def match(self, entries: Sequence[Entry]) -> list[Hit]:
         """Every (topic, entry) hit of the batch, in topic order then entry
         order. A topic whose query SQLite rejects at run time is logged and
@@ -234,11 +348,15 @@ class Matcher:
         if not entries or not self.topics:
             return []
         tokens = [_entry_tokens(e) for e in entries]
-        wanted = self._speaking(self._index.candidates(tokens), entries)
+        found, norms = self._candidates(entries, tokens)
+        wanted = self._speaking(found, entries)
         if not wanted:
             return []
         rows = sorted({i for items in wanted.values() for i in items})
-        batch = _Batch([entries[i] for i in rows], [i + 1 for i in rows])
+        # An item no normal-form topic wanted cannot match one: its norm
+        # column may stay empty.
+        batch = _Batch([entries[i] for i in rows], [i + 1 for i in rows], norm=self.normalise,
+                       norms={i + 1: norms.get(i + 1, "") for i in rows})
         try:
             known = [tokens[i] for i in rows]
             vocab = (batch.vocab() if any(t is None for t in known) else
@@ -254,14 +372,13 @@ class Matcher:
         finally:
             batch.close()
 
-    @staticmethod
-    def _topic_hits(batch: _Batch, vocab: _Vocab, plan: _Plan) -> list[Hit]:
+    def _topic_hits(self, batch: _Batch, vocab: _Vocab, plan: _Plan) -> list[Hit]:
         try:
-            rows = batch.hits(vocab.render(plan.template))
+            rows = batch.hits(self._q(vocab.render(plan.template)))
         except sqlite3.Error as exc:
             log.warning("topic %s skipped: invalid query: %s", plan.topic.id, exc)
             return []
-        clauses = [vocab.render(t) for t in plan.clause_templates] if rows else []
+        clauses = [self._q(vocab.render(t)) for t in plan.clause_templates] if rows else []
         out = []
         for row in rows:
             key = batch.keys.get(row.rowid)
@@ -275,23 +392,23 @@ class Matcher:
         """For every topic: does ``text`` match, on which words, and if not,
         which top-level AND clauses of its query it does satisfy.
         The text is indexed as entry_from_text() describes."""
-        batch = _Batch([entry_from_text(text, title)])
+        batch = _Batch([entry_from_text(text, title)], norm=self.normalise)
         try:
             return [self._explain_one(batch, plan) for plan in self._plans]
         finally:
             batch.close()
 
-    @staticmethod
-    def _explain_one(batch: _Batch, plan: _Plan) -> TopicExplanation:
+    def _explain_one(self, batch: _Batch, plan: _Plan) -> TopicExplanation:
         topic = plan.topic
-        row = batch.row(topic.fts_query, 1)
+        row = batch.row(self._q(topic.fts_query), 1)
+        clauses = [self._q(c) for c in plan.fts_clauses]
         if row is not None:
-            terms, snippet = _evidence(batch, plan.fts_clauses, row)
+            terms, snippet = _evidence(batch, clauses, row)
             return TopicExplanation(topic.id, topic.name, True, terms, snippet)
-        close = tuple(c for c, x in zip(plan.clauses, plan.fts_clauses, strict=False)
+        close = tuple(c for c, x in zip(plan.clauses, clauses, strict=False)
                       if batch.any(x))
         excluded = bool(topic.exclude and topic.exclude.strip()) and batch.any(
-            strip_exclude(topic.fts_query, topic.exclude))
+            self._q(strip_exclude(topic.fts_query, topic.exclude)))
         return TopicExplanation(topic.id, topic.name, False, (), "", close, excluded)
 
 
@@ -304,7 +421,8 @@ class NearMiss:
     missing: str
 
 
-def near_misses(topic: Topic, entries: Sequence[Entry]) -> list[NearMiss]:
+def near_misses(topic: Topic, entries: Sequence[Entry], *,
+                normalise: bool = True) -> list[NearMiss]:
     """The entries of the batch that miss exactly one clause of ``topic``.
 
     Each clause runs once over the whole batch, so the cost is one query per
@@ -312,10 +430,10 @@ def near_misses(topic: Topic, entries: Sequence[Entry]) -> list[NearMiss]:
     plan = _Plan.of(topic)
     if not plan.fts_clauses or not entries:
         return []
-    batch = _Batch(entries)
+    batch = _Batch(entries, norm=normalise)
     try:
-        satisfied = [_rowids(batch, c) for c in plan.fts_clauses]
-        whole = _rowids(batch, strip_exclude(topic.fts_query, topic.exclude))
+        satisfied = [_rowids(batch, _rewrite(c, normalise)) for c in plan.fts_clauses]
+        whole = _rowids(batch, _rewrite(strip_exclude(topic.fts_query, topic.exclude), normalise))
         out = []
         for rowid, key in batch.keys.items():
             missing = [c for c, rows in zip(plan.clauses, satisfied, strict=True)
@@ -323,6 +441,42 @@ def near_misses(topic: Topic, entries: Sequence[Entry]) -> list[NearMiss]:
             if len(missing) == 1 and rowid not in whole:
                 out.append(NearMiss(key, missing[0]))
         return out
+    finally:
+        batch.close()
+
+
+@dataclass(frozen=True)
+class FoldedMatch:
+    """An entry that ``topic`` matches only through normal forms (the exact
+    query does not match it), and the raw words of it that carried the match."""
+
+    entry_key: str
+    words: tuple[str, ...]
+    snippet: str
+
+
+def folded_matches(topic: Topic, entries: Sequence[Entry]) -> list[FoldedMatch]:
+    """The entries of the batch the normalised query of ``topic`` matches and
+    its exact query does not, for review in ``monitor topics suggest``."""
+    if not entries:
+        return []
+    exact = _Batch(entries, norm=False)
+    try:
+        plain = _rowids(exact, topic.fts_query)
+    finally:
+        exact.close()
+    batch = _Batch(entries)
+    try:
+        query = _normalised(topic.fts_query)
+        out = []
+        for row in batch.hits(query) if _rowids(batch, query) - plain else []:
+            key = batch.keys.get(row.rowid)
+            if key is not None and row.rowid not in plain:
+                out.append(FoldedMatch(key, row.folded, row.snippet))
+        return out
+    except sqlite3.Error as exc:
+        log.warning("topic %s skipped: invalid query: %s", topic.id, exc)
+        return []
     finally:
         batch.close()
 

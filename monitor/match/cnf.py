@@ -19,9 +19,21 @@ import functools
 import re
 from dataclasses import dataclass
 
-from monitor.match.prune import _group_spans
+from monitor.match.prune import _STR, _group_spans
 from monitor.match.tokens import ordered_tokens
-from monitor.query import scrub
+from monitor.normquery import NORM_COLUMN
+from monitor.query import FTS_COLUMNS, scrub
+
+# Written before a token of the norm column; unicode61 never makes a token
+# with a control character, so no title/summary/article token starts so.
+NORM_MARK = "\x01"
+_RAW, _NORM = "raw", "norm"
+_Spaces = frozenset[str]
+_BOTH: _Spaces = frozenset({_RAW, _NORM})
+_RAW_ONLY: _Spaces = frozenset({_RAW})
+# What normquery writes for an @list: (-norm:"a" OR -norm:"b"*), read as one group.
+_NORM_GROUP_RE = re.compile(
+    rf"\(\s*(?:-{NORM_COLUMN}:)?{_STR}(?:\s+OR\s+(?:-{NORM_COLUMN}:)?{_STR})*\s*\)")
 
 
 @dataclass(frozen=True)
@@ -61,12 +73,17 @@ class _CnfReader:
     """Recursive descent over FTS5's query grammar (NOT binds tighter than
     AND, AND than OR; juxtaposition is AND), producing a _Cnf."""
 
-    def __init__(self, query: str, *, groups: bool = True) -> None:
+    def __init__(self, query: str, *, groups: bool = True, norm: bool = False,
+                 spaces: _Spaces | None = None) -> None:
         # Each OR-group of strings (an expanded @list, shared by many topics)
         # stands as one token whose clause is read once and cached.
         self.toks: list[str] = []
+        self.norm = norm
+        # Which kinds of column the phrase being read may be in.
+        self.spaces: _Spaces = spaces if spaces is not None else (_BOTH if norm else _RAW_ONLY)
         last = 0
-        for a, b in _group_spans(query) if groups else ():
+        spans = _group_spans(query, _NORM_GROUP_RE) if norm else _group_spans(query)
+        for a, b in spans if groups else ():
             self.toks += _lex(query[last:a])
             self.toks.append(_GROUP_MARK + query[a:b])
             last = b
@@ -124,11 +141,18 @@ class _CnfReader:
         return cnf
 
     def _primary(self) -> _Cnf:
-        self._columns()
+        outer = self.spaces
+        self.spaces = outer & self._columns()
+        try:
+            return self._unit()
+        finally:
+            self.spaces = outer
+
+    def _unit(self) -> _Cnf:
         tok = self._peek()
         if tok is not None and tok.startswith(_GROUP_MARK):
             self._take()
-            return _group_cnf(tok[len(_GROUP_MARK):])
+            return _group_cnf(tok[len(_GROUP_MARK):], self.norm, self.spaces)
         if tok == "(":
             self._take()
             cnf = self._or()
@@ -136,29 +160,54 @@ class _CnfReader:
             return cnf
         if tok == "NEAR" and self.i + 1 < len(self.toks) and self.toks[self.i + 1] == "(":
             return self._near()
-        return _cnf_of(self._phrase())
+        return self._of(self._phrase())
 
-    def _columns(self) -> None:
-        """Skip a column filter: ``col:``, ``-col:``, ``{a b}:``, ``-{a b}:``."""
+    def _columns(self) -> _Spaces:
+        """Read a column filter (``col:``, ``-col:``, ``{a b}:``, ``-{a b}:``):
+        the kinds of column it leaves."""
         start = self.i
-        if self._peek() == "-":
+        negated = self._peek() == "-"
+        if negated:
             self._take()
         tok = self._peek()
+        names: list[str] = []
         if tok == "{":
-            while self._take() != "}":
-                pass
+            self._take()
+            while (name := self._take()) != "}":
+                names.append(name)
             self._take(":")
         elif tok is not None and self.i + 1 < len(self.toks) and self.toks[self.i + 1] == ":":
+            names.append(tok)
             self.i += 2
         elif self.i != start:
             raise _Unparsable("-")
+        else:
+            return _BOTH
+        if not self.norm:
+            return _BOTH
+        columns = {*FTS_COLUMNS, NORM_COLUMN}
+        chosen = columns - set(names) if negated else set(names) & columns
+        return frozenset(_NORM if c == NORM_COLUMN else _RAW for c in chosen)
+
+    def _of(self, need: _Need) -> _Cnf:
+        """A phrase's condition in the columns it may be in."""
+        if not (need.exact or need.prefixes) or not self.spaces:
+            return ()
+        needs = set()
+        if _RAW in self.spaces:
+            needs.add(need)
+        if _NORM in self.spaces and self.norm:
+            needs.add(_in_norm(need))
+        return (frozenset(needs),) if needs else ()
 
     def _near(self) -> _Cnf:
         self._take("NEAR")
         self._take("(")
         parts: list[_Cnf] = [()]
+        # Every phrase of a NEAR is in one column, but which kind is not
+        # known here: each needs its tokens in either kind.
         while self._peek() not in (")", ",", None):
-            parts.append(_cnf_of(self._phrase()))
+            parts.append(self._of(self._phrase()))
         if self._peek() == ",":
             self._take()
             self._take()
@@ -189,9 +238,19 @@ _GROUP_MARK = "\x00"  # never in a lexed token: _lex rejects NUL
 
 
 @functools.lru_cache(maxsize=16384)
-def _group_cnf(group: str) -> _Cnf:
+def _group_cnf(group: str, norm: bool = False, spaces: _Spaces | None = None) -> _Cnf:
     """The condition of one parenthesised OR-group of strings."""
-    return _CnfReader(group, groups=False).read()
+    return _CnfReader(group, groups=False, norm=norm, spaces=spaces).read()
+
+
+def _in_norm(need: _Need) -> _Need:
+    return _Need(frozenset(NORM_MARK + t for t in need.exact),
+                 frozenset(NORM_MARK + t for t in need.prefixes))
+
+
+def is_norm(need: _Need) -> bool:
+    """Whether ``need`` is of the norm column (see NORM_MARK)."""
+    return any(t.startswith(NORM_MARK) for t in (*need.exact, *need.prefixes))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -204,10 +263,6 @@ def _phrase_tokens(tok: str) -> tuple[str, ...]:
 def _is_word(tok: str) -> bool:
     return _LEX_RE.fullmatch(tok) is not None and tok[0] not in '"(){}:+*,^-' \
         and not tok.isspace()
-
-
-def _cnf_of(need: _Need) -> _Cnf:
-    return (frozenset({need}),) if need.exact or need.prefixes else ()
 
 
 def _cnf_and(*parts: _Cnf) -> _Cnf:
@@ -231,9 +286,10 @@ def _cnf_or(a: _Cnf, b: _Cnf) -> _Cnf:
     return tuple(dict.fromkeys(x | y for x in xs for y in ys))
 
 
-def necessary(fts_query: str) -> _Cnf:
-    """What every item matching ``fts_query`` contains; () when unknown."""
+def necessary(fts_query: str, *, norm: bool = False) -> _Cnf:
+    """What every item matching ``fts_query`` contains; () when unknown.
+    ``norm``: the table has a norm column (see NORM_MARK)."""
     try:
-        return _CnfReader(fts_query).read()
+        return _CnfReader(fts_query, norm=norm).read()
     except (_Unparsable, IndexError):
         return ()

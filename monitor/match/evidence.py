@@ -30,6 +30,9 @@ class _Row:
     summary_hl: str
     snippet: str
     article_hl: str = ""
+    # Raw words matched only through their normal form (see norm.mark), also
+    # named among the terms where they could not be marked in a column.
+    folded: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, str, str]:
@@ -85,6 +88,8 @@ def _evidence(batch: _Rows, fts_clauses: Sequence[str],
     names a long summary repeats. Within that window every word the whole
     query matched is marked."""
     terms = _terms_of(*row.columns)
+    if row.folded:
+        terms = tuple(dict.fromkeys((*terms, *row.folded)))[:MAX_TERMS]
     best: tuple[int, str] | None = None
     for fts_clause in fts_clauses:
         sub = batch.row(fts_clause, row.rowid)

@@ -38,8 +38,8 @@ _Group = tuple[_Alt, ...]
 _Template = tuple[str | _Group, ...]
 
 
-def _group_spans(fts: str) -> list[tuple[int, int]]:
-    """Spans of the OR-groups of plain strings, found outside any string."""
+def _group_spans(fts: str, pattern: re.Pattern[str] = _GROUP_RE) -> list[tuple[int, int]]:
+    """Spans of the OR-groups of plain strings (``pattern``), found outside any string."""
     spans: list[tuple[int, int]] = []
     i, n = 0, len(fts)
     while i < n:
@@ -48,7 +48,7 @@ def _group_spans(fts: str) -> list[tuple[int, int]]:
             i = skip_string(fts, i)
             continue
         if c == "(":
-            m = _GROUP_RE.match(fts, i)
+            m = pattern.match(fts, i)
             if m:
                 spans.append((i, m.end()))
                 i = m.end()

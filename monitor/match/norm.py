@@ -1,0 +1,162 @@
+"""The norm column in the live matcher: an item's normal forms, and back to its words.
+
+Owns what the matcher does with monitor.normalize: the value of a batch row's
+``norm`` column (norm_document of the entry's title, summary and article, the
+same call the archive makes), its tokens for the first stage (written with
+cnf.NORM_MARK in front), and the way back from a hit in the norm column to
+the raw words of the item that carried it: the norm column holds one normal
+form per word with a non-empty one, title words, then summary, then article,
+in normalize.tokens' order, so its n-th word is the n-th such raw word.
+Evidence shown to users is made of raw words only. Decides nothing about
+which topics match.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from monitor.match.cnf import NORM_MARK
+from monitor.match.tokens import token_bytes
+from monitor.normalize import norm_document, normalize_token, tokens
+from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
+from monitor.types import Entry
+
+_MARK = NORM_MARK.encode()
+# The word pattern of normalize.tokens, with positions (see word_spans).
+_WORD_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f\ue000-\uf8ff])+"
+                      r"(?:['’ʼ](?:[^\W_]|[\u0300-\u036f])+)*")
+_SPLIT_RE = re.compile(r"['’ʼ]")
+_MARKER_RE = re.compile(re.escape(HIGHLIGHT_OPEN) + "|" + re.escape(HIGHLIGHT_CLOSE))
+
+
+def fields(entry: Entry) -> tuple[str, str, str]:
+    """What norm_document reads of an entry: title, summary, article."""
+    return entry.title or "", entry.summary or "", entry.article or ""
+
+
+def entry_norm(entry: Entry) -> str:
+    """The entry's ``norm`` column, as the archive stores it."""
+    return norm_document(*fields(entry))
+
+
+def norm_tokens(norm: str) -> set[bytes]:
+    """The first-stage tokens of a norm column value (NORM_MARK in front)."""
+    return {_MARK + t for t in token_bytes(norm)}
+
+
+def word_spans(text: str) -> list[tuple[int, int]] | None:
+    """Where each word of ``normalize.tokens(text)`` is in ``text``; None
+    when the two do not line up (text that is not NFC)."""
+    spans: list[tuple[int, int]] = []
+    for m in _WORD_RE.finditer(text):
+        word = m.group(0)
+        if _SPLIT_RE.search(word) and (tokens(word) != [word]):
+            pos = m.start()
+            for part in _SPLIT_RE.split(word):
+                if part:
+                    spans.append((pos, pos + len(part)))
+                pos += len(part) + 1
+        else:
+            spans.append(m.span())
+    if [text[a:b] for a, b in spans] != tokens(text):
+        return None
+    return spans
+
+
+def norm_words(texts: Sequence[str]) -> list[tuple[int, int]]:
+    """For each word of the norm column, in order: (field, index of the word
+    among normalize.tokens of that field)."""
+    out: list[tuple[int, int]] = []
+    for f, text in enumerate(texts):
+        out.extend((f, k) for k, w in enumerate(tokens(text)) if normalize_token(w))
+    return out
+
+
+def marked_words(norm_hl: str) -> list[int]:
+    """The indices of the space-separated words of a highlighted norm column
+    that hold a marked token (a marked phrase may span several)."""
+    found: list[int] = []
+    inside = False
+    for n, chunk in enumerate(norm_hl.split(" ")):
+        hit = inside
+        for m in _MARKER_RE.finditer(chunk):
+            inside = m.group(0) == HIGHLIGHT_OPEN
+            hit = True
+        if hit:
+            found.append(n)
+    return found
+
+
+@dataclass(frozen=True)
+class Marked:
+    """Raw columns highlighted with the words a norm hit stands for."""
+
+    columns: tuple[str, str, str]
+    folded: tuple[str, ...]  # raw words matched only through their normal form
+
+
+def _intervals(highlighted: str) -> tuple[str, list[tuple[int, int]]]:
+    """``highlighted`` without markers, and the marked intervals of it."""
+    plain: list[str] = []
+    marks: list[tuple[int, int]] = []
+    pos = length = 0
+    start: int | None = None
+    for m in _MARKER_RE.finditer(highlighted):
+        piece = highlighted[pos:m.start()]
+        plain.append(piece)
+        length += len(piece)
+        if m.group(0) == HIGHLIGHT_OPEN:
+            start = length
+        elif start is not None:
+            marks.append((start, length))
+            start = None
+        pos = m.end()
+    plain.append(highlighted[pos:])
+    return "".join(plain), marks
+
+
+def _render(plain: str, marks: Sequence[tuple[int, int]]) -> str:
+    out: list[str] = []
+    last = 0
+    for a, b in sorted(marks):
+        if a < last:
+            continue
+        out += [plain[last:a], HIGHLIGHT_OPEN, plain[a:b], HIGHLIGHT_CLOSE]
+        last = b
+    out.append(plain[last:])
+    return "".join(out)
+
+
+def mark(columns: Sequence[str], norm_hl: str, texts: Sequence[str]) -> Marked:
+    """``columns`` (title, summary, article as highlight() gave them, each of
+    ``texts``, the entry's fields) with the raw words behind the marked words
+    of ``norm_hl`` marked too. A field whose words cannot be placed keeps its
+    highlight; its words are still named in ``folded``."""
+    hit = marked_words(norm_hl)
+    order = norm_words(texts)
+    wanted: dict[int, set[int]] = {}
+    for n in hit:
+        if n < len(order):
+            f, k = order[n]
+            wanted.setdefault(f, set()).add(k)
+    out = list(columns)
+    folded: dict[str, None] = {}
+    for f, ks in sorted(wanted.items()):
+        words = tokens(texts[f])
+        plain, marks = _intervals(columns[f] if f < len(columns) else "")
+        spans = word_spans(plain) if unicodedata.is_normalized("NFC", plain) else None
+        if spans is None or [plain[a:b] for a, b in spans] != words:
+            folded.update((words[k].lower(), None) for k in sorted(ks) if k < len(words))
+            continue
+        new = []
+        for k in sorted(ks):
+            a, b = spans[k]
+            if not any(x <= a and b <= y for x, y in marks):
+                new.append((a, b))
+                folded[plain[a:b].lower()] = None
+        if new:
+            out[f] = _render(plain, [*marks, *new])
+    return Marked((out[0], out[1], out[2]), tuple(folded))
