@@ -183,6 +183,9 @@ class _Rewriter:
         j = i
         if q[j] == "-":
             j += 1
+            # FTS5 allows space between the minus and the column: "- title:x".
+            while j < self.n and q[j].isspace():
+                j += 1
         if j < self.n and q[j] == "{":
             close = q.find("}", j)
             j = self.n if close < 0 else close + 1

@@ -461,6 +461,45 @@ def test_pruned_queries_find_exactly_what_full_queries_find(
     topics, matcher = _shipped_matcher()
     entries = [entry(str(i), t, s) for i, (t, s) in enumerate(pairs)]
     got = {(h.topic_id, h.entry_key) for h in matcher.match(entries)}
+    assert got == _norm_reference(topics, entries)
+
+
+def _norm_reference(topics: tuple[Topic, ...], entries: list[Entry]) -> set[tuple[str, str]]:
+    """Every query rewritten by normalised_query, unpruned, on a plain FTS5
+    table of (title, summary, article, norm): what the archive's search runs."""
+    import sqlite3
+
+    from monitor.match import TOKENIZER
+    from monitor.normalize import norm_document
+    from monitor.normquery import normalised_query
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE r USING fts5(title, summary, article, norm, "
+               f"tokenize='{TOKENIZER}')")
+    db.executemany("INSERT INTO r(rowid, title, summary, article, norm) VALUES (?, ?, ?, ?, ?)",
+                   [(i, e.title, e.summary, e.article,
+                     norm_document(e.title or "", e.summary or "", e.article or ""))
+                    for i, e in enumerate(entries)])
+    out = {(t.id, entries[rowid].key) for t in topics
+           for (rowid,) in db.execute("SELECT rowid FROM r WHERE r MATCH ?",
+                                      (normalised_query(t.fts_query),))}
+    db.close()
+    return out
+
+
+@functools.cache
+def _shipped_exact_matcher() -> tuple[tuple[Topic, ...], Matcher]:
+    topics = tuple(load_config(ROOT / "feeds.yaml").topics)
+    return topics, Matcher(topics, normalise=False)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(TEXT, TEXT), min_size=1, max_size=6))
+def test_exact_matcher_finds_exactly_what_full_exact_queries_find(
+        pairs: list[tuple[str, str]]) -> None:
+    topics, matcher = _shipped_exact_matcher()
+    entries = [entry(str(i), t, s) for i, (t, s) in enumerate(pairs)]
+    got = {(h.topic_id, h.entry_key) for h in matcher.match(entries)}
     assert got == _reference(topics, entries)
 
 
@@ -552,7 +591,9 @@ def test_matcher_finds_exactly_what_plain_fts5_finds(queries: list[str],
         topics.append(Topic(id=f"t{i}", name=f"t{i}", query=q, fts_query=q))
     entries = [entry(str(i), t, s) for i, (t, s) in enumerate(pairs)]
     got = {(h.topic_id, h.entry_key) for h in Matcher(topics).match(entries)}
-    assert got == _reference(tuple(topics), entries)
+    assert got == _norm_reference(tuple(topics), entries)
+    exact = {(h.topic_id, h.entry_key) for h in Matcher(topics, normalise=False).match(entries)}
+    assert exact == _reference(tuple(topics), entries)
 
 
 def test_near_with_overlapping_phrases_still_hits() -> None:
