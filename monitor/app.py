@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from monitor.notify.outbox import Delivery
     from monitor.opml import OpmlFeed
     from monitor.reapply import ApplyResult
-    from monitor.suggest import Suggestion
+    from monitor.suggest import Review
 
 # Imported where used, not here: the digest's templates (jinja2), the cron
 # triggers (APScheduler), discovery (lxml) and mail would slow every command's start.
@@ -472,15 +472,16 @@ class Monitor:
 
     def topics_suggest(self, topic_id: str, since: str | None = "30d", *, limit: int = 20,
                        progress: Callable[[int, int], None] | None = None,
-                       ) -> list[Suggestion]:
+                       ) -> Review:
         """Stored items that satisfy every clause of the topic's query but one,
-        grouped by the missing clause, with the words that might complete it."""
-        from monitor.suggest import suggest
+        grouped by the missing clause, with the words that might complete it;
+        and those it matches only through stemmed or folded forms."""
+        from monitor.suggest import review
 
         topic = self.config.topic(topic_id)
         with self.open_store() as store:
-            return suggest(store, topic, since=parse_since(since), limit=limit,
-                           progress=progress)
+            return review(store, topic, since=parse_since(since), limit=limit,
+                          progress=progress)
 
     # --- sync and poll -------------------------------------------------------------------
 

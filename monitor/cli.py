@@ -289,15 +289,25 @@ def topics_apply(obj: Monitor, topic_ids: tuple[str, ...], since: str | None,
 @handle_errors
 def topics_suggest(obj: Monitor, topic_id: str, since: str, limit: int, as_json: bool) -> None:
     """Stored items that matched every clause of TOPIC's query but one, by the
-    missing clause, with the words that might have completed it."""
+    missing clause, with the words that might have completed it; and, for
+    review, items TOPIC matched only through a stemmed or folded form, with
+    the words that carried the match (quote a term to keep it exact)."""
     with _progress("{task.description}", disable=not err.is_terminal) as bar:
         task = bar.add_task(topic_id, total=None)
-        groups = obj.topics_suggest(topic_id, since, limit=limit,
-                                    progress=lambda done, total: bar.update(
-                                        task, completed=done, total=total))
+        found = obj.topics_suggest(topic_id, since, limit=limit,
+                                   progress=lambda done, total: bar.update(
+                                       task, completed=done, total=total))
+    groups, folded = found.missing, found.folded
     if as_json:
-        print_json({"topic": topic_id, "since": since, "missing": [g.as_json() for g in groups]})
+        print_json({"topic": topic_id, "since": since, "missing": [g.as_json() for g in groups],
+                    "folded": folded.as_json()})
         return
+    if folded.count:
+        out.print(f"[bold]matched only through stemmed or folded forms:[/bold] "
+                  f"({folded.count} items)")
+        for item in folded.items:
+            words = ", ".join(map(str, item["words"]))  # type: ignore[call-overload]
+            out.print(f"  - {escape(str(item['title']))}  [dim]{escape(words)}[/dim]")
     if not groups:
         out.print(f"No near misses of {escape(topic_id)} since {escape(since)}.")
         return

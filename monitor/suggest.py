@@ -5,6 +5,11 @@ keeps those that satisfy every top-level AND clause of the topic's query but
 one, and groups them by the missing clause with the words that might have
 completed it: the item's most frequent tokens that are neither stopwords nor
 already in the topic. A user extends a term list from that evidence.
+
+Also lists, for review, the items the topic matches only through a stemmed or
+folded form (its normalised query matches them, its exact one does not), each
+with the raw words that carried the match: where normalisation joined words
+that should stay apart, the user quotes the term to keep it exact.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from monitor.match import near_misses, ordered_tokens, text_tokens
+from monitor.match import folded_matches, near_misses, ordered_tokens, text_tokens
 from monitor.reapply import BATCH, _entry
 from monitor.store import Store
 from monitor.types import Topic
@@ -48,18 +53,60 @@ class Suggestion:
                 "items": self.items}
 
 
+@dataclass
+class Folded:
+    """The items matched only through normal forms, and the raw words that did."""
+
+    count: int = 0
+    items: list[dict[str, object]] = field(default_factory=list)
+    words: Counter[str] = field(default_factory=Counter)
+
+    def as_json(self) -> dict[str, object]:
+        return {"count": self.count,
+                "words": [w for w, _ in self.words.most_common(WORDS_PER_CLAUSE)],
+                "items": self.items}
+
+
+@dataclass
+class Review:
+    """What ``monitor topics suggest`` shows: near misses by missing clause,
+    most items first, and the folded-only matches."""
+
+    missing: list[Suggestion]
+    folded: Folded
+
+
 def suggest(store: Store, topic: Topic, *, since: datetime | None, limit: int,
             batch: int = BATCH,
             progress: Callable[[int, int], None] | None = None) -> list[Suggestion]:
     """The topic's near misses by missing clause, most items first; at most
     ``limit`` items listed per clause (all of them count towards the words)."""
+    return review(store, topic, since=since, limit=limit, batch=batch,
+                  progress=progress).missing
+
+
+def review(store: Store, topic: Topic, *, since: datetime | None, limit: int,
+           batch: int = BATCH, progress: Callable[[int, int], None] | None = None) -> Review:
+    """suggest()'s near misses and the folded-only matches (at most ``limit``
+    items listed, all counted), in one walk over the stored items."""
     known = text_tokens(topic.fts_query)
     total = store.count_items(since)
     groups: dict[str, Suggestion] = {}
+    folded = Folded()
     after, done = 0, 0
     while rows := store.item_batch(after_id=after, since=since, limit=batch):
         by_id = {str(r["id"]): r for r in rows}
-        for miss in near_misses(topic, [_entry(r) for r in rows]):
+        entries = [_entry(r) for r in rows]
+        for match in folded_matches(topic, entries):
+            row = by_id[match.entry_key]
+            folded.count += 1
+            folded.words.update(match.words)
+            if len(folded.items) < limit:
+                folded.items.append({"id": row["id"], "feed": row["feed_id"],
+                                     "title": row["title"], "url": row["url"],
+                                     "published_at": row["published_at"],
+                                     "words": list(match.words), "snippet": match.snippet})
+        for miss in near_misses(topic, entries):
             row = by_id[miss.entry_key]
             words = candidate_words(row, known)
             group = groups.setdefault(miss.missing, Suggestion(miss.missing))
@@ -73,7 +120,7 @@ def suggest(store: Store, topic: Topic, *, since: datetime | None, limit: int,
         done += len(rows)
         if progress:
             progress(done, total)
-    return sorted(groups.values(), key=lambda g: -g.count)
+    return Review(sorted(groups.values(), key=lambda g: -g.count), folded)
 
 
 def candidate_words(row: dict[str, object], known: set[str]) -> list[str]:

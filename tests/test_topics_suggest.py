@@ -22,6 +22,9 @@ ITEMS = {
              "Kulsary oilfield workers walkout over wages; Kulsary drillers join the walkout."),
     "whole": ("Oil workers strike in Zhanaozen", "Zhanaozen oilfield workers stop work."),
     "fewer": ("Weather in Kulsary", "Rain expected over Kulsary, no strike news."),
+    # Every clause, but only through normal forms: "striking" for strike and
+    # the Cyrillic, inflected Жанаозене for Zhanaozen.
+    "folded": ("Oilfields idle", "Drillers striking in Жанаозене since Monday."),
 }
 
 
@@ -91,3 +94,23 @@ def test_an_unknown_topic_exits_2_naming_it(archive: tuple[Path, Path]) -> None:
     result = run_cli("topics", "suggest", "no-such-topic", config=config, db=db)
     assert result.exit_code == 2
     assert "no-such-topic" in result.output
+
+
+def test_an_item_matched_only_through_folded_forms_is_listed_with_its_words(
+        archive: tuple[Path, Path]) -> None:
+    found = suggest(archive, "strikes")["folded"]
+    assert found["count"] == 1
+    assert [i["title"] for i in found["items"]] == [ITEMS["folded"][0]]
+    words = found["items"][0]["words"]
+    assert {"striking", "жанаозене", "oilfields"} <= set(words)
+    # Items the exact query matches are not "folded only".
+    assert ITEMS["whole"][0] not in {i["title"] for i in found["items"]}
+    assert "[[" in found["items"][0]["snippet"]
+
+
+def test_suggest_prints_the_folded_only_matches(archive: tuple[Path, Path]) -> None:
+    config, db = archive
+    result = run_cli("topics", "suggest", "strikes", config=config, db=db)
+    assert result.exit_code == 0, result.output
+    assert "only through stemmed or folded forms" in result.output
+    assert ITEMS["folded"][0] in result.output
