@@ -12,8 +12,12 @@ with a third AND clause or an exclusion taken from the shipped queries' words.
 
 Each topic count runs over the same shuffled sequence of feed batches until a
 time budget is spent (always at least one batch), so the large sets may see
-fewer items. When 1,000 topics fall short of 20,000 items/s, a cProfile of the
-matcher at 1,000 topics says where the time goes.
+fewer items; twice, side by side: the matcher as shipped (normalised matching,
+issue 14) and ``Matcher(normalise=False)``, the exact matcher of before, so
+the cost of normalisation is measured in the same run on the same machine.
+The process-wide caches of the tokenizer are warmed by one pass first, so
+neither run pays them for the other. When 1,000 topics fall short of 20,000
+items/s, a cProfile of the matcher at 1,000 topics says where the time goes.
 
     python -m benchmarks.matching [--counts 8,100,1000,10000] [--budget 20] [--profile]
 """
@@ -36,6 +40,7 @@ from benchmarks.common import ROOT, SHARED_FEEDS, TEST_FEEDS, load_corpus, table
 from monitor.config import Config, load_config
 from monitor.errors import ParseError
 from monitor.match import Matcher, build_fts_query
+from monitor.match.tokens import _entry_tokens
 from monitor.parse import parse_feed
 from monitor.types import Entry, Topic
 
@@ -43,6 +48,7 @@ COUNTS = (8, 100, 1000, 10000)
 BATCH_SIZES = (200, 1000)
 TARGET_ITEMS_PER_S = 20_000  # at 1,000 topics (issue 8)
 TARGET_GROWTH = 20.0  # cost at 10,000 topics / cost at 100
+MAX_NORM_COST = 0.30  # normalisation may cost at most 30 % (issue 14), at 8 and 1,000
 SEED = 8
 
 SUBJECT_LISTS = ("kazakhstan", "tokayev", "nazarbayev", "nazarbayev-institutions", "osce",
@@ -158,6 +164,7 @@ class MatchRun:
     items: int
     seconds: float
     hits: int
+    normalise: bool = True
 
     @property
     def items_per_s(self) -> float:
@@ -169,9 +176,9 @@ class MatchRun:
 
 
 def measure(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]],
-            budget: float) -> MatchRun:
+            budget: float, normalise: bool = True) -> MatchRun:
     t0 = time.perf_counter()
-    matcher = Matcher(topics)
+    matcher = Matcher(topics, normalise=normalise)
     build = time.perf_counter() - t0
     items = hits = done = 0
     spent = 0.0
@@ -183,13 +190,14 @@ def measure(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]],
         done += 1
         if spent >= budget:
             break
-    return MatchRun(len(topics), build, done, items, spent, hits)
+    return MatchRun(len(topics), build, done, items, spent, hits, normalise)
 
 
 # Matcher's phases, by the function that does each (monitor/match/).
 PHASES = (
     ("_entry_tokens", "_entry_tokens", "first stage: each item's tokens, in Python"),
     ("_Index.candidates", "candidates", "first stage: (topic, item) pairs that could match"),
+    ("entry_norm", "entry_norm", "norm column of the items a normal-form topic still wants"),
     ("_Batch.__init__", "__init__", "index the candidate items (FTS5 inserts)"),
     ("_Vocab.render", "render", "render pruned queries"),
     ("_Batch.hits", "hits", "run topic queries (SQLite MATCH + highlight)"),
@@ -208,7 +216,7 @@ def profile(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]],
             max_batches: int = 60) -> Profile:
     """cProfile of Matcher.match over the first batches: total seconds, time
     per phase (cumulative seconds, calls) and the top functions by own time."""
-    matcher = Matcher(topics)
+    matcher = Matcher(topics, normalise=True)
     prof = cProfile.Profile()
     chosen = list(batches[:max_batches])
     prof.enable()
@@ -256,15 +264,21 @@ def run(counts: Sequence[int], budget: float, do_profile: bool | None = None,
     n_items = sum(map(len, batches))
     say = log if callable(log) else print
     say(f"  {n_items:,} items in {len(batches)} batches from {source}")
-    runs = []
+    for b in batches:  # the tokenizer's process-wide caches, for both runs alike
+        for e in b:
+            _entry_tokens(e)
+    runs, exact_runs = [], []
     for n in counts:
         topics = generate_topics(config.topics, _subject_terms(config), n)
-        r = measure(topics, batches, budget)
-        runs.append(r)
-        say(f"  {n:>6} topics: {r.items_per_s:9.0f} items/s over {r.items:,} items "
-            f"({r.batches} batches, {r.seconds:.1f}s), {r.hits} hits, "
-            f"matcher built in {r.build_seconds:.2f}s")
-    result: dict[str, object] = {"source": source, "items": n_items, "runs": runs}
+        for normalise in (False, True):
+            r = measure(topics, batches, budget, normalise)
+            (runs if normalise else exact_runs).append(r)
+            say(f"  {n:>6} topics{'' if normalise else ' (without norm)'}: "
+                f"{r.items_per_s:9.0f} items/s over {r.items:,} items "
+                f"({r.batches} batches, {r.seconds:.1f}s), {r.hits} hits, "
+                f"matcher built in {r.build_seconds:.2f}s")
+    result: dict[str, object] = {"source": source, "items": n_items, "runs": runs,
+                                 "exact_runs": exact_runs}
     # What batching across feeds would buy: same items, re-cut into larger batches.
     if 1000 in counts:
         topics = generate_topics(config.topics, _subject_terms(config), 1000)
@@ -292,9 +306,26 @@ def render(result: Mapping[str, object]) -> str:
         growth = f"{r.us_per_item / base.us_per_item:.1f}x" if base and base.us_per_item else "-"
         rows.append([r.topics, r.items_per_s, r.us_per_item, growth, r.items, r.batches,
                      r.hits, r.build_seconds])
-    text = [f"Items: {result['items']:,} from {result['source']}, one batch per feed.", "",
+    text = [f"Items: {result['items']:,} from {result['source']}, one batch per feed; "
+            "normalised matching (as shipped).", "",
             table(["topics", "items/s", "µs/item", "cost vs 100 topics", "items matched",
                    "batches", "hits", "Matcher() s"], rows)]
+    exact: list[MatchRun] = list(result.get("exact_runs") or [])  # type: ignore[call-overload]
+    if exact:
+        by_exact = {r.topics: r for r in exact}
+        rows3 = []
+        for r in runs:
+            e = by_exact.get(r.topics)
+            if e is None:
+                continue
+            cost = (r.us_per_item / e.us_per_item - 1) if e.us_per_item else 0.0
+            rows3.append([r.topics, e.items_per_s, r.items_per_s, e.us_per_item, r.us_per_item,
+                          f"{cost:+.0%}", e.hits, r.hits, e.build_seconds, r.build_seconds])
+        text += ["", "Normalisation side by side (same run, same batches; without norm: "
+                 "`Matcher(normalise=False)`, the exact matcher):", "",
+                 table(["topics", "items/s without norm", "items/s with norm",
+                        "µs/item without", "µs/item with", "norm cost", "hits without",
+                        "hits with", "Matcher() s without", "Matcher() s with"], rows3)]
     if "by_batch_size" in result:
         sized: list[tuple[int, MatchRun]] = list(result["by_batch_size"])  # type: ignore[call-overload]
         per_feed = by_n.get(1000)
@@ -329,6 +360,14 @@ def targets(result: Mapping[str, object]) -> list[tuple[str, str, str]]:
                     f"{r1k.items_per_s:,.0f} items/s",
                     "met" if ok else f"not met (gap {TARGET_ITEMS_PER_S / r1k.items_per_s:.1f}x)"
                     if r1k.items_per_s else "not met"))
+    by_exact = {r.topics: r for r in result.get("exact_runs") or []}  # type: ignore[attr-defined]
+    for n in (8, 1000):
+        r, e = by_n.get(n), by_exact.get(n)
+        if r and e and e.us_per_item:
+            cost = r.us_per_item / e.us_per_item - 1
+            out.append((f"normalisation costs <= 30 % at {n:,} topics",
+                        f"{r.us_per_item:.0f} vs {e.us_per_item:.0f} µs/item = {cost:+.0%}",
+                        "met" if cost <= MAX_NORM_COST else "not met"))
     r100, r10k = by_n.get(100), by_n.get(10000)
     if r100 and r10k and r100.us_per_item:
         growth = r10k.us_per_item / r100.us_per_item

@@ -37,7 +37,7 @@ from monitor.match.evidence import (
 )
 from monitor.match.norm import entry_norm, fields, mark, norm_tokens
 from monitor.match.prefilter import _Index
-from monitor.match.prune import _bodies, _Group, _Template, _template, _Vocab
+from monitor.match.prune import _bodies, _Group, _rewritten_template, _Template, _template, _Vocab
 from monitor.match.tokens import _entry_tokens, _tokenize
 from monitor.normquery import NORM_COLUMN, normalised_query
 from monitor.query import (
@@ -259,8 +259,15 @@ class _Plan:
 
     def with_templates(self, tokens: Mapping[str, tuple[str, ...]],
                        groups: dict[str, _Group], norm: bool) -> _Plan:
+        """Templates that render to the query SQLite runs: rewritten already
+        when ``norm`` (the groups of strings stay exact, so pruning them by
+        the batch's raw tokens is still exact)."""
         def template(q: str) -> _Template:
-            return _template(q, tokens, groups) if not norm or _prunable(q) else (q,)
+            if not norm:
+                return _template(q, tokens, groups)
+            rewritten = _rewritten_template(q, tokens, groups, _normalised) if _prunable(q) \
+                else None
+            return rewritten if rewritten is not None else (_normalised(q),)
 
         return _Plan(self.topic, self.clauses, self.fts_clauses,
                      template(self.topic.fts_query),
@@ -293,7 +300,7 @@ class Matcher:
         tokens = _tokenize(bodies)
         groups: dict[str, _Group] = {}
         self._plans = tuple(p.with_templates(tokens, groups, normalise) for p in plans)
-        conditions = [necessary(self._q(t.fts_query), norm=normalise) for t in self.topics]
+        conditions = [necessary(_Vocab.whole(p.template), norm=normalise) for p in self._plans]
         split = [_split(c) for c in conditions]
         # First step: raw tokens; second: normal forms too, for the topics
         # with a clause a normal form could satisfy.
@@ -374,11 +381,11 @@ class Matcher:
 
     def _topic_hits(self, batch: _Batch, vocab: _Vocab, plan: _Plan) -> list[Hit]:
         try:
-            rows = batch.hits(self._q(vocab.render(plan.template)))
+            rows = batch.hits(vocab.render(plan.template))
         except sqlite3.Error as exc:
             log.warning("topic %s skipped: invalid query: %s", plan.topic.id, exc)
             return []
-        clauses = [self._q(vocab.render(t)) for t in plan.clause_templates] if rows else []
+        clauses = [vocab.render(t) for t in plan.clause_templates] if rows else []
         out = []
         for row in rows:
             key = batch.keys.get(row.rowid)

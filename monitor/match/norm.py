@@ -29,6 +29,7 @@ _MARK = NORM_MARK.encode()
 _WORD_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f\ue000-\uf8ff])+"
                       r"(?:['’ʼ](?:[^\W_]|[\u0300-\u036f])+)*")
 _SPLIT_RE = re.compile(r"['’ʼ]")
+_APOSTROPHE_RE = _SPLIT_RE
 _MARKER_RE = re.compile(re.escape(HIGHLIGHT_OPEN) + "|" + re.escape(HIGHLIGHT_CLOSE))
 
 
@@ -38,8 +39,20 @@ def fields(entry: Entry) -> tuple[str, str, str]:
 
 
 def entry_norm(entry: Entry) -> str:
-    """The entry's ``norm`` column, as the archive stores it."""
-    return norm_document(*fields(entry))
+    """The entry's ``norm`` column, as the archive stores it: norm_document's
+    value, made faster where a field has no apostrophe (then
+    normalize.tokens is the plain word pattern, found in C)."""
+    out: list[str] = []
+    for text in fields(entry):
+        if not text:
+            continue
+        if _APOSTROPHE_RE.search(text):
+            out.append(norm_document(text))
+            continue
+        if not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)
+        out.append(" ".join(filter(None, map(normalize_token, _WORD_RE.findall(text)))))
+    return " ".join(filter(None, out))
 
 
 def norm_tokens(norm: str) -> set[bytes]:

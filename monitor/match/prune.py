@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from monitor.query import skip_string
@@ -85,6 +85,37 @@ def _template(fts: str, tokens: Mapping[str, tuple[str, ...]],
     return tuple(p for p in parts if p != "")
 
 
+_HOLE = "\x1d"  # a placeholder for a group while the rest of a query is rewritten
+_HOLE_RE = re.compile(f'"{_HOLE}(\\d+)"')
+
+
+def _rewritten_template(fts: str, tokens: Mapping[str, tuple[str, ...]],
+                        groups: dict[str, _Group] | None,
+                        rewrite: Callable[[str], str]) -> _Template | None:
+    """The template of ``rewrite(fts)`` where ``rewrite`` leaves strings exact
+    (normquery.normalised_query): each group stands in as a string while the
+    rest is rewritten, and comes back as ``-norm:(...)`` where the group's
+    strings were ``-norm:"..."``. None when ``fts`` holds the placeholder."""
+    if _HOLE in fts:
+        return None
+    plain = _template(fts, tokens, groups)
+    holes: list[_Group] = []
+    text: list[str] = []
+    for part in plain:
+        if isinstance(part, str):
+            text.append(part)
+        else:
+            text.append(f'"{_HOLE}{len(holes)}"')
+            holes.append(part)
+    pieces = _HOLE_RE.split(rewrite("".join(text)))
+    out: list[str | _Group] = []
+    for k, piece in enumerate(pieces):
+        out.append(holes[int(piece)] if k % 2 else piece)
+    if sum(1 for p in out if not isinstance(p, str)) != len(holes):
+        return None
+    return tuple(p for p in out if p != "")
+
+
 class _Vocab:
     """The distinct tokens of a batch, and templates rendered against them."""
 
@@ -113,6 +144,12 @@ class _Vocab:
                     self._has_prefix(last) if alt.prefix else last in self.terms)
             self._cache[alt.text] = hit
         return hit
+
+    @staticmethod
+    def whole(template: _Template) -> str:
+        """``template`` with every alternative: the query before pruning."""
+        return "".join(p if isinstance(p, str) else
+                       "(" + " OR ".join(a.text for a in p) + ")" for p in template)
 
     def render(self, template: _Template) -> str:
         out = []
