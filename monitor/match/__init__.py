@@ -48,7 +48,6 @@ from monitor.query import (
 from monitor.query import scrub as _clean
 
 __all__ = [
-    "FoldedMatch",
     "HIGHLIGHT_CLOSE",
     "HIGHLIGHT_OPEN",
     "MAX_PHRASE_TOKENS",
@@ -59,6 +58,7 @@ __all__ = [
     "QUERY",
     "SNIPPET_TOKENS",
     "TOKENIZER",
+    "FoldedMatch",
     "Matcher",
     "NearMiss",
     "SearchReading",
@@ -67,8 +67,8 @@ __all__ = [
     "_rehighlight",
     "build_fts_query",
     "entry_from_text",
-    "folded_matches",
     "expand_query",
+    "folded_matches",
     "near_misses",
     "necessary",
     "ordered_tokens",

@@ -335,8 +335,10 @@ class Matcher:
             return wanted, {}
         items = sorted({i for n in norm_topics for i in wanted[n]})
         norms = {i + 1: entry_norm(entries[i]) for i in items}
-        full = [None if tokens[i] is None else tokens[i] | norm_tokens(norms[i + 1])  # type: ignore[operator]
-                for i in items]
+        full: list[set[bytes] | None] = []
+        for i in items:
+            raw = tokens[i]
+            full.append(None if raw is None else raw | norm_tokens(norms[i + 1]))
         found = self._norm_index.candidates(full)
         for n in norm_topics:
             del wanted[n]
