@@ -171,8 +171,12 @@ def test_a_quoted_name_gets_no_normal_forms_in_the_live_matcher() -> None:
     assert [h.entry_key for h in Matcher([topic('"Toqaev"')]).match(entries)] == ["a"]
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(WORD, st.text(max_size=12)), max_size=12).map(" ".join),
+APOSTROPHES = st.sampled_from(["Kazakhstan's", "a'kim", "s’", "ʼ", "don't", "Qazaqstan’da",
+                               "о'кей", "'", "x'y'z", "e\u0301'a", "n'", "’s"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(WORD, APOSTROPHES, st.text(max_size=12)), max_size=12).map("".join),
        st.one_of(st.none(), st.text(max_size=30)))
 def test_entry_norm_is_norm_document(summary: str, article: str | None) -> None:
     assert _WORD_RE.pattern == _TOKEN_RE.pattern

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from monitor.match.cnf import NORM_MARK
 from monitor.match.tokens import token_bytes
-from monitor.normalize import norm_document, normalize_token, tokens
+from monitor.normalize import normalize_token, tokens
 from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.types import Entry
 
@@ -30,6 +30,8 @@ _WORD_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f\ue000-\uf8ff])+"
                       r"(?:['’ʼ](?:[^\W_]|[\u0300-\u036f])+)*")
 _SPLIT_RE = re.compile(r"['’ʼ]")
 _APOSTROPHE_RE = _SPLIT_RE
+_APOSTROPHE_WORD_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f\ue000-\uf8ff])+"
+                                 r"(?:['’ʼ](?:[^\W_]|[\u0300-\u036f])+)+")
 _MARKER_RE = re.compile(re.escape(HIGHLIGHT_OPEN) + "|" + re.escape(HIGHLIGHT_CLOSE))
 
 
@@ -40,18 +42,20 @@ def fields(entry: Entry) -> tuple[str, str, str]:
 
 def entry_norm(entry: Entry) -> str:
     """The entry's ``norm`` column, as the archive stores it: norm_document's
-    value, made faster where a field has no apostrophe (then
-    normalize.tokens is the plain word pattern, found in C)."""
+    value, made faster. normalize.tokens is the plain word pattern (found in
+    C) but for words with an apostrophe, which it may cut: only those words
+    go through it, one by one (a word's cut does not depend on its context)."""
     out: list[str] = []
     for text in fields(entry):
         if not text:
             continue
-        if _APOSTROPHE_RE.search(text):
-            out.append(norm_document(text))
-            continue
         if not unicodedata.is_normalized("NFC", text):
             text = unicodedata.normalize("NFC", text)
-        out.append(" ".join(filter(None, map(normalize_token, _WORD_RE.findall(text)))))
+        words = _WORD_RE.findall(text)
+        if _APOSTROPHE_RE.search(text):
+            cut = {w: tokens(w) for w in _APOSTROPHE_WORD_RE.findall(text)}
+            words = [p for w in words for p in cut.get(w, (w,))]
+        out.append(" ".join(filter(None, map(normalize_token, words))))
     return " ".join(filter(None, out))
 
 
