@@ -45,18 +45,21 @@ def entry_norm(entry: Entry) -> str:
     value, made faster. normalize.tokens is the plain word pattern (found in
     C) but for words with an apostrophe, which it may cut: only those words
     go through it, one by one (a word's cut does not depend on its context)."""
-    out: list[str] = []
-    for text in fields(entry):
-        if not text:
-            continue
-        if not unicodedata.is_normalized("NFC", text):
-            text = unicodedata.normalize("NFC", text)
-        words = _WORD_RE.findall(text)
-        if _APOSTROPHE_RE.search(text):
-            cut = {w: tokens(w) for w in _APOSTROPHE_WORD_RE.findall(text)}
-            words = [p for w in words for p in cut.get(w, (w,))]
-        out.append(" ".join(filter(None, map(normalize_token, words))))
+    out = (" ".join(filter(None, map(normalize_token, _words(text)))) for text in fields(entry))
     return " ".join(filter(None, out))
+
+
+def _words(text: str) -> list[str]:
+    """normalize.tokens(text), made faster (see entry_norm)."""
+    if not text:
+        return []
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    words: list[str] = _WORD_RE.findall(text)
+    if _APOSTROPHE_RE.search(text):
+        cut = {w: tokens(w) for w in _APOSTROPHE_WORD_RE.findall(text)}
+        words = [p for w in words for p in cut.get(w, (w,))]
+    return words
 
 
 def norm_tokens(norm: str) -> set[bytes]:
@@ -70,7 +73,7 @@ def word_spans(text: str) -> list[tuple[int, int]] | None:
     spans: list[tuple[int, int]] = []
     for m in _WORD_RE.finditer(text):
         word = m.group(0)
-        if _SPLIT_RE.search(word) and (tokens(word) != [word]):
+        if _SPLIT_RE.search(word) and tokens(word) != [word]:
             pos = m.start()
             for part in _SPLIT_RE.split(word):
                 if part:
@@ -78,7 +81,7 @@ def word_spans(text: str) -> list[tuple[int, int]] | None:
                 pos += len(part) + 1
         else:
             spans.append(m.span())
-    if [text[a:b] for a, b in spans] != tokens(text):
+    if [text[a:b] for a, b in spans] != _words(text):
         return None
     return spans
 
@@ -88,7 +91,7 @@ def norm_words(texts: Sequence[str]) -> list[tuple[int, int]]:
     among normalize.tokens of that field)."""
     out: list[tuple[int, int]] = []
     for f, text in enumerate(texts):
-        out.extend((f, k) for k, w in enumerate(tokens(text)) if normalize_token(w))
+        out.extend((f, k) for k, w in enumerate(_words(text)) if normalize_token(w))
     return out
 
 
@@ -162,7 +165,7 @@ def mark(columns: Sequence[str], norm_hl: str, texts: Sequence[str]) -> Marked:
     out = list(columns)
     folded: dict[str, None] = {}
     for f, ks in sorted(wanted.items()):
-        words = tokens(texts[f])
+        words = _words(texts[f])
         plain, marks = _intervals(columns[f] if f < len(columns) else "")
         spans = word_spans(plain) if unicodedata.is_normalized("NFC", plain) else None
         if spans is None or [plain[a:b] for a, b in spans] != words:
