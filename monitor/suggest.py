@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from monitor.match import folded_matches, near_misses, ordered_tokens, text_tokens
+from monitor.match.norm import entry_norm
 from monitor.reapply import BATCH, _entry
 from monitor.store import Store
 from monitor.types import Topic
@@ -97,7 +98,8 @@ def review(store: Store, topic: Topic, *, since: datetime | None, limit: int,
     while rows := store.item_batch(after_id=after, since=since, limit=batch):
         by_id = {str(r["id"]): r for r in rows}
         entries = [_entry(r) for r in rows]
-        for match in folded_matches(topic, entries):
+        norms = {i + 1: entry_norm(e) for i, e in enumerate(entries)}
+        for match in folded_matches(topic, entries, norms=norms):
             row = by_id[match.entry_key]
             folded.count += 1
             folded.words.update(match.words)
@@ -106,7 +108,7 @@ def review(store: Store, topic: Topic, *, since: datetime | None, limit: int,
                                      "title": row["title"], "url": row["url"],
                                      "published_at": row["published_at"],
                                      "words": list(match.words), "snippet": match.snippet})
-        for miss in near_misses(topic, entries):
+        for miss in near_misses(topic, entries, norms=norms):
             row = by_id[miss.entry_key]
             words = candidate_words(row, known)
             group = groups.setdefault(miss.missing, Suggestion(miss.missing))

@@ -430,16 +430,17 @@ class NearMiss:
     missing: str
 
 
-def near_misses(topic: Topic, entries: Sequence[Entry], *,
-                normalise: bool = True) -> list[NearMiss]:
+def near_misses(topic: Topic, entries: Sequence[Entry], *, normalise: bool = True,
+                norms: Mapping[int, str] | None = None) -> list[NearMiss]:
     """The entries of the batch that miss exactly one clause of ``topic``.
 
     Each clause runs once over the whole batch, so the cost is one query per
-    clause rather than per entry; a topic of fewer than two clauses has none."""
+    clause rather than per entry; a topic of fewer than two clauses has none.
+    ``norms``: the entries' norm columns by position + 1, when already made."""
     plan = _Plan.of(topic)
     if not plan.fts_clauses or not entries:
         return []
-    batch = _Batch(entries, norm=normalise)
+    batch = _Batch(entries, norm=normalise, norms=norms)
     try:
         satisfied = [_rowids(batch, _rewrite(c, normalise)) for c in plan.fts_clauses]
         whole = _rowids(batch, _rewrite(strip_exclude(topic.fts_query, topic.exclude), normalise))
@@ -464,9 +465,11 @@ class FoldedMatch:
     snippet: str
 
 
-def folded_matches(topic: Topic, entries: Sequence[Entry]) -> list[FoldedMatch]:
+def folded_matches(topic: Topic, entries: Sequence[Entry], *,
+                   norms: Mapping[int, str] | None = None) -> list[FoldedMatch]:
     """The entries of the batch the normalised query of ``topic`` matches and
-    its exact query does not, for review in ``monitor topics suggest``."""
+    its exact query does not, for review in ``monitor topics suggest``
+    (``norms`` as for near_misses)."""
     if not entries:
         return []
     exact = _Batch(entries, norm=False)
@@ -474,7 +477,7 @@ def folded_matches(topic: Topic, entries: Sequence[Entry]) -> list[FoldedMatch]:
         plain = _rowids(exact, topic.fts_query)
     finally:
         exact.close()
-    batch = _Batch(entries)
+    batch = _Batch(entries, norms=norms)
     try:
         query = _normalised(topic.fts_query)
         out = []
