@@ -356,3 +356,12 @@ def test_rewrite_keeps_the_meaning_of_the_query(query: str) -> None:
     except sqlite3.OperationalError:
         return
     assert _hits(db, query) == want
+
+
+def test_a_negated_column_filter_with_a_space_stays_one_unit() -> None:
+    # FTS5 reads "- title:x" as "-title:x"; the rewrite used to cut it in two
+    # ("- AND title:x"), which SQLite rejects.
+    db = _table([("Strike", "a strike")])
+    for query in ("(a - title:strike)", "(- title:strike a)", "- {title summary}:strike"):
+        db.execute("SELECT rowid FROM t WHERE t MATCH ?", (query,)).fetchall()
+        db.execute("SELECT rowid FROM t WHERE t MATCH ?", (normalised_query(query),)).fetchall()
