@@ -182,3 +182,11 @@ def test_entry_norm_is_norm_document(summary: str, article: str | None) -> None:
     assert _WORD_RE.pattern == _TOKEN_RE.pattern
     e = entry("a", "Алматыда ereuil", summary, article)
     assert entry_norm(e) == norm_document(e.title, e.summary, e.article or "")
+
+
+def test_the_snippet_marks_words_matched_exactly_and_through_normal_forms() -> None:
+    m = Matcher([topic("strike OR Астана")])
+    e = entry("a", "News", "Workers strike in Астанада and the strikes spread.")
+    [hit] = m.match([e])
+    assert hit.snippet == "Workers [[strike]] in [[Астанада]] and the [[strikes]] spread."
+    assert set(hit.terms) == {"strike", "астанада", "strikes"}

@@ -32,6 +32,7 @@ from monitor.match.evidence import (
     SNIPPET_ELLIPSIS,
     SNIPPET_TOKENS,
     _evidence,
+    _rehighlight,
     _Row,
     _window,
 )
@@ -201,6 +202,8 @@ class _Batch:
             shown = next((c for c in (summary_hl, article_hl) if HIGHLIGHT_OPEN in c),
                          title_hl or summary_hl or article_hl)
             snippet = _window(shown)
+        else:  # the same window, with the words matched through normal forms marked too
+            snippet = _rehighlight(snippet, marked.columns) or snippet
         return _Row(row.rowid, title_hl, summary_hl, snippet, article_hl, marked.folded)
 
     def _plain_evidence(self, row: _Row) -> _Row:
