@@ -30,7 +30,7 @@ of the shared real-feeds corpus (``../shared/data/real-feeds``), which are not
 about these topics, and lists every hit.
 
     python -m benchmarks.topics [--items F --labels F] [--config feeds.yaml] [--seed N]
-        [--matcher exact,normalised] [--show-held-out] [--examples] [--unrelated]
+        [--matcher exact,normalised] [--tune | --show-held-out] [--examples] [--unrelated]
 
 Default data: tests/data/topic-eval/, else ../shared/data/topic-eval/ beside the repository.
 """
@@ -292,6 +292,20 @@ def _legend(matchers: Sequence[str]) -> str:
     return "(columns, left to right: " + ", ".join(matchers) + ")"
 
 
+def render_tune(topics: Sequence[Topic], items: Sequence[Item], seed: int = SPLIT_SEED,
+                matchers: Sequence[str] = tuple(MATCHERS)) -> str:
+    """The tune half alone, table and details: what tuning may look at."""
+    half = split(items, seed)
+    part = [i for i in items if half[i.id] == TUNE]
+    reports = [evaluate(topics, part, MATCHERS[m]) for m in matchers]
+    lines = [*_table(reports), f"(tune half: {len(part)} items, {len(reports[0].unsure)} unsure, "
+             f"split seed {seed}) {_legend(matchers)}"]
+    for m, report in zip(matchers, reports, strict=True):
+        lines.append(f"\n{m}:")
+        lines.append(render(report, half, table=False))
+    return "\n".join(lines)
+
+
 def render_split(topics: Sequence[Topic], items: Sequence[Item], seed: int = SPLIT_SEED,
                  matchers: Sequence[str] = tuple(MATCHERS), *,
                  show_held_out: bool = False) -> str:
@@ -391,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--matcher", default=",".join(MATCHERS),
                         help="matchers to score, comma-separated, side by side "
                              f"(default: {','.join(MATCHERS)})")
+    parser.add_argument("--tune", action="store_true",
+                        help="only the tune half (no held-out or whole-set figures): for tuning")
     parser.add_argument("--show-held-out", action="store_true",
                         help="also list the held-out half's misses, false hits and unsure items")
     parser.add_argument("--examples", action="store_true",
@@ -407,8 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         d_items, d_labels = default_paths()
         items_path, labels_path = items_path or d_items, labels_path or d_labels
     topics = load_topics(args.config)
-    print(render_split(topics, load_items(items_path, labels_path), args.seed, matchers,
-                       show_held_out=args.show_held_out))
+    items = load_items(items_path, labels_path)
+    print(render_tune(topics, items, args.seed, matchers) if args.tune else
+          render_split(topics, items, args.seed, matchers, show_held_out=args.show_held_out))
     if args.examples:
         print("\n" + render_examples(topics, matchers))
     if args.unrelated:
