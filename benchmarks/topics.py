@@ -8,9 +8,29 @@ correct pairs / labelled pairs, per topic and micro-averaged.
 
 The set is split in two by a fixed seed (SPLIT_SEED): topics are tuned on the
 "tune" half only, and the "held-out" half, looked at only for this report, is
-the honest figure. Both halves and the whole set are reported.
+the honest figure. Both halves and the whole set are reported; the items
+behind the held-out figures (its misses, false hits and unsure items) are
+listed only with ``--show-held-out``, so that tuning never reads them.
+
+Two matchers are scored side by side in one run (``--matcher``):
+
+- ``exact``: today's live matcher, monitor.match.Matcher over title, summary
+  and article;
+- ``normalised``: the matching of DESIGN.md "Matching every form of a word"
+  (issue 14): every unquoted word of a topic also matches its normal form in a
+  ``norm`` column filled by monitor.normalize.norm_document. Until the live
+  Matcher has that column this is ``normalised_hits``, an exact stand-in of
+  the same semantics (a scratch FTS5 table of title, summary, article, norm
+  and ``normalised_query(topic.fts_query)``); it is the only function to
+  repoint at the Matcher once the Matcher normalises.
+
+``--examples`` also runs every topic's examples through each matcher, as
+``monitor topics check`` does; ``--unrelated`` runs the topics over the items
+of the shared real-feeds corpus (``../shared/data/real-feeds``), which are not
+about these topics, and lists every hit.
 
     python -m benchmarks.topics [--items F --labels F] [--config feeds.yaml] [--seed N]
+        [--matcher exact,normalised] [--tune | --show-held-out] [--examples] [--unrelated]
 
 Default data: tests/data/topic-eval/, else ../shared/data/topic-eval/ beside the repository.
 """
@@ -19,17 +39,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
+import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from monitor.config import load_config
-from monitor.match import Matcher
+from monitor.language import primary
+from monitor.match import Matcher, entry_from_text
+from monitor.normalize import norm_document
+from monitor.normquery import NORM_COLUMN, normalised_query
+from monitor.query import TOKENIZER, memory_db, scrub
 from monitor.types import Entry, Topic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +66,8 @@ DEFAULT_CONFIG = ROOT / "feeds.yaml"
 SPLIT_SEED = 14
 HELD_OUT = "held-out"
 TUNE = "tune"
+
+log = logging.getLogger("benchmarks.topics")
 
 
 @dataclass(frozen=True)
@@ -118,14 +146,94 @@ def _entries(items: Iterable[Item]) -> list[Entry]:
             for i in items]
 
 
-def evaluate(topics: Sequence[Topic], items: Sequence[Item]) -> Report:
+# ---------------------------------------------------------------- the matchers
+#
+# A matcher here is a function from topics and entries to the (topic id,
+# entry key) pairs that hit. These two functions are the whole boundary
+# between the benchmark and the matching it scores.
+
+Pairs = set[tuple[str, str]]
+HitFunction = Callable[[Sequence[Topic], Sequence[Entry]], Pairs]
+
+
+def exact_hits(topics: Sequence[Topic], entries: Sequence[Entry]) -> Pairs:
+    """Today's live matcher, as a poll runs it."""
+    return {(h.topic_id, h.entry_key) for h in Matcher(topics).match(entries)}
+
+
+# The columns of the live matcher's batch table once it normalises
+# (CONTRACTS.md, "The norm column"): title, summary, article, norm.
+_NORM_SCHEMA = (f"CREATE VIRTUAL TABLE p USING fts5(title, summary, article, {NORM_COLUMN}, "
+                f"tokenize='{TOKENIZER}')")
+
+
+def normalised_hits(topics: Sequence[Topic], entries: Sequence[Entry]) -> Pairs:
+    """The normalised matching (issue 14), by its definition: Matcher(Q) hits
+    I <=> I is returned by ``MATCH normalised_query(expand(Q))`` on a table of
+    (title, summary, article, norm), norm = norm_document(title, summary,
+    article). A stand-in until the live Matcher has its norm column: then
+    this body becomes ``return exact_hits(topics, entries)`` (or the
+    Matcher's normalising mode) and the two columns of the report compare
+    the same matcher before and after the change."""
+    db = memory_db()
+    try:
+        db.execute(_NORM_SCHEMA)
+        keys: dict[int, Entry] = {}
+        db.execute("BEGIN")
+        for rowid, e in enumerate(entries, start=1):
+            db.execute("INSERT INTO p(rowid, title, summary, article, norm) VALUES (?, ?, ?, ?, ?)",
+                       (rowid, scrub(e.title), scrub(e.summary), scrub(e.article) or None,
+                        norm_document(e.title, e.summary, e.article or "")))
+            keys[rowid] = e
+        db.execute("COMMIT")
+        out: Pairs = set()
+        for topic in topics:
+            langs = frozenset(filter(None, map(primary, topic.languages)))
+            try:
+                rows = db.execute("SELECT rowid FROM p WHERE p MATCH ?",
+                                  (normalised_query(topic.fts_query),)).fetchall()
+            except sqlite3.Error as exc:  # as the Matcher: a bad topic is skipped, logged
+                log.warning("topic %s skipped: invalid query: %s", topic.id, exc)
+                continue
+            for (rowid,) in rows:
+                entry = keys[int(rowid)]
+                if not langs or primary(entry.language) in langs:
+                    out.add((topic.id, entry.key))
+        return out
+    finally:
+        db.close()
+
+
+MATCHERS: dict[str, HitFunction] = {"exact": exact_hits, "normalised": normalised_hits}
+
+
+def example_failures(topics: Sequence[Topic], hits: HitFunction = exact_hits
+                     ) -> list[tuple[str, bool, str]]:
+    """Every topic's examples that misbehave under ``hits``, as (topic id,
+    expected, text); each example is indexed as ``monitor topics test``
+    indexes a text (entry_from_text: first line as title, all as summary)."""
+    out = []
+    for topic in topics:
+        for expected, texts in ((True, topic.examples.match), (False, topic.examples.no_match)):
+            for text in texts:
+                got = bool(hits([topic], [entry_from_text(text)]))
+                if got != expected:
+                    out.append((topic.id, expected, text))
+    return out
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def evaluate(topics: Sequence[Topic], items: Sequence[Item],
+             hits_of: HitFunction = exact_hits) -> Report:
     hits: dict[str, set[str]] = {i.id: set() for i in items}
-    matcher, entries = Matcher(topics), _entries(items)
+    entries = _entries(items)
     started = time.perf_counter()
-    found = matcher.match(entries)
+    found = hits_of(topics, entries)
     elapsed = time.perf_counter() - started
-    for hit in found:
-        hits[hit.entry_key].add(hit.topic_id)
+    for topic_id, key in found:
+        hits[key].add(topic_id)
     topic_ids = [t.id for t in topics]
     report = Report(per_topic={t: Score() for t in topic_ids}, micro=Score(),
                     match_seconds=elapsed)
@@ -163,47 +271,126 @@ def split(items: Sequence[Item], seed: int = SPLIT_SEED) -> dict[str, str]:
     return {item_id: HELD_OUT if n < held else TUNE for n, item_id in enumerate(ids)}
 
 
-def _table(report: Report) -> list[str]:
-    lines = [f"{'topic':<24} {'P':>6} {'R':>6} {'F1':>6} {'TP':>4} {'FP':>4} {'FN':>4}"]
-    rows = [*report.per_topic.items(), ("micro", report.micro)]
-    for name, s in rows:
-        lines.append(f"{name:<24} {s.precision:6.3f} {s.recall:6.3f} {s.f1:6.3f}"
-                     f" {s.tp:4d} {s.fp:4d} {s.fn:4d}")
+_COLUMNS = f"{'P':>6} {'R':>6} {'F1':>6} {'TP':>4} {'FP':>4} {'FN':>4}"
+
+
+def _cells(s: Score) -> str:
+    return f"{s.precision:6.3f} {s.recall:6.3f} {s.f1:6.3f} {s.tp:4d} {s.fp:4d} {s.fn:4d}"
+
+
+def _table(reports: Sequence[Report]) -> list[str]:
+    """One row per topic, one block of columns per matcher, left to right."""
+    lines = [f"{'topic':<24} " + "  | ".join(_COLUMNS for _ in reports)]
+    names = [*reports[0].per_topic, "micro"]
+    for name in names:
+        scores = [r.micro if name == "micro" else r.per_topic[name] for r in reports]
+        lines.append(f"{name:<24} " + "  | ".join(_cells(s) for s in scores))
     return lines
 
 
-def render_split(topics: Sequence[Topic], items: Sequence[Item], seed: int = SPLIT_SEED) -> str:
+def _legend(matchers: Sequence[str]) -> str:
+    return "(columns, left to right: " + ", ".join(matchers) + ")"
+
+
+def render_tune(topics: Sequence[Topic], items: Sequence[Item], seed: int = SPLIT_SEED,
+                matchers: Sequence[str] = tuple(MATCHERS)) -> str:
+    """The tune half alone, table and details: what tuning may look at."""
+    half = split(items, seed)
+    part = [i for i in items if half[i.id] == TUNE]
+    reports = [evaluate(topics, part, MATCHERS[m]) for m in matchers]
+    lines = [*_table(reports), f"(tune half: {len(part)} items, {len(reports[0].unsure)} unsure, "
+             f"split seed {seed}) {_legend(matchers)}"]
+    for m, report in zip(matchers, reports, strict=True):
+        lines.append(f"\n{m}:")
+        lines.append(render(report, half, table=False))
+    return "\n".join(lines)
+
+
+def render_split(topics: Sequence[Topic], items: Sequence[Item], seed: int = SPLIT_SEED,
+                 matchers: Sequence[str] = tuple(MATCHERS), *,
+                 show_held_out: bool = False) -> str:
     """The held-out half's table first (the figure to quote), then the tune
-    half's, then the whole set's in full (misses, false hits, unsure items),
-    each row of those marked with its half."""
+    half's, then the whole set's with its misses, false hits and unsure
+    items, each marked with its half (those of the held-out half only when
+    ``show_held_out``). Each table has a block of columns per matcher."""
     half = split(items, seed)
     lines: list[str] = []
     for name in (HELD_OUT, TUNE):
         part = [i for i in items if half[i.id] == name]
-        report = evaluate(topics, part)
-        lines += _table(report)
-        lines.append(f"({name} half: {len(part)} items, {len(report.unsure)} unsure, "
-                     f"split seed {seed})")
+        reports = [evaluate(topics, part, MATCHERS[m]) for m in matchers]
+        lines += _table(reports)
+        lines.append(f"({name} half: {len(part)} items, {len(reports[0].unsure)} unsure, "
+                     f"split seed {seed}) {_legend(matchers)}")
         lines.append("")
+    whole = [evaluate(topics, items, MATCHERS[m]) for m in matchers]
     lines.append("whole set:")
-    lines.append(render(evaluate(topics, items), half))
+    lines += _table(whole)
+    lines.append(_legend(matchers))
+    for m, report in zip(matchers, whole, strict=True):
+        lines.append(f"\n{m}:")
+        lines.append(render(report, half, show_held_out=show_held_out, table=False))
     return "\n".join(lines)
 
 
-def render(report: Report, half: dict[str, str] | None = None) -> str:
+def render(report: Report, half: dict[str, str] | None = None, *,
+           show_held_out: bool = True, table: bool = True) -> str:
     def tag(item_id: str) -> str:
         return f"[{half.get(item_id, '?')}] " if half else ""
 
-    lines = _table(report)
+    def shown(item_id: str) -> bool:
+        return show_held_out or half is None or half.get(item_id) != HELD_OUT
+
+    lines = _table([report]) if table else []
     for heading, rows3 in (("misses", report.misses), ("false hits", report.false_hits)):
-        lines.append(f"\n{heading} ({len(rows3)}):")
-        lines += [f"  {t:<22} {i:<18} {tag(i)}{title[:90]}" for t, i, title in sorted(rows3)]
+        rows = [r for r in sorted(rows3) if shown(r[1])]
+        lines.append(f"\n{heading} ({len(rows3)}):{_hidden(len(rows3) - len(rows))}")
+        lines += [f"  {t:<22} {i:<18} {tag(i)}{title[:90]}" for t, i, title in rows]
     lines.append(f"\nmatching took {report.match_seconds * 1000:.1f} ms"
                  f" ({len(report.per_topic)} topics, one batch of every item)")
-    lines.append(f"\nunsure items, not scored ({len(report.unsure)}):")
-    for item_id, title, labelled, got in report.unsure:
+    unsure = [u for u in report.unsure if shown(u[0])]
+    lines.append(f"\nunsure items, not scored ({len(report.unsure)}):"
+                 f"{_hidden(len(report.unsure) - len(unsure))}")
+    for item_id, title, labelled, got in unsure:
         lines.append(f"  {item_id:<18} labels={','.join(labelled) or '-'}"
                      f"  matched={','.join(got) or '-'}  {tag(item_id)}{title[:70]}")
+    return "\n".join(lines)
+
+
+def _hidden(n: int) -> str:
+    return f" {n} held out, not shown (--show-held-out lists them)" if n else ""
+
+
+# ---------------------------------------------------------------- examples, unrelated items
+
+
+def render_examples(topics: Sequence[Topic], matchers: Sequence[str]) -> str:
+    lines = []
+    for m in matchers:
+        failures = example_failures(topics, MATCHERS[m])
+        total = sum(len(t.examples.match) + len(t.examples.no_match) for t in topics)
+        lines.append(f"examples, {m}: {total - len(failures)} of {total} behave")
+        lines += [f"  {t:<22} {'does not match' if expected else 'matches'}: {text}"
+                  for t, expected, text in failures]
+    return "\n".join(lines)
+
+
+def unrelated_entries() -> tuple[list[Entry], str]:
+    """The items of the shared real-feeds corpus, parsed as a poll parses
+    them (benchmarks.matching's batches), and where they came from."""
+    from benchmarks.matching import load_batches
+
+    batches, source = load_batches()
+    return [e for b in batches for e in b], source
+
+
+def render_unrelated(topics: Sequence[Topic], matchers: Sequence[str]) -> str:
+    entries, source = unrelated_entries()
+    by_key = {e.key: e for e in entries}
+    lines = []
+    for m in matchers:
+        found = sorted(MATCHERS[m](topics, entries))
+        lines.append(f"unrelated items, {m}: {len(found)} hits on {len(entries)} items ({source})")
+        lines += [f"  {t:<22} {by_key[k].title[:100]}" for t, k in found]
     return "\n".join(lines)
 
 
@@ -215,12 +402,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--seed", type=int, default=SPLIT_SEED,
                         help=f"split seed (default {SPLIT_SEED}: the held-out half of record)")
+    parser.add_argument("--matcher", default=",".join(MATCHERS),
+                        help="matchers to score, comma-separated, side by side "
+                             f"(default: {','.join(MATCHERS)})")
+    parser.add_argument("--tune", action="store_true",
+                        help="only the tune half (no held-out or whole-set figures): for tuning")
+    parser.add_argument("--show-held-out", action="store_true",
+                        help="also list the held-out half's misses, false hits and unsure items")
+    parser.add_argument("--examples", action="store_true",
+                        help="run every topic's examples through each matcher")
+    parser.add_argument("--unrelated", action="store_true",
+                        help="run the topics over the shared real-feeds corpus, list every hit")
     args = parser.parse_args(argv)
+    matchers = [m.strip() for m in args.matcher.split(",") if m.strip()]
+    unknown = [m for m in matchers if m not in MATCHERS]
+    if unknown or not matchers:
+        parser.error(f"--matcher: one or more of {', '.join(MATCHERS)}")
     items_path, labels_path = args.items, args.labels
     if items_path is None or labels_path is None:
         d_items, d_labels = default_paths()
         items_path, labels_path = items_path or d_items, labels_path or d_labels
-    print(render_split(load_topics(args.config), load_items(items_path, labels_path), args.seed))
+    topics = load_topics(args.config)
+    items = load_items(items_path, labels_path)
+    print(render_tune(topics, items, args.seed, matchers) if args.tune else
+          render_split(topics, items, args.seed, matchers, show_held_out=args.show_held_out))
+    if args.examples:
+        print("\n" + render_examples(topics, matchers))
+    if args.unrelated:
+        print("\n" + render_unrelated(topics, matchers))
     return 0
 
 

@@ -133,11 +133,29 @@ def _quote(term: str) -> str:
     return quoted + "*" if prefix else quoted
 
 
+# A list term that is one plain word (letters and digits, maybe a final *) and
+# not an operator is written bare: FTS5 reads ``w`` as it reads ``"w"``, and
+# the normalised matching (monitor.normquery) widens a bare word to its forms
+# while it keeps a quoted string exact. A term written in quotes in feeds.yaml
+# (``'"Kurmanov"'``) stays that string: the exact marker, in a list as in a query.
+_BARE_TERM_RE = re.compile(r"[^\W_]+\*?")
+_QUOTED_TERM_RE = re.compile(r'"(?:[^"]|"")+"\*?')
+_KEYWORDS = frozenset({"AND", "OR", "NOT", "NEAR"})
+
+
+def _list_term(term: str) -> str:
+    if _QUOTED_TERM_RE.fullmatch(term):
+        return term
+    if _BARE_TERM_RE.fullmatch(term) and term.rstrip("*").upper() not in _KEYWORDS:
+        return term
+    return _quote(term)
+
+
 def _or_group(name: str, terms: Sequence[str], topic_id: str | None, query: str) -> str:
     cleaned = [t.strip() for t in terms if t.strip().rstrip("*").strip()]
     if not cleaned:
         raise QueryError(f"term list @{name} is empty", topic=topic_id, query=query)
-    return "(" + " OR ".join(_quote(t) for t in cleaned) + ")"
+    return "(" + " OR ".join(_list_term(t) for t in cleaned) + ")"
 
 
 def _outside_quotes(query: str) -> Iterator[tuple[bool, str]]:
@@ -162,7 +180,8 @@ def expand_query(
     query: str, terms: Mapping[str, Sequence[str]], *, topic_id: str | None = None
 ) -> str:
     """Replace every ``@name`` outside "quoted phrases" by the OR-group of
-    ``terms[name]``: ``("t1" OR "t2"* OR "multi word phrase")``.
+    ``terms[name]``: ``(t1 OR t2* OR "multi word phrase" OR "t3")``, a
+    one-word term bare, any other quoted (see _list_term).
 
     An undefined name raises QueryError naming the topic and the name; a
     query longer than MAX_QUERY_CHARS raises QueryTooLarge before anything

@@ -1,10 +1,12 @@
 """The floor issue 4 asks for: the shipped topics reach micro precision >= 0.85
 and recall >= 0.80 on the shared labelled set (tests/data/topic-eval/, scored
-as its GUIDE.md says)."""
+as its GUIDE.md says). And the benchmark's two matchers (issue 14): exact, and
+the normalised stand-in, which must behave as the norm column's definition says."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,12 +20,17 @@ from benchmarks.topics import (  # noqa: E402
     TUNE,
     Report,
     evaluate,
+    exact_hits,
+    example_failures,
     load_items,
     load_topics,
     main,
+    normalised_hits,
     render,
     split,
 )
+from monitor.config import parse_config  # noqa: E402
+from monitor.match import entry_from_text  # noqa: E402
 
 EVAL = Path(__file__).resolve().parent / "data" / "topic-eval"
 
@@ -79,3 +86,77 @@ def test_command_reports_held_out_tune_and_whole(capsys: pytest.CaptureFixture[s
     assert len(micro) == 3
     held_tp, tune_tp, whole_tp = (int(m[4]) for m in micro)
     assert held_tp + tune_tp == whole_tp
+
+
+# ---------------------------------------------------------------- the normalised matcher (issue 14)
+
+ARGS = ["--items", str(EVAL / "items.jsonl"), "--labels", str(EVAL / "labels.jsonl"),
+        "--config", str(ROOT / "feeds.yaml")]
+
+
+def test_evaluator_is_deterministic_and_order_free() -> None:
+    items = load_items(EVAL / "items.jsonl", EVAL / "labels.jsonl")
+    topics = load_topics(ROOT / "feeds.yaml")
+    for hits in (exact_hits, normalised_hits):
+        a, b = evaluate(topics, items, hits), evaluate(topics, list(reversed(items)), hits)
+        assert a.per_topic == b.per_topic and a.micro == b.micro
+        assert sorted(a.misses) == sorted(b.misses)
+        assert sorted(a.false_hits) == sorted(b.false_hits)
+
+
+def test_normalised_matcher_meets_forms_the_exact_one_misses() -> None:
+    topics = load_topics(ROOT / "feeds.yaml")
+    # Kazakh in informal Latin: Zhanaozen's oil workers went on strike.
+    entry = entry_from_text("Zhanaozen munaishylary ereuilge shyqty")
+    assert exact_hits(topics, [entry]) == set()
+    assert normalised_hits(topics, [entry]) == {("kz-labour-protests", "text")}
+
+
+TWO_NAMES = """
+terms:
+  name: [Kurmanov, '"Tokayev"']
+topics:
+  - id: t
+    name: T
+    query: "@name"
+    examples: {match: [Kurmanov], no_match: [Tokayeva]}
+"""
+
+
+def test_a_bare_list_term_widens_and_a_quoted_one_stays_exact() -> None:
+    (topic,) = parse_config(TWO_NAMES).topics
+    texts = {"bare": "Айнур Курманов", "quoted": "Токаев", "quoted-form": "Tokayeva"}
+    entries = [replace(entry_from_text(t), key=k) for k, t in texts.items()]
+    assert normalised_hits([topic], entries) == {("t", "bare")}
+    assert exact_hits([topic], entries) == set()
+
+
+def test_shipped_examples_pass_under_the_normalised_matcher() -> None:
+    # Under the exact one: test_match.py::test_shipped_examples_behave.
+    assert example_failures(load_topics(ROOT / "feeds.yaml"), normalised_hits) == []
+
+
+def test_command_puts_the_matchers_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(ARGS) == 0
+    both = capsys.readouterr().out
+    assert both.splitlines()[0].split().count("F1") == 2
+    assert "(columns, left to right: exact, normalised)" in both
+    assert main([*ARGS, "--matcher", "normalised"]) == 0
+    one = capsys.readouterr().out
+    assert one.splitlines()[0].split().count("F1") == 1
+    micro = [line.split() for line in both.splitlines() if line.startswith("micro ")]
+    assert all(len(m) == 1 + 2 * 6 + 1 for m in micro)  # name, two blocks, one separator
+
+
+def test_held_out_items_are_listed_only_on_request(capsys: pytest.CaptureFixture[str]) -> None:
+    items = load_items(EVAL / "items.jsonl", EVAL / "labels.jsonl")
+    held = {i.id for i in items if split(items)[i.id] == HELD_OUT}
+    assert main(ARGS) == 0
+    quiet = capsys.readouterr().out
+    assert "[held-out]" not in quiet and "held out, not shown" in quiet
+    assert main([*ARGS, "--show-held-out"]) == 0
+    assert "[held-out]" in capsys.readouterr().out
+    assert main([*ARGS, "--tune"]) == 0
+    tune = capsys.readouterr().out
+    assert "held-out" not in tune and "(tune half: " in tune
+    assert not any(i in tune for i in held)
