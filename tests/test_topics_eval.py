@@ -19,6 +19,7 @@ from benchmarks.topics import (  # noqa: E402
     HELD_OUT,
     TUNE,
     Report,
+    _entries,
     evaluate,
     exact_hits,
     example_failures,
@@ -26,6 +27,7 @@ from benchmarks.topics import (  # noqa: E402
     load_topics,
     main,
     normalised_hits,
+    reference_hits,
     render,
     split,
 )
@@ -129,6 +131,14 @@ def test_a_bare_list_term_widens_and_a_quoted_one_stays_exact() -> None:
     entries = [replace(entry_from_text(t), key=k) for k, t in texts.items()]
     assert normalised_hits([topic], entries) == {("t", "bare")}
     assert exact_hits([topic], entries) == set()
+
+
+def test_live_matcher_equals_the_reference_normalised_matching_on_the_labelled_set() -> None:
+    items = load_items(EVAL / "items.jsonl", EVAL / "labels.jsonl")
+    topics = load_topics(ROOT / "feeds.yaml")
+    entries = _entries(items)
+    live = normalised_hits(topics, entries)
+    assert live and live == reference_hits(topics, entries)
 
 
 def test_shipped_examples_pass_under_the_normalised_matcher() -> None:
