@@ -13,7 +13,12 @@ own subprocess, from an empty database, through three polls:
 Tools: ``monitor poll --force`` (topics of feeds.yaml on, concurrency 20,
 2 per host); reader's ``update_feeds()`` (default: one worker) and
 ``update_feeds(workers=8)``, each with its own SQLite; a naive loop (httpx GET
-each URL in turn, ``feedparser.parse`` on the bytes, insert with sqlite-utils).
+each URL in turn, ``feedparser.parse`` on the bytes, insert with sqlite-utils);
+Debian's ``newsboat -x reload`` (a native reader, C++ and Rust: 8 reload
+threads, its own config, URL list and cache in a temporary folder; skipped
+with a message where it is not installed, ``make bench-peers`` installs it);
+and the floor (benchmarks/floor.py: fetch concurrently, lxml, SQLite + FTS5,
+nothing else).
 
 feeds/s and items/s use the time of the polling call itself (``monitor``'s own
 cycle duration, the ``update_feeds`` call, the loop); CPU seconds and peak RSS
@@ -34,6 +39,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,14 +67,17 @@ from benchmarks.common import (
 from tests.feedserver import FeedServer
 
 SCENARIOS = ("first", "repoll", "changed")
-TOOLS = ("monitor", "monitor1", "reader", "reader8", "naive")
+TOOLS = ("monitor", "monitor1", "reader", "reader8", "naive", "newsboat", "floor")
 TOOL_LABELS = {
     "monitor": "monitor poll",
     "monitor1": "monitor poll, one process (parse_workers: 0)",
     "reader": "reader update_feeds()",
     "reader8": "reader update_feeds(workers=8)",
     "naive": "naive loop (httpx+feedparser+sqlite-utils)",
+    "newsboat": "newsboat -x reload (8 threads)",
+    "floor": "floor (urllib3+lxml+SQLite FTS5)",
 }
+NEWSBOAT_THREADS = 8
 CHANGED_FRACTION = 0.10
 CHANGED_IDS = 3  # identifiers of each kind rewritten in a changed feed
 HOSTS = 10
@@ -151,8 +162,9 @@ def write_monitor_config(path: Path, urls: Sequence[str], *,
                      "timeout": "60s", "interval": "15m", "parse_workers": parse_workers},
         "feeds": [{"id": f"f{i:05d}", "name": f"bench feed {i}", "url": u}
                   for i, u in enumerate(urls)],
-        "terms": shipped.get("terms") or {},
-        "topics": shipped.get("topics") or [],
+        # terms, entities, topics: whatever the topics refer to comes along (digests
+        # stay out: their outputs are files of the shipped setup).
+        **{k: v for k, v in shipped.items() if k in ("terms", "entities", "topics")},
     }
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
                     encoding="utf-8")
@@ -181,8 +193,75 @@ def monitor_run(tool: str, scenario: str, m: Measured) -> Run:
 
 
 def peer_cmd(tool: str, db: Path, urls_file: Path) -> list[str]:
+    if tool == "floor":
+        return [sys.executable, "-m", "benchmarks.floor", "--db", str(db),
+                "--urls", str(urls_file)]
     return [sys.executable, "-m", "benchmarks.poll", "--peer", tool, "--db", str(db),
             "--urls", str(urls_file)]
+
+
+def newsboat_missing() -> str | None:
+    """Why the newsboat rows are skipped, or None when it can run."""
+    if shutil.which("newsboat") is None:
+        return ("newsboat is not installed (Debian package `newsboat`; `make bench-peers` "
+                "installs it as root or with sudo): its rows are skipped")
+    return None
+
+
+def newsboat_version() -> str:
+    exe = shutil.which("newsboat")
+    if exe is None:
+        return "not installed"
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    first = (out.splitlines() or ["?"])[0]
+    return first.split(" - ")[0].removeprefix("newsboat ").strip() or "?"
+
+
+def newsboat_setup(work: Path, urls_file: Path) -> tuple[list[str], dict[str, str], Path]:
+    """The command, environment and cache file of a newsboat run that touches
+    nothing outside ``work``: its own config, URL list, cache and home."""
+    home = work / "newsboat"
+    home.mkdir(exist_ok=True)
+    config = home / "config"
+    config.write_text(f"reload-threads {NEWSBOAT_THREADS}\ndownload-timeout 60\n",
+                      encoding="utf-8")
+    cache = home / "cache.db"
+    cmd = [shutil.which("newsboat") or "newsboat", "-x", "reload", "-u", str(urls_file),
+           "-c", str(cache), "-C", str(config)]
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config.d"),
+           "XDG_DATA_HOME": str(home / "data.d")}
+    return cmd, env, cache
+
+
+def newsboat_counts(cache: Path) -> tuple[int, int]:
+    """(items, feeds) in newsboat's cache: rss_item rows (one per GUID and
+    feed) and rss_feed rows (feeds it parsed at least once); (0, 0) before
+    its first run."""
+    if not cache.exists():
+        return 0, 0
+    conn = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
+    try:
+        items = int(conn.execute("SELECT count(*) FROM rss_item").fetchone()[0])
+        feeds = int(conn.execute("SELECT count(*) FROM rss_feed").fetchone()[0])
+    except sqlite3.Error:
+        return 0, 0
+    finally:
+        conn.close()
+    return items, feeds
+
+
+def newsboat_run(scenario: str, m: Measured, feeds: int, before: int, after: tuple[int, int],
+                 not_modified: int) -> Run:
+    """newsboat has no poll call of its own to time: its seconds are the process's."""
+    if m.returncode != 0:
+        return _failed_run("newsboat", scenario, m)
+    items, known = after
+    return Run("newsboat", scenario, feeds, m.wall, m.wall, m.cpu, m.peak_rss_mb,
+               items - before, not_modified, max(0, feeds - known))
 
 
 def peer_run(tool: str, scenario: str, m: Measured) -> Run:
@@ -472,6 +551,9 @@ def measure(feeds: FeedSet, tools: Sequence[str], log: Any = print) -> list[Run]
         write_monitor_config(work / "feeds.yaml", urls)
         write_monitor_config(work / "feeds-1.yaml", urls, parse_workers=0)
         for tool in tools:
+            if tool == "newsboat" and (why := newsboat_missing()):
+                log(f"  {why}")
+                continue
             db = work / f"{tool}.db"
             publish(host, feeds, changed=False)
             for scenario in SCENARIOS:
@@ -482,6 +564,12 @@ def measure(feeds: FeedSet, tools: Sequence[str], log: Any = print) -> list[Run]
                     config = work / ("feeds.yaml" if tool == "monitor" else "feeds-1.yaml")
                     m = run_measured(monitor_cmd(config, db), timeout=CHILD_TIMEOUT)
                     run = monitor_run(tool, scenario, m)
+                elif tool == "newsboat":
+                    cmd, env, cache = newsboat_setup(work, work / "urls.txt")
+                    before = newsboat_counts(cache)[0]
+                    m = run_measured(cmd, timeout=CHILD_TIMEOUT, env=env)
+                    run = newsboat_run(scenario, m, len(urls), before, newsboat_counts(cache),
+                                       host.not_modified)
                 else:
                     m = run_measured(peer_cmd(tool, db, work / "urls.txt"),
                                      timeout=CHILD_TIMEOUT)
