@@ -612,6 +612,88 @@ def render(runs: Sequence[Run], feeds: FeedSet) -> str:
     return "\n".join(lines)
 
 
+def _wall_of(runs: Sequence[Run], scenario: str, *tools: str) -> Run | None:
+    """The fastest whole process among ``tools`` for ``scenario`` (failed runs left out)."""
+    ok = [r for r in runs if r.tool in tools and r.scenario == scenario and r.errors >= 0
+          and r.feeds > 0]
+    return min(ok, key=lambda r: r.wall, default=None)
+
+
+def _x(num: Run | None, den: Run | None) -> str:
+    return f"{num.wall / den.wall:.2f}x" if num and den and den.wall > 0 else "-"
+
+
+def render_ratios(runs: Sequence[Run]) -> str:
+    """Whole processes side by side: how many times faster monitor is than each
+    peer (peer's seconds / monitor's), and how far it is from the floor
+    (monitor's seconds / the floor's)."""
+    rows = []
+    for scenario in SCENARIOS:
+        mon = _wall_of(runs, scenario, "monitor")
+        reader = _wall_of(runs, scenario, "reader", "reader8")
+        news = _wall_of(runs, scenario, "newsboat")
+        floor = _wall_of(runs, scenario, "floor")
+
+        def secs(r: Run | None) -> object:
+            return "-" if r is None else r.wall
+
+        rows.append([scenario, secs(mon), secs(reader), _x(reader, mon), secs(news),
+                     _x(news, mon), secs(floor), _x(mon, floor)])
+    return table(["poll", "monitor process s", "best reader process s", "reader / monitor",
+                  "newsboat process s", "newsboat / monitor", "floor process s",
+                  "monitor / floor"], rows)
+
+
+def peer_targets(runs: Sequence[Run], n_feeds: int) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for issue 18's first-poll targets at one size:
+    whole processes, >= 5x the best reader and faster than newsboat."""
+    out = []
+    mon = _wall_of(runs, "first", "monitor")
+    reader = _wall_of(runs, "first", "reader", "reader8")
+    news = _wall_of(runs, "first", "newsboat")
+    floor = _wall_of(runs, "first", "floor")
+    far = f"; floor {floor.wall:.1f}s (monitor {mon.wall / floor.wall:.1f}x it)" \
+        if mon and floor and floor.wall > 0 else ""
+    if mon and reader:
+        ratio = reader.wall / mon.wall
+        out.append((f"first poll >= 5x reader at {n_feeds:,} feeds (whole processes)",
+                    f"monitor {mon.wall:.1f}s vs {TOOL_LABELS[reader.tool]} {reader.wall:.1f}s "
+                    f"= {ratio:.2f}x{far}",
+                    "met" if ratio >= 5 else f"not met (gap {5 / ratio:.2f}x)"))
+    if mon:
+        if news is None:
+            out.append((f"first poll faster than newsboat at {n_feeds:,} feeds (wall)", "-",
+                        newsboat_missing() or "newsboat failed: see Poll throughput"))
+        else:
+            ratio = news.wall / mon.wall
+            out.append((f"first poll faster than newsboat at {n_feeds:,} feeds (wall)",
+                        f"monitor {mon.wall:.2f}s vs newsboat {news.wall:.2f}s = {ratio:.2f}x"
+                        f"{far}", "met" if ratio > 1 else f"not met (gap {1 / ratio:.2f}x)"))
+    return out
+
+
+def per_feed_costs(runs: Sequence[Run], feeds: FeedSet) -> tuple[float, float] | None:
+    """(ms per unchanged feed, ms per changed feed) of monitor's poll cycle: the
+    re-poll's seconds over its feeds; the changed poll's seconds less its
+    unchanged feeds' share, over the changed feeds."""
+    again = next((r for r in runs if r.tool == "monitor" and r.scenario == "repoll"), None)
+    changed = next((r for r in runs if r.tool == "monitor" and r.scenario == "changed"), None)
+    n_changed = len(feeds.changed)
+    if not again or not changed or again.feeds <= 0 or n_changed <= 0 or again.errors < 0:
+        return None
+    unchanged = again.seconds / again.feeds
+    rest = changed.seconds - unchanged * (changed.feeds - n_changed)
+    return unchanged * 1000, max(rest, 0.0) / n_changed * 1000
+
+
+def feeds_per_machine(unchanged_ms: float, changed_ms: float, *, interval_s: float = 900.0,
+                      changed_share: float = CHANGED_FRACTION) -> int:
+    """Feeds whose poll cycle fits in ``interval_s`` when ``changed_share`` of
+    them changed since the last one."""
+    per_feed = changed_share * changed_ms + (1 - changed_share) * unchanged_ms
+    return int(interval_s * 1000 / per_feed) if per_feed > 0 else 0
+
+
 def targets(runs: Sequence[Run]) -> list[tuple[str, str, str]]:
     """(target, measured, verdict) for the poll targets of issue 8."""
     out = []
@@ -658,7 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = [t for t in args.tools.split(",") if t in TOOLS]
     runs = measure(feeds, tools)
     print(render(runs, feeds))
-    for target, measured, verdict in targets(runs):
+    print(render_ratios(runs))
+    for target, measured, verdict in [*peer_targets(runs, len(feeds.paths)), *targets(runs)]:
         print(f"- {target}: {measured}: {verdict}")
     if args.profile:
         print()
