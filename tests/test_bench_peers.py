@@ -117,3 +117,17 @@ def test_pruned_space_reads_the_batch_maintenance_uses() -> None:
     target, measured, verdict, _ = pruned_space(out, 200_000)
     assert str(VACUUM_PAGES) in target and "1400 ms" in measured
     assert verdict.startswith("not met")
+
+
+def test_startup_figures_read_both_outputs_of_benchmarks_startup() -> None:
+    from benchmarks.__main__ import startup_figures
+
+    table_out = ("command                     target  compiled      recompiled\n"
+                 "monitor --help               0.15s  0.092 (min 0.087) cpu 0.092  0.084 (min "
+                 "0.079) cpu 0.084\n"
+                 "monitor poll (nothing due)   0.30s  0.334 (min 0.332) cpu 0.330  0.366 (min "
+                 "0.306) cpu 0.323\n")
+    assert startup_figures(table_out) == {"help": (0.092, 0.087), "poll": (0.334, 0.332)}
+    line_out = "nothing due: median 0.412s wall, min 0.398s; CPU median 0.4s over 10 runs\n"
+    assert startup_figures(line_out) == {"poll": (0.412, 0.398)}
+    assert startup_figures("first poll (300 feeds refused): 0.83s, exit 2\n") == {}
