@@ -15,8 +15,8 @@ content hash, and their dates spread over the year before the poll. They
 belong to the feeds the poll then fetches, as a year of history would.
 
 The poll itself is a whole `monitor poll --force` process (topics on), run
-into an empty archive, then into the large one, then into an empty one
-again (the two empty runs bracket the large one, so a change of load on a
+(after one uncounted warm-up) into an empty archive, then into the large
+one, then into an empty one again (the two empty runs bracket the large one, so a change of load on a
 shared machine shows as their difference). Figures are printed, never
 asserted.
 """
@@ -197,6 +197,11 @@ def measure(n_items: int, n_feeds: int = 200, log: Callable[[str], None] = print
         facts = {"fill_s": fill, "size_mb": archive.stat().st_size / 1e6,
                  "base_entries": float(len(base)),
                  "mean_chars": statistics.mean(len(e.title) + len(e.summary) for e in base)}
+        # A first process warms the interpreter's files and the corpus in the OS cache,
+        # so the first timed run is not the only cold one.
+        warm = work / "warm.db"
+        shutil.copy(template, warm)
+        poll_into(warm, config, 0, lambda line: log(line + " (warm-up, not counted)"))
         runs = []
         for archived, label in ((0, "empty-1"), (n_items, "archive"), (0, "empty-2")):
             db = archive if archived else work / f"{label}.db"
