@@ -179,7 +179,9 @@ def feeds_per_machine(runs: Sequence[bp.Run], feeds: bp.FeedSet) -> str:
             f"15 minutes when a tenth of them change between polls ({unchanged:.1f} ms per "
             f"unchanged feed, {changed:.0f} ms per changed one; about {_round_down(every):,} "
             "if every feed changes every time), measured by `python -m benchmarks` "
-            "(benchmarks/RESULTS.md).")
+            "(benchmarks/RESULTS.md) on feeds from a local server: the poll cycle's own time, "
+            "without network latency (which concurrency overlaps) or the archive's growth "
+            "(see its intake figure).")
 
 
 def _round_down(n: int) -> int:
