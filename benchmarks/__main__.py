@@ -156,7 +156,8 @@ from the floor (benchmarks/floor.py: the same feeds fetched 20 at a time and 2 p
 kept alive, parsed by lxml and inserted with an FTS5 index, nothing else: no HTML to text,
 no matching, no story keys, no dates). newsboat runs `-x reload` with 8 reload threads in
 its own temporary home, config, URL list and cache; its items are its cache's rss_item rows
-(one per GUID and feed). newsboat keeps a feed's ETag and Last-Modified only from its second
+(one per GUID and feed), and it has no polling call of its own to time, so its `poll s` in
+Poll throughput is its whole process. newsboat keeps a feed's ETag and Last-Modified only from its second
 fetch of that feed, so its first re-poll downloads and parses every body again (and stores
 nothing new); its `changed` poll is the one that sends validators."""
 

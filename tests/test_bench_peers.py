@@ -131,3 +131,18 @@ def test_startup_figures_read_both_outputs_of_benchmarks_startup() -> None:
     line_out = "nothing due: median 0.412s wall, min 0.398s; CPU median 0.4s over 10 runs\n"
     assert startup_figures(line_out) == {"poll": (0.412, 0.398)}
     assert startup_figures("first poll (300 feeds refused): 0.83s, exit 2\n") == {}
+
+
+def test_peer_targets_compare_whole_processes_and_skip_a_missing_newsboat() -> None:
+    def run(tool: str, wall: float) -> bp.Run:
+        return bp.Run(tool, "first", 300, wall - 1, wall, 1.0, 50.0, 10, 0, 0)
+
+    runs = [run("monitor", 4.0), run("reader", 30.0), run("reader8", 25.0),
+            run("newsboat", 3.5), run("floor", 1.0)]
+    reader, newsboat = bp.peer_targets(runs, 300)
+    assert "reader update_feeds(workers=8) 25.0s = 6.25x" in reader[1]
+    assert reader[2] == "met"
+    assert "= 0.88x" in newsboat[1] and newsboat[2] == "not met (gap 1.14x)"
+    assert "monitor 4.0x it" in newsboat[1]
+    without = bp.peer_targets(runs[:3], 300)
+    assert without[1][1] == "-" and without[1][2] != "met"
