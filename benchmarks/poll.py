@@ -13,7 +13,12 @@ own subprocess, from an empty database, through three polls:
 Tools: ``monitor poll --force`` (topics of feeds.yaml on, concurrency 20,
 2 per host); reader's ``update_feeds()`` (default: one worker) and
 ``update_feeds(workers=8)``, each with its own SQLite; a naive loop (httpx GET
-each URL in turn, ``feedparser.parse`` on the bytes, insert with sqlite-utils).
+each URL in turn, ``feedparser.parse`` on the bytes, insert with sqlite-utils);
+Debian's ``newsboat -x reload`` (a native reader, C++ and Rust: 8 reload
+threads, its own config, URL list and cache in a temporary folder; skipped
+with a message where it is not installed, ``make bench-peers`` installs it);
+and the floor (benchmarks/floor.py: fetch concurrently, lxml, SQLite + FTS5,
+nothing else).
 
 feeds/s and items/s use the time of the polling call itself (``monitor``'s own
 cycle duration, the ``update_feeds`` call, the loop); CPU seconds and peak RSS
@@ -34,6 +39,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,14 +67,17 @@ from benchmarks.common import (
 from tests.feedserver import FeedServer
 
 SCENARIOS = ("first", "repoll", "changed")
-TOOLS = ("monitor", "monitor1", "reader", "reader8", "naive")
+TOOLS = ("monitor", "monitor1", "reader", "reader8", "naive", "newsboat", "floor")
 TOOL_LABELS = {
     "monitor": "monitor poll",
     "monitor1": "monitor poll, one process (parse_workers: 0)",
     "reader": "reader update_feeds()",
     "reader8": "reader update_feeds(workers=8)",
     "naive": "naive loop (httpx+feedparser+sqlite-utils)",
+    "newsboat": "newsboat -x reload (8 threads)",
+    "floor": "floor (urllib3+lxml+SQLite FTS5)",
 }
+NEWSBOAT_THREADS = 8
 CHANGED_FRACTION = 0.10
 CHANGED_IDS = 3  # identifiers of each kind rewritten in a changed feed
 HOSTS = 10
@@ -151,8 +162,9 @@ def write_monitor_config(path: Path, urls: Sequence[str], *,
                      "timeout": "60s", "interval": "15m", "parse_workers": parse_workers},
         "feeds": [{"id": f"f{i:05d}", "name": f"bench feed {i}", "url": u}
                   for i, u in enumerate(urls)],
-        "terms": shipped.get("terms") or {},
-        "topics": shipped.get("topics") or [],
+        # terms, entities, topics: whatever the topics refer to comes along (digests
+        # stay out: their outputs are files of the shipped setup).
+        **{k: v for k, v in shipped.items() if k in ("terms", "entities", "topics")},
     }
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
                     encoding="utf-8")
@@ -181,8 +193,75 @@ def monitor_run(tool: str, scenario: str, m: Measured) -> Run:
 
 
 def peer_cmd(tool: str, db: Path, urls_file: Path) -> list[str]:
+    if tool == "floor":
+        return [sys.executable, "-m", "benchmarks.floor", "--db", str(db),
+                "--urls", str(urls_file)]
     return [sys.executable, "-m", "benchmarks.poll", "--peer", tool, "--db", str(db),
             "--urls", str(urls_file)]
+
+
+def newsboat_missing() -> str | None:
+    """Why the newsboat rows are skipped, or None when it can run."""
+    if shutil.which("newsboat") is None:
+        return ("newsboat is not installed (Debian package `newsboat`; `make bench-peers` "
+                "installs it as root or with sudo): its rows are skipped")
+    return None
+
+
+def newsboat_version() -> str:
+    exe = shutil.which("newsboat")
+    if exe is None:
+        return "not installed"
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    first = (out.splitlines() or ["?"])[0]
+    return first.split(" - ")[0].removeprefix("newsboat ").strip() or "?"
+
+
+def newsboat_setup(work: Path, urls_file: Path) -> tuple[list[str], dict[str, str], Path]:
+    """The command, environment and cache file of a newsboat run that touches
+    nothing outside ``work``: its own config, URL list, cache and home."""
+    home = work / "newsboat"
+    home.mkdir(exist_ok=True)
+    config = home / "config"
+    config.write_text(f"reload-threads {NEWSBOAT_THREADS}\ndownload-timeout 60\n",
+                      encoding="utf-8")
+    cache = home / "cache.db"
+    cmd = [shutil.which("newsboat") or "newsboat", "-x", "reload", "-u", str(urls_file),
+           "-c", str(cache), "-C", str(config)]
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config.d"),
+           "XDG_DATA_HOME": str(home / "data.d")}
+    return cmd, env, cache
+
+
+def newsboat_counts(cache: Path) -> tuple[int, int]:
+    """(items, feeds) in newsboat's cache: rss_item rows (one per GUID and
+    feed) and rss_feed rows (feeds it parsed at least once); (0, 0) before
+    its first run."""
+    if not cache.exists():
+        return 0, 0
+    conn = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
+    try:
+        items = int(conn.execute("SELECT count(*) FROM rss_item").fetchone()[0])
+        feeds = int(conn.execute("SELECT count(*) FROM rss_feed").fetchone()[0])
+    except sqlite3.Error:
+        return 0, 0
+    finally:
+        conn.close()
+    return items, feeds
+
+
+def newsboat_run(scenario: str, m: Measured, feeds: int, before: int, after: tuple[int, int],
+                 not_modified: int) -> Run:
+    """newsboat has no poll call of its own to time: its seconds are the process's."""
+    if m.returncode != 0:
+        return _failed_run("newsboat", scenario, m)
+    items, known = after
+    return Run("newsboat", scenario, feeds, m.wall, m.wall, m.cpu, m.peak_rss_mb,
+               items - before, not_modified, max(0, feeds - known))
 
 
 def peer_run(tool: str, scenario: str, m: Measured) -> Run:
@@ -472,6 +551,9 @@ def measure(feeds: FeedSet, tools: Sequence[str], log: Any = print) -> list[Run]
         write_monitor_config(work / "feeds.yaml", urls)
         write_monitor_config(work / "feeds-1.yaml", urls, parse_workers=0)
         for tool in tools:
+            if tool == "newsboat" and (why := newsboat_missing()):
+                log(f"  {why}")
+                continue
             db = work / f"{tool}.db"
             publish(host, feeds, changed=False)
             for scenario in SCENARIOS:
@@ -482,6 +564,12 @@ def measure(feeds: FeedSet, tools: Sequence[str], log: Any = print) -> list[Run]
                     config = work / ("feeds.yaml" if tool == "monitor" else "feeds-1.yaml")
                     m = run_measured(monitor_cmd(config, db), timeout=CHILD_TIMEOUT)
                     run = monitor_run(tool, scenario, m)
+                elif tool == "newsboat":
+                    cmd, env, cache = newsboat_setup(work, work / "urls.txt")
+                    before = newsboat_counts(cache)[0]
+                    m = run_measured(cmd, timeout=CHILD_TIMEOUT, env=env)
+                    run = newsboat_run(scenario, m, len(urls), before, newsboat_counts(cache),
+                                       host.not_modified)
                 else:
                     m = run_measured(peer_cmd(tool, db, work / "urls.txt"),
                                      timeout=CHILD_TIMEOUT)
@@ -522,6 +610,88 @@ def render(runs: Sequence[Run], feeds: FeedSet) -> str:
                         "304", "CPU s", "peak RSS MB", "process s", "bodies served in s",
                         "connections", "vs best reader", "hits", "errors"], rows))
     return "\n".join(lines)
+
+
+def _wall_of(runs: Sequence[Run], scenario: str, *tools: str) -> Run | None:
+    """The fastest whole process among ``tools`` for ``scenario`` (failed runs left out)."""
+    ok = [r for r in runs if r.tool in tools and r.scenario == scenario and r.errors >= 0
+          and r.feeds > 0]
+    return min(ok, key=lambda r: r.wall, default=None)
+
+
+def _x(num: Run | None, den: Run | None) -> str:
+    return f"{num.wall / den.wall:.2f}x" if num and den and den.wall > 0 else "-"
+
+
+def render_ratios(runs: Sequence[Run]) -> str:
+    """Whole processes side by side: how many times faster monitor is than each
+    peer (peer's seconds / monitor's), and how far it is from the floor
+    (monitor's seconds / the floor's)."""
+    rows = []
+    for scenario in SCENARIOS:
+        mon = _wall_of(runs, scenario, "monitor")
+        reader = _wall_of(runs, scenario, "reader", "reader8")
+        news = _wall_of(runs, scenario, "newsboat")
+        floor = _wall_of(runs, scenario, "floor")
+
+        def secs(r: Run | None) -> object:
+            return "-" if r is None else r.wall
+
+        rows.append([scenario, secs(mon), secs(reader), _x(reader, mon), secs(news),
+                     _x(news, mon), secs(floor), _x(mon, floor)])
+    return table(["poll", "monitor process s", "best reader process s", "reader / monitor",
+                  "newsboat process s", "newsboat / monitor", "floor process s",
+                  "monitor / floor"], rows)
+
+
+def peer_targets(runs: Sequence[Run], n_feeds: int) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for issue 18's first-poll targets at one size:
+    whole processes, >= 5x the best reader and faster than newsboat."""
+    out = []
+    mon = _wall_of(runs, "first", "monitor")
+    reader = _wall_of(runs, "first", "reader", "reader8")
+    news = _wall_of(runs, "first", "newsboat")
+    floor = _wall_of(runs, "first", "floor")
+    far = f"; floor {floor.wall:.1f}s (monitor {mon.wall / floor.wall:.1f}x it)" \
+        if mon and floor and floor.wall > 0 else ""
+    if mon and reader:
+        ratio = reader.wall / mon.wall
+        out.append((f"first poll >= 5x reader at {n_feeds:,} feeds (whole processes)",
+                    f"monitor {mon.wall:.1f}s vs {TOOL_LABELS[reader.tool]} {reader.wall:.1f}s "
+                    f"= {ratio:.2f}x{far}",
+                    "met" if ratio >= 5 else f"not met (gap {5 / ratio:.2f}x)"))
+    if mon:
+        if news is None:
+            out.append((f"first poll faster than newsboat at {n_feeds:,} feeds (wall)", "-",
+                        newsboat_missing() or "newsboat failed: see Poll throughput"))
+        else:
+            ratio = news.wall / mon.wall
+            out.append((f"first poll faster than newsboat at {n_feeds:,} feeds (wall)",
+                        f"monitor {mon.wall:.2f}s vs newsboat {news.wall:.2f}s = {ratio:.2f}x"
+                        f"{far}", "met" if ratio > 1 else f"not met (gap {1 / ratio:.2f}x)"))
+    return out
+
+
+def per_feed_costs(runs: Sequence[Run], feeds: FeedSet) -> tuple[float, float] | None:
+    """(ms per unchanged feed, ms per changed feed) of monitor's poll cycle: the
+    re-poll's seconds over its feeds; the changed poll's seconds less its
+    unchanged feeds' share, over the changed feeds."""
+    again = next((r for r in runs if r.tool == "monitor" and r.scenario == "repoll"), None)
+    changed = next((r for r in runs if r.tool == "monitor" and r.scenario == "changed"), None)
+    n_changed = len(feeds.changed)
+    if not again or not changed or again.feeds <= 0 or n_changed <= 0 or again.errors < 0:
+        return None
+    unchanged = again.seconds / again.feeds
+    rest = changed.seconds - unchanged * (changed.feeds - n_changed)
+    return unchanged * 1000, max(rest, 0.0) / n_changed * 1000
+
+
+def feeds_per_machine(unchanged_ms: float, changed_ms: float, *, interval_s: float = 900.0,
+                      changed_share: float = CHANGED_FRACTION) -> int:
+    """Feeds whose poll cycle fits in ``interval_s`` when ``changed_share`` of
+    them changed since the last one."""
+    per_feed = changed_share * changed_ms + (1 - changed_share) * unchanged_ms
+    return int(interval_s * 1000 / per_feed) if per_feed > 0 else 0
 
 
 def targets(runs: Sequence[Run]) -> list[tuple[str, str, str]]:
@@ -570,7 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = [t for t in args.tools.split(",") if t in TOOLS]
     runs = measure(feeds, tools)
     print(render(runs, feeds))
-    for target, measured, verdict in targets(runs):
+    print(render_ratios(runs))
+    for target, measured, verdict in [*peer_targets(runs, len(feeds.paths)), *targets(runs)]:
         print(f"- {target}: {measured}: {verdict}")
     if args.profile:
         print()
