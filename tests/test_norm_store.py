@@ -294,3 +294,12 @@ def test_daemon_backfills_in_the_background(tmp_path: Path) -> None:
     with Store(path) as store:
         assert store.norm_backlog() == 0
         assert len(found(store, "Алматы")) > 1
+
+
+def test_a_query_the_rewrite_cannot_carry_is_read_as_written(
+        paradigm_archive: tuple[Path, Path]) -> None:
+    # SQLite accepts "1 *" (a word, then a lone star); its rewrite does not parse.
+    config, db = paradigm_archive
+    assert found_cli(config, db, "1 *")
+    with Store(db) as store:
+        assert found(store, "1 *") == fts_ids(db, "1 *")

@@ -45,8 +45,16 @@ class SearchMixin(StoreBase):
         passed over for newer ones, which the age discount prefers anyway."""
         wanted = limit * 5
         query = normalised_query(fts_query, NORM_COLUMN)
+        low: int | None
         try:
             low = self._search_window(query, wanted)
+        except sqlite3.OperationalError:
+            # A query SQLite accepts that the rewrite cannot carry (``0 *``):
+            # read as written, as before the norm column.
+            query, low = fts_query, None
+        try:
+            if low is None:
+                low = self._search_window(query, wanted)
             cur = self.conn.execute(f"""
                 SELECT i.id, i.title, i.url, i.feed_id, i.published_at, i.story_key,
                        bm25(items_fts, {WEIGHTS}) AS score
