@@ -872,6 +872,17 @@ class Monitor:
         return Maintenance(pruned, merged, wal, bool(checkpoint), retention, freed, converted)
 
 
+    def reindex(self, should_stop: Callable[[], bool] | None = None, *,
+                progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """Fill the ``norm`` column of items stored before it existed (the
+        backfill of migration m010), in short transactions; (items
+        normalised, items left). Resumes where an interrupted run stopped."""
+        if self.db_path != ":memory:" and not Path(self.db_path).exists():
+            return 0, 0
+        with self.open_store() as store:
+            done = store.backfill_norm(should_stop=should_stop, progress=progress)
+            return done, store.norm_backlog()
+
     # --- the desk ------------------------------------------------------------------------
 
     def desk_overview(self, now: datetime, days: int = 14) -> list[dict[str, Any]]:

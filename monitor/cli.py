@@ -353,6 +353,26 @@ def search(ctx: click.Context, query: str, limit: int, as_json: bool) -> None:
     out.print(f"{len(rows)} stories")
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def reindex(obj: Monitor, as_json: bool) -> None:
+    """Fill the normalised words (the norm column) of items stored before
+    monitor had it, so that searches and topics find their other forms too.
+    Until then such items match only as written. Runs in short transactions
+    beside a running daemon (which does the same in the background); an
+    interrupted run carries on where it stopped."""
+    with _progress("normalising", disable=not err.is_terminal) as bar:
+        task = bar.add_task("norm", total=None)
+        done, left = obj.reindex(progress=lambda n, total: bar.update(
+            task, completed=n, total=total))
+    if as_json:
+        print_json({"normalised": done, "left": left})
+        return
+    out.print(f"{done} items normalised" + (f", {left} left" if left else ""))
+
+
 def _print_reading(reading: match.SearchReading) -> None:
     shown = reading.fts_query
     if len(shown) > 300:  # an expanded @list runs to kilobytes

@@ -61,6 +61,10 @@ POLL_MARGIN = 30.0  # seconds added to a poll cycle's deadline beyond its fetche
 MAINTENANCE_EVERY = 86400.0
 MAINTENANCE_DELAY = 300.0  # first housekeeping after start, once the first polls are done
 MAINTENANCE_BUDGET = 120.0  # seconds of pruning/merging per run; the rest waits a day
+# The backfill of the norm column (items stored before it): a slice every
+# minute, each of short transactions, until none is left; then one indexed count.
+NORM_BACKFILL_EVERY = 60.0
+NORM_BACKFILL_BUDGET = 10.0
 ALERTS_EVERY = 30.0  # seconds between deliveries of the alert outbox (and after each poll)
 
 
@@ -246,6 +250,8 @@ class Daemon:
                   seconds=min(ALERTS_EVERY, self.tick_seconds * 3), next_run_time=now)
         self._add("maintenance", "interval", self.maintain, seconds=MAINTENANCE_EVERY,
                   next_run_time=now + timedelta(seconds=MAINTENANCE_DELAY))
+        self._add("norm-backfill", "interval", self.backfill_norm, seconds=NORM_BACKFILL_EVERY,
+                  next_run_time=now + timedelta(seconds=NORM_BACKFILL_EVERY))
         self._schedule_digests()
 
     def _add(self, job_id: str, trigger: Any, fn: Callable[..., None], *args: Any,
@@ -391,6 +397,15 @@ class Daemon:
                  " checkpointed" if m.checkpointed else "", time.monotonic() - t0,
                  extra={"event": "maintenance", "pruned": m.pruned,
                         "freed_pages": m.freed_pages})
+
+
+    def backfill_norm(self) -> None:
+        """A slice of the norm column's backfill (``monitor reindex``), within
+        ``NORM_BACKFILL_BUDGET``; polls interleave between its transactions."""
+        done, left = self.monitor.reindex(Deadline(self.stopping, NORM_BACKFILL_BUDGET).is_set)
+        if done:
+            log.info("norm backfill: %d items normalised, %d left", done, left,
+                     extra={"event": "norm-backfill", "done": done, "left": left})
 
 
 def _log_notice(notice: Notice) -> None:

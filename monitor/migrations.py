@@ -240,6 +240,20 @@ def m009_article_alerts(db: Database) -> None:
     db.execute("ALTER TABLE articles ADD COLUMN alerts INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m010_norm(db: Database) -> None:
+    # The normal forms of an item's words (monitor.normalize.norm_document of
+    # title, summary and article), a plain column so sqlite3 and Datasette
+    # search them as ordinary words: no custom tokenizer opens the file.
+    # Existing rows start NULL and still match exactly as before (a query's
+    # exact reading is on the other columns); the backfill (`monitor reindex`,
+    # and the daemon in short slices) fills them, NULL being its queue: the
+    # partial index keeps that queue cheap to find and empties as it goes.
+    db.table("items").add_column("norm", str)
+    db.execute("CREATE INDEX idx_items_norm_queue ON items (id) WHERE norm IS NULL")
+    _rebuild_items_fts(db, ("title", "summary", "article", "norm"))
+
+
 def _rebuild_items_fts(db: Database, columns: tuple[str, ...]) -> None:
     """items_fts again, as enable_fts makes it (external content over items,
     kept by triggers), on ``columns``; by plain statements, because

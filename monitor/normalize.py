@@ -300,10 +300,15 @@ def normalize_token(token: str) -> str:
 def tokens(text: str) -> list[str]:
     """``text`` cut into words as FTS5 unicode61 cuts it, except that a Latin
     apostrophe digraph of the 2017 Kazakh alphabet stays inside its word."""
+    text = unicodedata.normalize("NFC", text)
+    words: list[str] = _TOKEN_RE.findall(text)
+    # Most texts have no apostrophe at all: the per-word check below was most
+    # of the cost of norm_document, which every stored item pays.
+    if not any(a in text for a in _APOSTROPHES):
+        return words
     out: list[str] = []
-    for m in _TOKEN_RE.finditer(unicodedata.normalize("NFC", text)):
-        word = m.group(0)
-        if any(a in word for a in _APOSTROPHES) and (
+    for word in words:
+        if not word.isalnum() and any(a in word for a in _APOSTROPHES) and (
                 _CONTRACTION_RE.search(word.lower()) or _is_cyrillic(word)):
             out.extend(w for w in re.split(r"['’ʼ]", word) if w)
         else:
@@ -313,7 +318,7 @@ def tokens(text: str) -> list[str]:
 
 def normalize_text(text: str) -> str:
     """The normal forms of every word of ``text``, space-joined in order."""
-    return " ".join(f for f in map(normalize_token, tokens(text)) if f)
+    return " ".join(filter(None, map(normalize_token, tokens(text))))
 
 
 def norm_document(*fields: str) -> str:

@@ -204,6 +204,7 @@ def test_every_index_on_items_is_used_by_a_store_query(tmp_path: Path):
                 "f1", [Entry(key="n1", title="Story x about Astana", summary="s",
                              url="https://example.org/new", published_at=now,
                              content_hash="n1")], now)]),
+            "backfill_norm": lambda: s.backfill_norm(),
         }
         used = {name: plans(s, call) for name, call in by_query.items()}
         indexes = [r[1] for r in s.conn.execute("PRAGMA index_list('items')")
@@ -216,6 +217,8 @@ def test_every_index_on_items_is_used_by_a_store_query(tmp_path: Path):
         "idx_items_story_key": "story_carriers",
         "idx_items_canonical_url": "commit_polls",
         "idx_items_title_key_published_at": "commit_polls",
+        # the backfill's queue (items stored before the norm column)
+        "idx_items_norm_queue": "backfill_norm",
     }
     assert sorted(indexes) == sorted(expected), indexes
     for index, query in expected.items():

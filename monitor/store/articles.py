@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from monitor.normalize import norm_document
 from monitor.store.alerts import enqueue_alerts
 from monitor.store.db import StoreBase, from_iso, to_iso
 from monitor.store.models import shown
@@ -78,7 +79,11 @@ class ArticlesMixin(StoreBase):
                        "attempts = attempts + 1, fetched_at = ?, text = ?, text_hash = ?, "
                        "chars = ? WHERE item_id = ?",
                        [to_iso(now), text, text_hash, len(text), item_id])
-            db.execute("UPDATE items SET article = ? WHERE id = ?", [text, item_id])
+            row = db.execute("SELECT title, summary FROM items WHERE id = ?",
+                             [item_id]).fetchone()
+            norm = norm_document(row[0] or "", row[1] or "", text) if row else None
+            db.execute("UPDATE items SET article = ?, norm = ? WHERE id = ?",
+                       [text, norm, item_id])
             fresh = [h for h in hits if self._upsert_hit(db, item_id, h, now)]
             if alerts and fresh:
                 self._enqueue_article_alerts(db, item_id, fresh, alerts, now)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from monitor import stories
+from monitor.normalize import norm_document
 from monitor.store.alerts import enqueue_alerts, had_success
 from monitor.store.articles import queue_articles
 from monitor.store.db import MAX_VARIABLES, StoreBase, chunks, to_iso
@@ -123,7 +124,8 @@ class ItemsMixin(StoreBase):
                    "author": e.author, "published_at": to_iso(e.published_at),
                    "updated_at": to_iso(e.updated_at) if e.updated_at else None,
                    "fetched_at": to_iso(fetched_at), "language": e.language,
-                   "content_hash": e.content_hash}
+                   "content_hash": e.content_hash,
+                   "norm": norm_document(e.title or "", e.summary or "", e.article or "")}
             cur = db.execute(
                 f"INSERT INTO items ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) "
                 "ON CONFLICT (feed_id, key) DO NOTHING", list(row.values()))
@@ -155,11 +157,18 @@ class ItemsMixin(StoreBase):
                       entries: Sequence[Entry]) -> dict[str, int]:
         ids: dict[str, int] = {}
         for e in entries:
+            # The norm column covers the stored article text too, which the
+            # feed's entry does not carry.
+            stored = db.execute("SELECT article FROM items WHERE feed_id = ? AND key = ?",
+                                [feed_id, e.key]).fetchone()
+            norm = norm_document(e.title or "", e.summary or "",
+                                 (stored[0] if stored else None) or e.article or "")
             cur = db.execute(
                 "UPDATE items SET title = ?, summary = ?, url = ?, author = ?, updated_at = ?, "
-                "content_hash = ? WHERE feed_id = ? AND key = ? RETURNING id",
+                "content_hash = ?, norm = ? WHERE feed_id = ? AND key = ? RETURNING id",
                 [e.title, e.summary, e.url, e.author,
-                 to_iso(e.updated_at) if e.updated_at else None, e.content_hash, feed_id, e.key])
+                 to_iso(e.updated_at) if e.updated_at else None, e.content_hash, norm,
+                 feed_id, e.key])
             row = cur.fetchone()
             if row:
                 ids[e.key] = int(row[0])
