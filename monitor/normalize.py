@@ -80,6 +80,7 @@ __all__ = [
     "KAZAKH_MIN_STEM",
     "MIN_STEM",
     "norm_document",
+    "norm_with",
     "normalize_term",
     "normalize_text",
     "normalize_token",
@@ -102,6 +103,11 @@ _FOLD_FINAL = str.maketrans({"ё": "е", "й": "и", "ы": "и", "ь": None, "ъ
 # combining marks remove_diacritics drops; an apostrophe inside a Latin word
 # is kept here only to read 2017 Kazakh digraphs (see tokens).
 _TOKEN_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f\ue000-\uf8ff])+(?:['’ʼ](?:[^\W_]|[\u0300-\u036f])+)*")
+# The same words for a text with no combining mark and no private-use
+# character (nearly all NFC text): one character class is several times
+# faster than the alternation, and norm_document runs on every item.
+_PLAIN_TOKEN_RE = re.compile(r"[^\W_]+(?:['’ʼ][^\W_]+)*")
+_ODD_RE = re.compile(r"[\u0300-\u036f\ue000-\uf8ff]")
 _APOSTROPHES = "'’ʼ"
 # English contractions keep their apostrophe a separator, as in the index.
 _CONTRACTION_RE = re.compile(r"['’ʼ](?:s|t|ll|re|ve|d|m)$")
@@ -300,8 +306,9 @@ def normalize_token(token: str) -> str:
 def tokens(text: str) -> list[str]:
     """``text`` cut into words as FTS5 unicode61 cuts it, except that a Latin
     apostrophe digraph of the 2017 Kazakh alphabet stays inside its word."""
-    text = unicodedata.normalize("NFC", text)
-    words: list[str] = _TOKEN_RE.findall(text)
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    words: list[str] = (_TOKEN_RE if _ODD_RE.search(text) else _PLAIN_TOKEN_RE).findall(text)
     # Most texts have no apostrophe at all: the per-word check below was most
     # of the cost of norm_document, which every stored item pays.
     if not any(a in text for a in _APOSTROPHES):
@@ -327,6 +334,15 @@ def norm_document(*fields: str) -> str:
     write path and the live matcher both call this, so a stored item and the
     same item matched live hold exactly the same normal forms."""
     return " ".join(n for n in map(normalize_text, fields) if n)
+
+
+def norm_with(made: str, title: str, summary: str, article: str) -> str:
+    """norm_document(title, summary, article), taking ``made`` as the normal
+    forms of title and summary when it is not "" (they were made where the
+    entry was parsed: see Entry.norm)."""
+    head = made or norm_document(title, summary)
+    tail = normalize_text(article) if article else ""
+    return f"{head} {tail}" if head and tail else head or tail
 
 
 def normalize_term(term: str) -> str | None:

@@ -252,6 +252,11 @@ class Entry:
     content_hash: str = ""
     # The linked page's main text, once fetched (article text); "" until then.
     article: str = ""
+    # The normal forms of title and summary (normalize.norm_document(title,
+    # summary)), made where the entry is parsed, in the parser worker, so the
+    # matcher and the archive share them; "" when not made (then they are
+    # made where needed, by normalize.norm_with).
+    norm: str = ""
 
 
 @dataclass(frozen=True)

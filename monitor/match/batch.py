@@ -308,6 +308,9 @@ class Matcher:
         # First step: raw tokens; second: normal forms too, for the topics
         # with a clause a normal form could satisfy.
         self._index = _Index([raw for raw, _ in split])
+        # When no topic has a condition on raw tokens alone (every clause of
+        # every topic can be met by a normal form), the first step is skipped.
+        self._raw_step = any(raw for raw, _ in split)
         self._norm_topics = [n for n, (_, cut) in enumerate(split) if cut]
         self._norm_index = _Index([conditions[n] for n in self._norm_topics])
         self._languages = [frozenset(filter(None, map(primary, t.languages)))
@@ -332,7 +335,8 @@ class Matcher:
                     ) -> tuple[dict[int, list[int]], dict[int, str]]:
         """topic -> the items it may match, and the norm column of every item
         the second step looked at (by row id: item index + 1)."""
-        wanted = self._index.candidates(tokens)
+        wanted = (self._index.candidates(tokens) if self._raw_step else
+                  {n: list(range(len(entries))) for n in range(len(self.topics))})
         norm_topics = [n for n in self._norm_topics if n in wanted]
         if not norm_topics:
             return wanted, {}

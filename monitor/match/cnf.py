@@ -53,6 +53,17 @@ _Cnf = tuple[frozenset[_Need], ...]  # () is "true": no condition
 _MAX_CLAUSES = 24
 
 
+def _breadth(clause: frozenset[_Need]) -> tuple[int, int]:
+    """How often text meets a clause, roughly: its needs met by short or
+    prefix words (common text has those), then its number of needs. A long
+    list of names is narrow; a few short stems are broad."""
+    loose = 0
+    for need in clause:
+        token, is_prefix = need.key()
+        loose += is_prefix or len(token.removeprefix(NORM_MARK)) <= 4
+    return loose, len(clause)
+
+
 class _Unparsable(Exception):
     pass
 
@@ -266,18 +277,26 @@ def _is_word(tok: str) -> bool:
 
 
 def _cnf_and(*parts: _Cnf) -> _Cnf:
+    """Every clause of every part, the narrowest clause of each part first
+    (_breadth), then the rest, narrowest first; over _MAX_CLAUSES the tail is
+    cut. Sorting all clauses together could cut a whole part: an OR of NEARs
+    distributes into many small clauses that would crowd out the single
+    clause of a long place list ANDed with it, its most selective one."""
     if len(parts) == 1:
         return parts[0]
-    every = tuple(dict.fromkeys(c for p in parts for c in p))
-    return tuple(sorted(every, key=len)[:_MAX_CLAUSES])
+    heads = list(dict.fromkeys(min(p, key=_breadth) for p in parts if p))
+    chosen = set(heads)
+    rest = sorted(dict.fromkeys(c for p in parts for c in p if c not in chosen), key=_breadth)
+    return tuple(heads + rest)[:_MAX_CLAUSES]
 
 
 def _cnf_or(a: _Cnf, b: _Cnf) -> _Cnf:
     """(A1 & A2 ...) | (B1 & B2 ...) implies every Ai | Bj; with too many
-    pairs, only those of the narrowest clauses are kept (still implied)."""
+    pairs, the first clauses of each side are kept (still implied): a side
+    from _cnf_and lists the head of each of its parts first."""
     if not a or not b:
         return ()
-    xs, ys = sorted(a, key=len), sorted(b, key=len)
+    xs, ys = list(a), list(b)
     while len(xs) * len(ys) > _MAX_CLAUSES:
         if len(xs) >= len(ys):
             xs.pop()

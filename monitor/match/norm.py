@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from monitor.match.cnf import NORM_MARK
 from monitor.match.tokens import token_bytes
-from monitor.normalize import normalize_token, tokens
+from monitor.normalize import norm_with, normalize_token, tokens
 from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.types import Entry
 
@@ -29,9 +29,6 @@ _MARK = NORM_MARK.encode()
 _WORD_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f\ue000-\uf8ff])+"
                       r"(?:['’ʼ](?:[^\W_]|[\u0300-\u036f])+)*")
 _SPLIT_RE = re.compile(r"['’ʼ]")
-_APOSTROPHE_RE = _SPLIT_RE
-_APOSTROPHE_WORD_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f\ue000-\uf8ff])+"
-                                 r"(?:['’ʼ](?:[^\W_]|[\u0300-\u036f])+)+")
 _MARKER_RE = re.compile(re.escape(HIGHLIGHT_OPEN) + "|" + re.escape(HIGHLIGHT_CLOSE))
 
 
@@ -41,25 +38,9 @@ def fields(entry: Entry) -> tuple[str, str, str]:
 
 
 def entry_norm(entry: Entry) -> str:
-    """The entry's ``norm`` column, as the archive stores it: norm_document's
-    value, made faster. normalize.tokens is the plain word pattern (found in
-    C) but for words with an apostrophe, which it may cut: only those words
-    go through it, one by one (a word's cut does not depend on its context)."""
-    out = (" ".join(filter(None, map(normalize_token, _words(text)))) for text in fields(entry))
-    return " ".join(filter(None, out))
-
-
-def _words(text: str) -> list[str]:
-    """normalize.tokens(text), made faster (see entry_norm)."""
-    if not text:
-        return []
-    if not unicodedata.is_normalized("NFC", text):
-        text = unicodedata.normalize("NFC", text)
-    words: list[str] = _WORD_RE.findall(text)
-    if _APOSTROPHE_RE.search(text):
-        cut = {w: tokens(w) for w in _APOSTROPHE_WORD_RE.findall(text)}
-        words = [p for w in words for p in cut.get(w, (w,))]
-    return words
+    """The entry's ``norm`` column, as the archive stores it: norm_document of
+    title, summary and article, the first two as made at parse (Entry.norm)."""
+    return norm_with(entry.norm, *fields(entry))
 
 
 def norm_tokens(norm: str) -> set[bytes]:
@@ -81,7 +62,7 @@ def word_spans(text: str) -> list[tuple[int, int]] | None:
                 pos += len(part) + 1
         else:
             spans.append(m.span())
-    if [text[a:b] for a, b in spans] != _words(text):
+    if [text[a:b] for a, b in spans] != tokens(text):
         return None
     return spans
 
@@ -91,7 +72,7 @@ def norm_words(texts: Sequence[str]) -> list[tuple[int, int]]:
     among normalize.tokens of that field)."""
     out: list[tuple[int, int]] = []
     for f, text in enumerate(texts):
-        out.extend((f, k) for k, w in enumerate(_words(text)) if normalize_token(w))
+        out.extend((f, k) for k, w in enumerate(tokens(text)) if normalize_token(w))
     return out
 
 
@@ -165,7 +146,7 @@ def mark(columns: Sequence[str], norm_hl: str, texts: Sequence[str]) -> Marked:
     out = list(columns)
     folded: dict[str, None] = {}
     for f, ks in sorted(wanted.items()):
-        words = _words(texts[f])
+        words = tokens(texts[f])
         plain, marks = _intervals(columns[f] if f < len(columns) else "")
         spans = word_spans(plain) if unicodedata.is_normalized("NFC", plain) else None
         if spans is None or [plain[a:b] for a, b in spans] != words:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from monitor.clean import clean_url
+from monitor.normalize import norm_document
 from monitor.parse.cut import AUTHOR_MAX, KEY_MAX, SUMMARY_MAX, TITLE_MAX, URL_MAX
 from monitor.parse.html_text import _plain, _str
 from monitor.types import Entry
@@ -90,6 +91,7 @@ def _entry(
         updated_at=_first_date(raw, ("updated_parsed",), now),
         language=_entry_language(raw) or feed_language,
         content_hash=_sha256(f"{title}\n{summary}\n{url or ''}"),
+        norm=norm_document(title, summary),
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from monitor import stories
-from monitor.normalize import norm_document
+from monitor.normalize import norm_with
 from monitor.store.alerts import enqueue_alerts, had_success
 from monitor.store.articles import queue_articles
 from monitor.store.db import MAX_VARIABLES, StoreBase, chunks, to_iso
@@ -125,7 +125,7 @@ class ItemsMixin(StoreBase):
                    "updated_at": to_iso(e.updated_at) if e.updated_at else None,
                    "fetched_at": to_iso(fetched_at), "language": e.language,
                    "content_hash": e.content_hash,
-                   "norm": norm_document(e.title or "", e.summary or "", e.article or "")}
+                   "norm": norm_with(e.norm, e.title or "", e.summary or "", e.article or "")}
             cur = db.execute(
                 f"INSERT INTO items ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) "
                 "ON CONFLICT (feed_id, key) DO NOTHING", list(row.values()))
@@ -161,8 +161,8 @@ class ItemsMixin(StoreBase):
             # feed's entry does not carry.
             stored = db.execute("SELECT article FROM items WHERE feed_id = ? AND key = ?",
                                 [feed_id, e.key]).fetchone()
-            norm = norm_document(e.title or "", e.summary or "",
-                                 (stored[0] if stored else None) or e.article or "")
+            norm = norm_with(e.norm, e.title or "", e.summary or "",
+                             (stored[0] if stored else None) or e.article or "")
             cur = db.execute(
                 "UPDATE items SET title = ?, summary = ?, url = ?, author = ?, updated_at = ?, "
                 "content_hash = ?, norm = ? WHERE feed_id = ? AND key = ? RETURNING id",
