@@ -38,6 +38,7 @@ def write_config(path: Path, feeds: int) -> None:
         "feeds": [{"id": f"f{i}", "name": f"F{i}", "url": f"{CLOSED}/feed{i}"}
                   for i in range(feeds)],
         "terms": shipped.get("terms", {}),
+        "entities": shipped.get("entities", {}),
         "topics": shipped.get("topics", []),
     }
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")

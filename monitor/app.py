@@ -15,7 +15,6 @@ value). Printing is cli.py's, scheduling, signals and the lock daemon.py's.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
@@ -29,27 +28,30 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from monitor import health, match
+from monitor import health
 from monitor.config import ID_PATTERN, Config, _url_identity, config_path, load_config
 from monitor.decide import WAL_LIMIT, HeldFeeds, digest_retry, should_optimize
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, StorageError, UsageError
-from monitor.poll import PollSummary, Progress, StopFlag, poll_async, run_poll
 from monitor.store import Store, db_path, from_iso, to_iso
 from monitor.store.maintenance import INCREMENTAL
-from monitor.types import DigestConfig, Entry, FeedConfig, Topic
+from monitor.types import DigestConfig, Entry, FeedConfig, PollSummary, Topic
 
 if TYPE_CHECKING:
+    from monitor import match
     from monitor.digest import Digest
     from monitor.discover import FoundFeed
     from monitor.feedsfile import FeedSpec
     from monitor.notify.outbox import Delivery
     from monitor.opml import OpmlFeed
+    from monitor.poll import Progress, StopFlag
     from monitor.reapply import ApplyResult
     from monitor.suggest import Suggestion
 
 # Imported where used, not here: the digest's templates (jinja2), the cron
-# triggers (APScheduler), discovery (lxml) and mail would slow every command's start.
+# triggers (APScheduler), discovery (lxml) and mail would slow every command's start;
+# the poll's fetcher, parsers and matcher (monitor.poll, monitor.match: httpx,
+# feedparser, lxml, PyStemmer) a `monitor poll` that finds nothing due.
 
 log = logging.getLogger("monitor.app")
 
@@ -280,6 +282,8 @@ def _extra_tags(tags: Sequence[str]) -> tuple[str, ...]:
 
 def check_examples(config: Config) -> list[ExampleFailure]:
     """Run every topic's examples; the failures (empty when all behave)."""
+    from monitor import match
+
     failures = []
     for topic in config.topics:
         matcher = match.Matcher([topic])
@@ -439,6 +443,8 @@ class Monitor:
         stories: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in rows:
             stories.setdefault((r["topic_id"], r["story_key"]), []).append(r)
+        from monitor import match
+
         out = []
         for topic in config.topics:
             mine = {key: items for (t, key), items in stories.items() if t == topic.id}
@@ -455,6 +461,8 @@ class Monitor:
         return out
 
     def topics_test(self, text: str, title: str | None = None) -> list[match.TopicExplanation]:
+        from monitor import match
+
         return match.Matcher(self.config.topics).explain(text, title=title)
 
     def topics_apply(self, topic_ids: Sequence[str], since: str | None, *,
@@ -513,6 +521,8 @@ class Monitor:
                 if on_start:
                     on_start(0)
                 return PollSummary((), now, 0.0, 0)
+        from monitor.poll import run_poll
+
         return run_poll(self.config, self.store, feed_ids=list(feed_ids) or None, force=force,
                         progress=progress, on_start=on_start)
 
@@ -524,6 +534,10 @@ class Monitor:
 
     def poll_cycle(self, stop: StopFlag) -> PollSummary:
         """The daemon's poll: a cycle of the due feeds until ``stop`` is set."""
+        import asyncio
+
+        from monitor.poll import poll_async
+
         return asyncio.run(poll_async(self.config, self.store, stop=stop, held=self.held))
 
     def checkpoint(self) -> Checkpoint:
@@ -561,6 +575,8 @@ class Monitor:
 
     def search_reading(self, query: str) -> match.SearchReading:
         """How a search query is read (as a query, or as plain words)."""
+        from monitor import match
+
         return match.read_search(query, self.terms())
 
     def search(self, reading: match.SearchReading, *, limit: int) -> list[dict[str, Any]]:
@@ -769,6 +785,8 @@ class Monitor:
                        local: tzinfo | None = None) -> list[Delivery]:
         """Send the alert outbox's due rows, on a connection of its own (the
         daemon runs this beside the poll, which never waits on a target)."""
+        import asyncio
+
         from monitor.notify.outbox import deliver
 
         config = self.config
@@ -790,6 +808,8 @@ class Monitor:
 
     def alerts_test(self, alert_id: str) -> None:
         """Send a sample message to one alert's target; raises AlertDeliveryError."""
+        import asyncio
+
         from monitor.notify.alerts import AlertDeliveryError
         from monitor.notify.outbox import sample_message, send_bounded
 
