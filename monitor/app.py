@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from monitor import health
+from monitor import examplecache, health
 from monitor.config import ID_PATTERN, Config, _url_identity, config_path, load_config
 from monitor.decide import WAL_LIMIT, HeldFeeds, digest_retry, should_optimize
 from monitor.durations import parse_duration
@@ -303,11 +303,22 @@ def _verdict_entry(row: dict[str, Any]) -> Entry:
                  published_at=published)
 
 
-def load_checked(path: str, *, hint: bool = False) -> Config:
+def load_checked(path: str, *, hint: bool = False, verdicts: Path | None = None) -> Config:
     """feeds.yaml, refused (ConfigError) when a topic's example fails; ``hint``
-    points the message at `monitor topics check`."""
+    points the message at `monitor topics check`. ``verdicts``: the file of
+    the last pass (examplecache), which spares the run when nothing it depends
+    on changed."""
     config = load_config(path)
+    key = examplecache.verdict_key(config) if verdicts else ""
+    if verdicts and examplecache.passed_before(verdicts, key):
+        log.info("topics' examples not run: they passed before, and no topic, term list, "
+                 "entity or matching code changed since")
+        return config
+    t0 = time.monotonic()
     failures = check_examples(config)
+    log.info("topics' examples run: %d failed (%.2fs)", len(failures), time.monotonic() - t0)
+    if not failures:
+        examplecache.record_pass(verdicts, key)
     if failures:
         f = failures[0]
         see = " (see `monitor topics check`)" if hint else ""
@@ -496,7 +507,8 @@ class Monitor:
         """Check the examples (refusing the config on a failure), then bring
         feeds and topics of feeds.yaml into the store; the topics whose stored
         hits follow an older query, each also told to ``on_warning``."""
-        self.config = load_checked(self.config_path, hint=hint)
+        self.config = load_checked(self.config_path, hint=hint,
+                                   verdicts=examplecache.cache_path(self.db_path))
         return self._sync(self.store, self.config)
 
     def _sync(self, store: Store, config: Config) -> list[str]:
