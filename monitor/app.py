@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from monitor import examplecache, health
-from monitor.config import ID_PATTERN, Config, _url_identity, config_path, load_config
+from monitor import configcache, examplecache, health
+from monitor.configcache import Config, config_path
 from monitor.decide import WAL_LIMIT, HeldFeeds, digest_retry, should_optimize
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, StorageError, UsageError
@@ -192,6 +192,8 @@ def check_emails(emails: Sequence[str]) -> None:
 def _check_new_id(feed_id: str | None, taken: set[str], path: str) -> None:
     if feed_id is None:
         return
+    from monitor.config import ID_PATTERN
+
     if not (re.fullmatch(ID_PATTERN, feed_id) and len(feed_id) <= 64):
         raise UsageError("use a-z, 0-9 and -, starting with a letter or digit "
                          "(at most 64)", param_hint="--id")
@@ -229,7 +231,7 @@ def plan_opml_import(config: Config, entries: Sequence[OpmlFeed],
     """Sort the outlines of an OPML list into feeds to add (ids derived from
     their titles, unique), feeds already configured (same URL identity as
     config's duplicate check), repeats within the list and unusable URLs."""
-    from monitor.config import _check_url
+    from monitor.config import _check_url, _url_identity
     from monitor.discover import derive_id
     from monitor.feedsfile import FeedSpec
 
@@ -303,12 +305,21 @@ def _verdict_entry(row: dict[str, Any]) -> Entry:
                  published_at=published)
 
 
-def load_checked(path: str, *, hint: bool = False, verdicts: Path | None = None) -> Config:
-    """feeds.yaml, refused (ConfigError) when a topic's example fails; ``hint``
-    points the message at `monitor topics check`. ``verdicts``: the file of
-    the last pass (examplecache), which spares the run when nothing it depends
-    on changed."""
-    config = load_config(path)
+def load_config(path: str) -> Config:
+    """config.load_config, imported when a file is read: PyYAML and pydantic
+    are not needed where a copy of the config is used (configcache)."""
+    from monitor.config import load_config as read_and_validate
+
+    return read_and_validate(path)
+
+
+def load_checked(path: str, *, hint: bool = False, verdicts: Path | None = None,
+                 load: Callable[[str], Config] = load_config) -> Config:
+    """feeds.yaml (read by ``load``), refused (ConfigError) when a topic's
+    example fails; ``hint`` points the message at `monitor topics check`.
+    ``verdicts``: the file of the last pass (examplecache), which spares the
+    run when nothing it depends on changed."""
+    config = load(path)
     key = examplecache.verdict_key(config) if verdicts else ""
     if verdicts and examplecache.passed_before(verdicts, key):
         log.info("topics' examples not run: they passed before, and no topic, term list, "
@@ -340,10 +351,12 @@ class Monitor:
 
     def __init__(self, config_path: str, db_path: str, *,
                  on_warning: Callable[[Notice], None] | None = None,
-                 load: Callable[[str], Config] = load_config) -> None:
+                 load: Callable[[str], Config] | None = None) -> None:
         self.config_path = config_path
-        self._load = load  # how feeds.yaml is read (the desk's: config.CachedConfig)
         self.db_path = db_path
+        # How feeds.yaml is read (the desk's: config.CachedConfig); by default
+        # through the copy of its last valid read kept next to the database.
+        self._load = load or self._load_with_copy
         self.on_warning = on_warning or (lambda w: None)
         self._config: Config | None = None
         self._store: Store | None = None
@@ -363,6 +376,9 @@ class Monitor:
             self._store = None
 
     # --- config and store ----------------------------------------------------------------
+
+    def _load_with_copy(self, path: str) -> Config:
+        return configcache.load_with_copy(path, configcache.copy_path(self.db_path), load_config)
 
     @property
     def config(self) -> Config:
@@ -507,7 +523,7 @@ class Monitor:
         """Check the examples (refusing the config on a failure), then bring
         feeds and topics of feeds.yaml into the store; the topics whose stored
         hits follow an older query, each also told to ``on_warning``."""
-        self.config = load_checked(self.config_path, hint=hint,
+        self.config = load_checked(self.config_path, hint=hint, load=self._load_with_copy,
                                    verdicts=examplecache.cache_path(self.db_path))
         return self._sync(self.store, self.config)
 
@@ -640,6 +656,7 @@ class Monitor:
                  language: str | None = None) -> tuple[str, str, FoundFeed]:
         """Fetch ``url`` (a feed, or a page linking to one), check it is a feed
         and append it to feeds.yaml; the file, the new id and what was found."""
+        from monitor.config import _url_identity
         from monitor.discover import derive_id, find_feed
         from monitor.feedsfile import FeedSpec, add_feeds
 
@@ -999,7 +1016,7 @@ def _convert(store: Store, on_line: Callable[[str], None] | None) -> bool:
 
 def open_monitor(config: str | None = None, db: str | None = None, *,
                  on_warning: Callable[[Notice], None] | None = None,
-                 load: Callable[[str], Config] = load_config) -> Monitor:
+                 load: Callable[[str], Config] | None = None) -> Monitor:
     """The Monitor of feeds.yaml at ``config`` and the database at ``db``
     (their defaults and environment variables when None); close it, or use
     it as a context manager."""
