@@ -218,8 +218,11 @@ def _write_copy(copy: Path, key: str, config: Config) -> None:
         return
     tmp = copy.with_name(f"{copy.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps({"key": key, "config": _encode(config)}, ensure_ascii=False),
-                       encoding="utf-8")
+        text = json.dumps({"key": key, "config": _encode(config)}, ensure_ascii=False)
+        # Owner only: an alert's target URL may carry a token, as feeds.yaml does.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         os.replace(tmp, copy)
     except (OSError, TypeError) as exc:
         log.debug("config copy %s not written: %s", copy, exc)

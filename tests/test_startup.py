@@ -171,7 +171,7 @@ def test_a_config_read_from_its_copy_equals_the_one_read_from_the_file(
     fresh = load_config(str(path))
     copy = tmp_path / "m.db.config.json"
     assert load_with_copy(str(path), copy, load_config) == fresh
-    assert copy.exists()
+    assert copy.stat().st_mode & 0o077 == 0  # an alert URL may hold a token
 
     def refuse(p: str) -> Any:
         raise AssertionError("the copy was not used")
