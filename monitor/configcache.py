@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import json
@@ -113,6 +114,7 @@ _LIBRARIES = ("Stemmer", "py3langid", "pydantic", "yaml")
 _PACKAGE = Path(__file__).parent
 
 
+@functools.cache  # the code running is the code of the start, whatever changes on disk later
 def code_stamp() -> str:
     """The monitor's source files and the libraries that read or match, by
     size and modification time (a stat each: no file is read), with Python's
