@@ -171,8 +171,10 @@ def _decode(value: Any) -> Any:
 
 
 def copy_path(db_path: str) -> Path | None:
-    """Where the copy of the config used with this database is kept (None: in memory)."""
-    if db_path == ":memory:" or db_path.startswith("file:"):
+    """Where the copy of the config used with this database is kept; None for
+    a database in memory or not created yet (reading a config must not leave
+    files beside a database that is not there)."""
+    if db_path == ":memory:" or db_path.startswith("file:") or not os.path.exists(db_path):
         return None
     return Path(f"{db_path}.config.json")
 
@@ -216,8 +218,6 @@ def _read_copy(copy: Path, key: str) -> Config | None:
 
 def _write_copy(copy: Path, key: str, config: Config) -> None:
     """Keep the copy; one that cannot be written costs only the full read next time."""
-    if not copy.parent.is_dir():
-        return
     tmp = copy.with_name(f"{copy.name}.{os.getpid()}.tmp")
     try:
         text = json.dumps({"key": key, "config": _encode(config)}, ensure_ascii=False)

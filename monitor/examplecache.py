@@ -26,8 +26,9 @@ log = logging.getLogger("monitor.examples")
 
 
 def cache_path(db_path: str) -> Path | None:
-    """Where the verdict of the database's config is kept (None: a database in memory)."""
-    if db_path == ":memory:" or db_path.startswith("file:"):
+    """Where the verdict of the database's config is kept; None for a database
+    in memory or not created yet (a first poll records nothing, the next one does)."""
+    if db_path == ":memory:" or db_path.startswith("file:") or not os.path.exists(db_path):
         return None
     return Path(f"{db_path}.examples.json")
 
@@ -54,7 +55,7 @@ def passed_before(path: Path | None, key: str) -> bool:
 
 def record_pass(path: Path | None, key: str) -> None:
     """Remember a pass; a file that cannot be written only costs the check next time."""
-    if path is None or not path.parent.is_dir():
+    if path is None:
         return
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:

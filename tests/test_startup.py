@@ -95,6 +95,8 @@ NOT_RUN = "topics' examples not run"
 
 def test_unchanged_topics_are_not_checked_again_a_changed_one_is(tmp_path: Path) -> None:
     config, db = _write(tmp_path / "feeds.yaml", CONFIG), tmp_path / "m.db"
+    # The first poll creates the database: nothing is kept beside it before it exists.
+    assert run_cli("poll", config=config, db=db).exit_code == 0
     first = _poll_log(config, db, tmp_path)
     assert first.returncode == 0 and RUN in first.stderr
     second = _poll_log(config, db, tmp_path)
@@ -112,7 +114,9 @@ def test_unchanged_topics_are_not_checked_again_a_changed_one_is(tmp_path: Path)
 
 def test_an_example_that_fails_after_a_recorded_pass_is_refused(tmp_path: Path) -> None:
     config, db = _write(tmp_path / "feeds.yaml", CONFIG), tmp_path / "m.db"
-    assert _poll_log(config, db, tmp_path).returncode == 0
+    assert run_cli("poll", config=config, db=db).exit_code == 0  # creates the database
+    assert RUN in _poll_log(config, db, tmp_path).stderr  # and this one records the pass
+    assert NOT_RUN in _poll_log(config, db, tmp_path).stderr
     broken = json.loads(json.dumps(CONFIG))
     broken["topics"][0]["examples"]["no_match"].append("The walkout goes on")
     _write(config, broken)
@@ -125,7 +129,10 @@ def test_an_example_that_fails_after_a_recorded_pass_is_refused(tmp_path: Path) 
 
 def test_the_config_copy_follows_every_edit_of_feeds_yaml(tmp_path: Path) -> None:
     config, db = _write(tmp_path / "feeds.yaml", CONFIG), tmp_path / "m.db"
+    assert run_cli("feeds", config=config, db=db).exit_code == 0
+    assert copy_path(str(db)) is None and not list(tmp_path.glob("m.db*"))  # no database yet
     assert run_cli("poll", config=config, db=db).exit_code == 0
+    assert run_cli("feeds", config=config, db=db).exit_code == 0
     assert copy_path(str(db)) == tmp_path / "m.db.config.json"
     assert (tmp_path / "m.db.config.json").exists()
     renamed = {**CONFIG, "feeds": [{**CONFIG["feeds"][0], "name": "Renamed"}]}
