@@ -15,7 +15,6 @@ value). Printing is cli.py's, scheduling, signals and the lock daemon.py's.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
@@ -29,27 +28,30 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from monitor import health, match
-from monitor.config import ID_PATTERN, Config, _url_identity, config_path, load_config
+from monitor import configcache, examplecache, health
+from monitor.configcache import Config, config_path
 from monitor.decide import WAL_LIMIT, HeldFeeds, digest_retry, should_optimize
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, StorageError, UsageError
-from monitor.poll import PollSummary, Progress, StopFlag, poll_async, run_poll
 from monitor.store import Store, db_path, from_iso, to_iso
 from monitor.store.maintenance import INCREMENTAL
-from monitor.types import DigestConfig, Entry, FeedConfig, Topic
+from monitor.types import DigestConfig, Entry, FeedConfig, PollSummary, Topic
 
 if TYPE_CHECKING:
+    from monitor import match
     from monitor.digest import Digest
     from monitor.discover import FoundFeed
     from monitor.feedsfile import FeedSpec
     from monitor.notify.outbox import Delivery
     from monitor.opml import OpmlFeed
+    from monitor.poll import Progress, StopFlag
     from monitor.reapply import ApplyResult
     from monitor.suggest import Review
 
 # Imported where used, not here: the digest's templates (jinja2), the cron
-# triggers (APScheduler), discovery (lxml) and mail would slow every command's start.
+# triggers (APScheduler), discovery (lxml) and mail would slow every command's start;
+# the poll's fetcher, parsers and matcher (monitor.poll, monitor.match: httpx,
+# feedparser, lxml, PyStemmer) a `monitor poll` that finds nothing due.
 
 log = logging.getLogger("monitor.app")
 
@@ -190,6 +192,8 @@ def check_emails(emails: Sequence[str]) -> None:
 def _check_new_id(feed_id: str | None, taken: set[str], path: str) -> None:
     if feed_id is None:
         return
+    from monitor.config import ID_PATTERN
+
     if not (re.fullmatch(ID_PATTERN, feed_id) and len(feed_id) <= 64):
         raise UsageError("use a-z, 0-9 and -, starting with a letter or digit "
                          "(at most 64)", param_hint="--id")
@@ -227,7 +231,7 @@ def plan_opml_import(config: Config, entries: Sequence[OpmlFeed],
     """Sort the outlines of an OPML list into feeds to add (ids derived from
     their titles, unique), feeds already configured (same URL identity as
     config's duplicate check), repeats within the list and unusable URLs."""
-    from monitor.config import _check_url
+    from monitor.config import _check_url, _url_identity
     from monitor.discover import derive_id
     from monitor.feedsfile import FeedSpec
 
@@ -280,6 +284,8 @@ def _extra_tags(tags: Sequence[str]) -> tuple[str, ...]:
 
 def check_examples(config: Config) -> list[ExampleFailure]:
     """Run every topic's examples; the failures (empty when all behave)."""
+    from monitor import match
+
     failures = []
     for topic in config.topics:
         matcher = match.Matcher([topic])
@@ -299,11 +305,31 @@ def _verdict_entry(row: dict[str, Any]) -> Entry:
                  published_at=published)
 
 
-def load_checked(path: str, *, hint: bool = False) -> Config:
-    """feeds.yaml, refused (ConfigError) when a topic's example fails; ``hint``
-    points the message at `monitor topics check`."""
-    config = load_config(path)
+def load_config(path: str) -> Config:
+    """config.load_config, imported when a file is read: PyYAML and pydantic
+    are not needed where a copy of the config is used (configcache)."""
+    from monitor.config import load_config as read_and_validate
+
+    return read_and_validate(path)
+
+
+def load_checked(path: str, *, hint: bool = False, verdicts: Path | None = None,
+                 load: Callable[[str], Config] = load_config) -> Config:
+    """feeds.yaml (read by ``load``), refused (ConfigError) when a topic's
+    example fails; ``hint`` points the message at `monitor topics check`.
+    ``verdicts``: the file of the last pass (examplecache), which spares the
+    run when nothing it depends on changed."""
+    config = load(path)
+    key = examplecache.verdict_key(config) if verdicts else ""
+    if verdicts and examplecache.passed_before(verdicts, key):
+        log.info("topics' examples not run: they passed before, and no topic, term list, "
+                 "entity or matching code changed since")
+        return config
+    t0 = time.monotonic()
     failures = check_examples(config)
+    log.info("topics' examples run: %d failed (%.2fs)", len(failures), time.monotonic() - t0)
+    if not failures:
+        examplecache.record_pass(verdicts, key)
     if failures:
         f = failures[0]
         see = " (see `monitor topics check`)" if hint else ""
@@ -325,10 +351,12 @@ class Monitor:
 
     def __init__(self, config_path: str, db_path: str, *,
                  on_warning: Callable[[Notice], None] | None = None,
-                 load: Callable[[str], Config] = load_config) -> None:
+                 load: Callable[[str], Config] | None = None) -> None:
         self.config_path = config_path
-        self._load = load  # how feeds.yaml is read (the desk's: config.CachedConfig)
         self.db_path = db_path
+        # How feeds.yaml is read (the desk's: config.CachedConfig); by default
+        # through the copy of its last valid read kept next to the database.
+        self._load = load or self._load_with_copy
         self.on_warning = on_warning or (lambda w: None)
         self._config: Config | None = None
         self._store: Store | None = None
@@ -348,6 +376,9 @@ class Monitor:
             self._store = None
 
     # --- config and store ----------------------------------------------------------------
+
+    def _load_with_copy(self, path: str) -> Config:
+        return configcache.load_with_copy(path, configcache.copy_path(self.db_path), load_config)
 
     @property
     def config(self) -> Config:
@@ -439,6 +470,8 @@ class Monitor:
         stories: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in rows:
             stories.setdefault((r["topic_id"], r["story_key"]), []).append(r)
+        from monitor import match
+
         out = []
         for topic in config.topics:
             mine = {key: items for (t, key), items in stories.items() if t == topic.id}
@@ -455,6 +488,8 @@ class Monitor:
         return out
 
     def topics_test(self, text: str, title: str | None = None) -> list[match.TopicExplanation]:
+        from monitor import match
+
         return match.Matcher(self.config.topics).explain(text, title=title)
 
     def topics_apply(self, topic_ids: Sequence[str], since: str | None, *,
@@ -489,7 +524,8 @@ class Monitor:
         """Check the examples (refusing the config on a failure), then bring
         feeds and topics of feeds.yaml into the store; the topics whose stored
         hits follow an older query, each also told to ``on_warning``."""
-        self.config = load_checked(self.config_path, hint=hint)
+        self.config = load_checked(self.config_path, hint=hint, load=self._load_with_copy,
+                                   verdicts=examplecache.cache_path(self.db_path))
         return self._sync(self.store, self.config)
 
     def _sync(self, store: Store, config: Config) -> list[str]:
@@ -514,6 +550,8 @@ class Monitor:
                 if on_start:
                     on_start(0)
                 return PollSummary((), now, 0.0, 0)
+        from monitor.poll import run_poll
+
         return run_poll(self.config, self.store, feed_ids=list(feed_ids) or None, force=force,
                         progress=progress, on_start=on_start)
 
@@ -525,6 +563,10 @@ class Monitor:
 
     def poll_cycle(self, stop: StopFlag) -> PollSummary:
         """The daemon's poll: a cycle of the due feeds until ``stop`` is set."""
+        import asyncio
+
+        from monitor.poll import poll_async
+
         return asyncio.run(poll_async(self.config, self.store, stop=stop, held=self.held))
 
     def checkpoint(self) -> Checkpoint:
@@ -562,6 +604,8 @@ class Monitor:
 
     def search_reading(self, query: str) -> match.SearchReading:
         """How a search query is read (as a query, or as plain words)."""
+        from monitor import match
+
         return match.read_search(query, self.terms())
 
     def search(self, reading: match.SearchReading, *, limit: int) -> list[dict[str, Any]]:
@@ -613,6 +657,7 @@ class Monitor:
                  language: str | None = None) -> tuple[str, str, FoundFeed]:
         """Fetch ``url`` (a feed, or a page linking to one), check it is a feed
         and append it to feeds.yaml; the file, the new id and what was found."""
+        from monitor.config import _url_identity
         from monitor.discover import derive_id, find_feed
         from monitor.feedsfile import FeedSpec, add_feeds
 
@@ -770,6 +815,8 @@ class Monitor:
                        local: tzinfo | None = None) -> list[Delivery]:
         """Send the alert outbox's due rows, on a connection of its own (the
         daemon runs this beside the poll, which never waits on a target)."""
+        import asyncio
+
         from monitor.notify.outbox import deliver
 
         config = self.config
@@ -791,6 +838,8 @@ class Monitor:
 
     def alerts_test(self, alert_id: str) -> None:
         """Send a sample message to one alert's target; raises AlertDeliveryError."""
+        import asyncio
+
         from monitor.notify.alerts import AlertDeliveryError
         from monitor.notify.outbox import sample_message, send_bounded
 
@@ -979,7 +1028,7 @@ def _convert(store: Store, on_line: Callable[[str], None] | None) -> bool:
 
 def open_monitor(config: str | None = None, db: str | None = None, *,
                  on_warning: Callable[[Notice], None] | None = None,
-                 load: Callable[[str], Config] = load_config) -> Monitor:
+                 load: Callable[[str], Config] | None = None) -> Monitor:
     """The Monitor of feeds.yaml at ``config`` and the database at ``db``
     (their defaults and environment variables when None); close it, or use
     it as a context manager."""

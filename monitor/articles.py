@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -30,7 +30,7 @@ from monitor.fetch.article import fetch_page
 from monitor.match import Matcher
 from monitor.parse.article import extract_article
 from monitor.store import QueuedArticle, Store
-from monitor.types import AlertConfig, Settings
+from monitor.types import AlertConfig, ArticleSummary, Settings
 
 log = logging.getLogger("monitor.articles")
 
@@ -39,16 +39,6 @@ T = TypeVar("T")
 
 class StopFlag(Protocol):
     def is_set(self) -> bool: ...
-
-
-@dataclass(frozen=True)
-class ArticleSummary:
-    fetched: int = 0  # attempts made this cycle
-    ok: int = 0
-    failed: int = 0  # final failures
-    retrying: int = 0  # queued again after a retryable failure
-    hits: int = 0  # new hits the texts added
-    seconds: float = 0.0  # wall clock of the phase
 
 
 class _Phase:

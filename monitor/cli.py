@@ -36,8 +36,7 @@ if TYPE_CHECKING:
     from monitor import match
     from monitor.app import Monitor, Notice
     from monitor.discover import FoundFeed
-    from monitor.poll import PollSummary
-    from monitor.types import PollResult
+    from monitor.types import PollResult, PollSummary
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

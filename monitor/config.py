@@ -15,15 +15,19 @@ import dataclasses
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+# Config, its default path and its copy (configcache) import neither YAML nor pydantic.
+from monitor.configcache import DEFAULT_CONFIG as DEFAULT_CONFIG
+from monitor.configcache import Config as Config
+from monitor.configcache import config_path as config_path
 from monitor.durations import parse_duration, parse_quiet_hours
 from monitor.errors import ConfigError, ConfigErrors, QueryError
 from monitor.query import build_fts_query, expand_query, validate_query
@@ -38,7 +42,6 @@ from monitor.types import (
     Topic,
 )
 
-DEFAULT_CONFIG = "feeds.yaml"
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 # An ISO 639-1 code as feeds and py3langid give it ("ru", "kk", "en").
 LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
@@ -165,67 +168,6 @@ class ConfigModel(_Model):
     terms: dict[str, list[str]] = {}
     entities: dict[str, EntityModel] = {}
     topics: list[TopicModel] = []
-
-
-@dataclass(frozen=True)
-class Config:
-    path: str
-    settings: Settings
-    feeds: tuple[FeedConfig, ...]
-    terms: Mapping[str, tuple[str, ...]]
-    topics: tuple[Topic, ...]
-    digests: tuple[DigestConfig, ...]
-    alerts: tuple[AlertConfig, ...] = ()
-    entities: Mapping[str, Entity] = dataclasses.field(default_factory=dict)
-
-    @property
-    def lexicon(self) -> dict[str, tuple[str, ...]]:
-        """Every ``@name`` a query may use: the term lists and the entities'
-        names (config checks that no name is both)."""
-        return {**self.terms, **{k: e.names for k, e in self.entities.items()}}
-
-    def feed(self, feed_id: str) -> FeedConfig:
-        return _by_id(self.feeds, feed_id, "feed", self.path)
-
-    def topic(self, topic_id: str) -> Topic:
-        return _by_id(self.topics, topic_id, "topic", self.path)
-
-    def interval_of(self, feed: FeedConfig) -> float:
-        return feed.interval if feed.interval is not None else self.settings.interval
-
-    def quota_of(self, feed: FeedConfig) -> int:
-        if feed.max_items_per_day is not None:
-            return feed.max_items_per_day
-        return self.settings.max_items_per_day
-
-    def article_mode(self, feed: FeedConfig) -> str:
-        """auto | always | never: the feed's own, else the settings'."""
-        return feed.article_text or self.settings.article_text
-
-
-_Named = TypeVar("_Named", FeedConfig, Topic)
-
-
-def _by_id(items: Sequence[_Named], ident: str, kind: str, path: str) -> _Named:
-    """The feed or topic ``ident``; else a ConfigError naming it and the known ids."""
-    for item in items:
-        if item.id == ident:
-            return item
-    raise ConfigError(f"no such {kind}{_known(i.id for i in items)}", file=path,
-                      **{kind: ident})
-
-
-def _known(ids: Iterable[str], shown: int = 10) -> str:
-    """' (known: a, b, ...)' for an error about an id that is not there."""
-    known = list(ids)
-    if not known:
-        return " (there are none)"
-    more = f", … {len(known) - shown} more" if len(known) > shown else ""
-    return f" (known: {', '.join(known[:shown])}{more})"
-
-
-def config_path(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("MONITOR_CONFIG") or DEFAULT_CONFIG
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

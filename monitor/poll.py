@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from monitor.articles import ArticleSummary, fetch_articles
+from monitor.articles import fetch_articles
 from monitor.config import Config
 from monitor.decide import (
     QUOTA_WINDOW,
@@ -43,6 +43,7 @@ from monitor.parse import parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, inline_limit, worth_a_pool
 from monitor.store import PollWrite, Store
 from monitor.types import (
+    ArticleSummary,
     Entry,
     FeedState,
     FeedUpdate,
@@ -50,6 +51,7 @@ from monitor.types import (
     FetchResult,
     ParsedFeed,
     PollResult,
+    PollSummary,
 )
 
 log = logging.getLogger("monitor.poll")
@@ -63,30 +65,6 @@ GROUP_FEEDS = 100
 GROUP_SECONDS = 0.2  # since the group's first feed was ready
 
 Progress = Callable[[PollResult], None]
-
-
-@dataclass(frozen=True)
-class PollSummary:
-    results: tuple[PollResult, ...]
-    started_at: datetime
-    duration: float
-    due: int
-    # Every feed polled failed name resolution, on two hosts or more: the
-    # machine, not the feeds, has lost its network or its DNS.
-    offline: bool = False
-    articles: ArticleSummary = field(default_factory=ArticleSummary)
-
-    @property
-    def new_items(self) -> int:
-        return sum(r.new_items for r in self.results)
-
-    @property
-    def hits(self) -> int:
-        return sum(r.hits for r in self.results)
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for r in self.results if r.status == "failed")
 
 
 def run_poll(config: Config, store: Store, *, feed_ids: Sequence[str] | None = None,

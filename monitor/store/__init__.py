@@ -23,6 +23,8 @@ The migrations stay in monitor/migrations.py.
 
 from __future__ import annotations
 
+# First: sqlite-utils without numpy (see there).
+from monitor.store import _sqlite_utils  # noqa: F401
 from monitor.store.alerts import AlertsMixin, OutboxRow
 from monitor.store.articles import ArticlesMixin, QueuedArticle
 from monitor.store.db import BUSY_TIMEOUT, DEFAULT_DB, StoreBase, db_path, from_iso, to_iso

@@ -77,7 +77,9 @@ class StoreBase:
         self.path = str(path)
         self.conn = _connect(self.path, busy_timeout)
         try:
-            self.db = Database(self.conn)
+            # No sqlite-utils plugins: none is ours to run on this connection, and
+            # finding them scans every installed package's entry points at each start.
+            self.db = Database(self.conn, execute_plugins=False)
             if check:
                 _quick_check(self.conn, self.path)
             self._migrate()
