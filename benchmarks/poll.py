@@ -152,6 +152,7 @@ def write_monitor_config(path: Path, urls: Sequence[str], *,
         "feeds": [{"id": f"f{i:05d}", "name": f"bench feed {i}", "url": u}
                   for i, u in enumerate(urls)],
         "terms": shipped.get("terms") or {},
+        "entities": shipped.get("entities") or {},
         "topics": shipped.get("topics") or [],
     }
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
