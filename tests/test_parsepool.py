@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import ParseError
+from monitor.language import with_languages
 from monitor.parse import parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, worth_a_pool
 from monitor.types import FetchResult, ParsedFeed
@@ -46,6 +47,24 @@ def test_workers_give_what_parse_feed_gives() -> None:
         assert f.body is not None
         assert parsed == parse_feed(f.body, url=f.final_url, headers=f.headers,
                                     fetched_at=AT, max_items=1000)
+
+
+def test_workers_that_detect_languages_give_what_with_languages_gives() -> None:
+    # The main process then skips detection for these entries: the worker's
+    # must be exactly the in-process result, every entry without a language
+    # in the document given the one detect() finds (or still none).
+    items = [fetched(n, b) for n, b in bodies()]
+    with ParsePool(1, languages=True) as pool:
+        got = asyncio.run(parse_all(pool, items))
+    detected = 0
+    for f, parsed in zip(items, got, strict=True):
+        assert f.body is not None
+        here = parse_feed(f.body, url=f.final_url, headers=f.headers, fetched_at=AT,
+                          max_items=1000)
+        assert parsed.entries == tuple(with_languages(here.entries))
+        detected += sum(1 for a, b in zip(here.entries, parsed.entries, strict=True)
+                        if a.language is None and b.language is not None)
+    assert detected > 0
 
 
 def test_errors_keep_their_kind_and_message() -> None:
