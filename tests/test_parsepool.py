@@ -199,3 +199,33 @@ asyncio.run(main())
     while any(map(alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(alive, workers)), "a parser worker outlived its poller"
+
+
+def test_a_pooled_poll_stores_the_languages_a_one_process_poll_stores(tmp_path: Path) -> None:
+    # A cycle of MIN_FEEDS feeds or more sends its bodies to a worker, which
+    # detects the languages the ingest thread then no longer does: the archive
+    # must hold the same item languages as a poll without workers.
+    import sqlite3
+
+    from feedserver import serve
+    from helpers import run_cli, write_config
+
+    files = bodies()
+    with serve() as server:
+        for i in range(MIN_FEEDS + 5):
+            server.put(f"/f{i}", files[i % len(files)][1])
+        listed = [{"id": f"f{i}", "name": f"f{i}", "url": server.url(f"/f{i}")}
+                  for i in range(MIN_FEEDS + 5)]
+        stored = []
+        for workers in (1, 0):
+            config = write_config(tmp_path / f"feeds{workers}.yaml", listed, topics=False,
+                                  settings={"parse_workers": workers})
+            db = tmp_path / f"m{workers}.db"
+            result = run_cli("poll", "--force", config=config, db=db)
+            assert result.exit_code == 0, result.output
+            with sqlite3.connect(db) as conn:
+                stored.append(sorted(conn.execute(
+                    "SELECT feed_id, key, language FROM items").fetchall()))
+    pooled, alone = stored
+    assert pooled == alone
+    assert sum(1 for _f, _k, lang in pooled if lang) > 0
