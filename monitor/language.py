@@ -20,7 +20,7 @@ from typing import Any
 
 from monitor.types import Entry
 
-__all__ = ["MIN_LETTERS", "MIN_PROBABILITY", "detect", "load", "primary", "warm_up",
+__all__ = ["MIN_LETTERS", "MIN_PROBABILITY", "detect", "load", "loaded", "primary", "warm_up",
            "with_languages"]
 
 # Below this many letters a headline says too little ("Live", "Video: 3-1").
@@ -61,6 +61,11 @@ def _model() -> Any:
             log.warning("language detection unavailable, items get no language for now: %s",
                         exc)
         return _identifier
+
+
+def loaded() -> bool:
+    """Whether this process holds the model already."""
+    return _identifier is not None
 
 
 def load() -> bool:

@@ -37,6 +37,7 @@ from monitor.decide import (
 )
 from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher, Network
+from monitor.language import loaded as language_loaded
 from monitor.language import warm_up, with_languages
 from monitor.match import Matcher
 from monitor.parse import parse_feed
@@ -132,8 +133,11 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
     if parsers is None and setting != 0:
         # Even a small cycle may need one worker, for a body too large to
         # parse in-process under the budget; no process starts until then.
-        parsers = own = ParsePool(workers or 1,
-                                  languages=any(f.language is None for f in config.feeds))
+        # Workers detect languages unless this process holds the model already
+        # (a daemon after a small cycle): a second copy would cost ~70 MB and
+        # ~0.3 s per cycle to load in each new worker.
+        parsers = own = ParsePool(workers or 1, languages=not language_loaded() and any(
+            f.language is None for f in config.feeds))
     try:
         return await _poll(config, store, states, started, progress=progress, rng=rng,
                            stop=stop, parsers=parsers, pooled=pooled,
