@@ -133,11 +133,7 @@ async def poll_async(config: Config, store: Store, *, feed_ids: Sequence[str] | 
     if parsers is None and setting != 0:
         # Even a small cycle may need one worker, for a body too large to
         # parse in-process under the budget; no process starts until then.
-        # Workers detect languages unless this process holds the model already
-        # (a daemon after a small cycle): a second copy would cost ~70 MB and
-        # ~0.3 s per cycle to load in each new worker.
-        parsers = own = ParsePool(workers or 1, languages=not language_loaded() and any(
-            f.language is None for f in config.feeds))
+        parsers = own = ParsePool(workers or 1, languages=_workers_detect(config, states))
     try:
         return await _poll(config, store, states, started, progress=progress, rng=rng,
                            stop=stop, parsers=parsers, pooled=pooled,
@@ -250,6 +246,19 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
     offline = _log_dns_failures(ingest.dns_failures, results, states)
     return PollSummary(tuple(results), started, time.monotonic() - t0, len(states),
                        offline=offline, articles=articles)
+
+
+def _workers_detect(config: Config, states: Sequence[FeedState]) -> bool:
+    """Whether a cycle's parser workers detect languages, and so get every
+    body: when detection is needed, this process does not hold the model yet
+    (a second copy costs ~70 MB, and ~0.3 s in each new worker), and at least
+    MIN_FEEDS due feeds have no validators (a first poll: a body each, sure
+    to repay the worker). Else a re-poll's few changed bodies are parsed in
+    the ingest thread, as before."""
+    if language_loaded() or all(f.language is not None for f in config.feeds):
+        return False
+    fresh = sum(1 for s in states if not (s.etag or s.last_modified or s.body_hash))
+    return fresh >= MIN_FEEDS
 
 
 class _Matchers:
