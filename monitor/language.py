@@ -20,7 +20,8 @@ from typing import Any
 
 from monitor.types import Entry
 
-__all__ = ["MIN_LETTERS", "MIN_PROBABILITY", "detect", "primary", "warm_up", "with_languages"]
+__all__ = ["MIN_LETTERS", "MIN_PROBABILITY", "detect", "load", "loaded", "primary", "warm_up",
+           "with_languages"]
 
 # Below this many letters a headline says too little ("Live", "Video: 3-1").
 MIN_LETTERS = 12
@@ -60,6 +61,16 @@ def _model() -> Any:
             log.warning("language detection unavailable, items get no language for now: %s",
                         exc)
         return _identifier
+
+
+def loaded() -> bool:
+    """Whether this process holds the model already."""
+    return _identifier is not None
+
+
+def load() -> bool:
+    """Load the model now, in this thread (once per process); whether it is usable."""
+    return _model() is not None
 
 
 def warm_up() -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -44,6 +45,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
 from monitor.errors import ParseError
+from monitor.language import load, with_languages
 from monitor.parse import parse_feed
 from monitor.types import FailureKind, FetchResult, ParsedFeed
 
@@ -63,7 +65,7 @@ _WATCH_SECONDS = 0.5
 # bodies parse at about 2 MB/s; this assumes half that, and at most 512 KiB.
 _INLINE_MAX = 512 * 1024
 _WORST_BYTES_PER_SECOND = 1_000_000
-_Args = tuple[bytes, str, tuple[tuple[str, str], ...], datetime, int, str | None]
+_Args = tuple[bytes, str, tuple[tuple[str, str], ...], datetime, int, str | None, bool]
 
 
 def worth_a_pool(feeds: int, setting: int | None = None) -> int:
@@ -100,6 +102,15 @@ def _kill(pool: ProcessPoolExecutor) -> list[int]:
     return [int(pid) for pid in processes]
 
 
+def _start_worker(pid: int, languages: bool) -> None:
+    """Runs in each worker as it starts, before any timed parse."""
+    _watch_parent(pid)
+    if languages:
+        # Here, not at the first detection: the pool waits for its workers
+        # to be up before any parse's budget runs (see _warm).
+        load()
+
+
 def _watch_parent(pid: int) -> None:
     """Runs in each worker: exit once the process that started the pool is
     gone. A worker's parent is the forkserver, which outlives a SIGKILLed
@@ -120,13 +131,17 @@ def _watch_parent(pid: int) -> None:
 
 
 def _parse(body: bytes, url: str, headers: tuple[tuple[str, str], ...], fetched_at: datetime,
-           max_items: int, language: str | None = None) -> _Outcome:
-    """Runs in a worker: parse one body, errors as plain data."""
+           max_items: int, language: str | None = None, detect: bool = False) -> _Outcome:
+    """Runs in a worker: parse one body, errors as plain data; with
+    ``detect``, entries without a language get one detected (with_languages)."""
     try:
-        return parse_feed(body, url=url, headers=headers, fetched_at=fetched_at,
-                          max_items=max_items, language=language), None, None
+        parsed = parse_feed(body, url=url, headers=headers, fetched_at=fetched_at,
+                            max_items=max_items, language=language)
     except ParseError as exc:
         return None, exc.kind, exc.message
+    if detect:
+        parsed = dataclasses.replace(parsed, entries=tuple(with_languages(parsed.entries)))
+    return parsed, None, None
 
 
 _MAIN_LOCK = threading.Lock()
@@ -153,10 +168,16 @@ def _no_main() -> Iterator[None]:
 
 
 class ParsePool:
-    """Worker processes parsing bodies; use as ``with``, await parse()."""
+    """Worker processes parsing bodies; use as ``with``, await parse().
 
-    def __init__(self, workers: int) -> None:
+    With ``languages``, the workers also detect the language of the entries
+    that have none (monitor.language.with_languages): the model then lives
+    in the workers, loaded as they start, and that CPU is off the main
+    process, which fetches, matches and stores under one GIL."""
+
+    def __init__(self, workers: int, *, languages: bool = False) -> None:
         self.workers = workers
+        self.languages = languages
         self._pool: ProcessPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()  # one retry alone at a time
@@ -180,7 +201,7 @@ class ParsePool:
     async def _executor(self) -> ProcessPoolExecutor:
         async with self._start:
             if self._pool is None:
-                pool = _new_executor(self.workers)
+                pool = _new_executor(self.workers, self.languages)
                 # Every worker up before any timed parse: starting one can take
                 # longer than a whole budget on a loaded machine.
                 await _warm(pool, self.workers)
@@ -195,7 +216,7 @@ class ParsePool:
         assert fetched.body is not None
         self._bind()
         args: _Args = (fetched.body, fetched.final_url, fetched.headers, fetched.fetched_at,
-                       max_items, language)
+                       max_items, language, self.languages)
         try:
             async with self._slots:
                 pool = await self._executor()
@@ -234,7 +255,7 @@ class ParsePool:
     async def _alone(self, fetched: FetchResult, args: _Args,
                      timeout: float | None) -> _Outcome:
         async with self._lock:
-            single = _new_executor(1)
+            single = _new_executor(1, self.languages)
             try:
                 await _warm(single, 1)
                 outcome = await self._timed(single, args, timeout)
@@ -271,14 +292,14 @@ def _overrun(timeout: float | None) -> _Outcome:
     return None, "parse-timeout", f"parsing took longer than {timeout:g} s (settings.parse_timeout)"
 
 
-def _new_executor(workers: int) -> ProcessPoolExecutor:
+def _new_executor(workers: int, languages: bool = False) -> ProcessPoolExecutor:
     # forkserver: workers never inherit the daemon's threads or open
     # database connections, and start from a process that has already
     # imported the parser.
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["monitor.parsepool"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_watch_parent,
-                               initargs=(os.getpid(),))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
+                               initargs=(os.getpid(), languages))
 
 
 async def _warm(pool: ProcessPoolExecutor, workers: int) -> None:

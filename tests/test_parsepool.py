@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import ParseError
+from monitor.language import with_languages
 from monitor.parse import parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, worth_a_pool
 from monitor.types import FetchResult, ParsedFeed
@@ -46,6 +47,24 @@ def test_workers_give_what_parse_feed_gives() -> None:
         assert f.body is not None
         assert parsed == parse_feed(f.body, url=f.final_url, headers=f.headers,
                                     fetched_at=AT, max_items=1000)
+
+
+def test_workers_that_detect_languages_give_what_with_languages_gives() -> None:
+    # The main process then skips detection for these entries: the worker's
+    # must be exactly the in-process result, every entry without a language
+    # in the document given the one detect() finds (or still none).
+    items = [fetched(n, b) for n, b in bodies()]
+    with ParsePool(1, languages=True) as pool:
+        got = asyncio.run(parse_all(pool, items))
+    detected = 0
+    for f, parsed in zip(items, got, strict=True):
+        assert f.body is not None
+        here = parse_feed(f.body, url=f.final_url, headers=f.headers, fetched_at=AT,
+                          max_items=1000)
+        assert parsed.entries == tuple(with_languages(here.entries))
+        detected += sum(1 for a, b in zip(here.entries, parsed.entries, strict=True)
+                        if a.language is None and b.language is not None)
+    assert detected > 0
 
 
 def test_errors_keep_their_kind_and_message() -> None:
@@ -180,3 +199,40 @@ asyncio.run(main())
     while any(map(alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(alive, workers)), "a parser worker outlived its poller"
+
+
+def test_a_pooled_poll_stores_the_languages_a_one_process_poll_stores(tmp_path: Path) -> None:
+    # A cycle of MIN_FEEDS feeds or more sends its bodies to a worker, which
+    # detects the languages the ingest thread then no longer does: the archive
+    # must hold the same item languages as a poll without workers. In a new
+    # process, as `monitor poll` runs: one that holds the model already (this
+    # one, after other tests) leaves detection in the ingest thread.
+    import sqlite3
+    import subprocess
+    import sys
+
+    from feedserver import serve
+    from helpers import ROOT, write_config
+
+    files = bodies()
+    with serve() as server:
+        for i in range(MIN_FEEDS + 5):
+            server.put(f"/f{i}", files[i % len(files)][1])
+        listed = [{"id": f"f{i}", "name": f"f{i}", "url": server.url(f"/f{i}")}
+                  for i in range(MIN_FEEDS + 5)]
+        stored = []
+        for workers in (1, 0):
+            config = write_config(tmp_path / f"feeds{workers}.yaml", listed, topics=False,
+                                  settings={"parse_workers": workers})
+            db = tmp_path / f"m{workers}.db"
+            done = subprocess.run(
+                [sys.executable, "-m", "monitor", "--config", str(config), "--db", str(db),
+                 "-q", "poll", "--force"], capture_output=True, text=True, timeout=120,
+                cwd=ROOT)
+            assert done.returncode == 0, done.stderr
+            with sqlite3.connect(db) as conn:
+                stored.append(sorted(conn.execute(
+                    "SELECT feed_id, key, language FROM items").fetchall()))
+    pooled, alone = stored
+    assert pooled == alone
+    assert sum(1 for _f, _k, lang in pooled if lang) > 0
