@@ -73,8 +73,10 @@ import functools
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import Stemmer
+if TYPE_CHECKING:
+    import Stemmer
 
 __all__ = [
     "KAZAKH_MIN_STEM",
@@ -91,8 +93,15 @@ KAZAKH_MIN_STEM = 4
 # The shortest stem Snowball may leave, and the deverbal strip.
 MIN_STEM = 4
 
-_RU = Stemmer.Stemmer("russian")
-_EN = Stemmer.Stemmer("english")
+
+
+@functools.cache
+def _stemmer(language: str) -> Stemmer.Stemmer:
+    # Loaded at the first word, not at import: the store imports this module,
+    # and a command that normalises nothing (a poll with nothing due) should
+    # not pay for PyStemmer.
+    import Stemmer
+    return Stemmer.Stemmer(language)
 
 _KAZAKH_LETTERS = frozenset("әғқңөұүһі")
 _KAZAKH_LATIN = frozenset("äöüūğñşçıáóúǵńýі")
@@ -241,11 +250,11 @@ def _fold_final(word: str) -> str:
 
 def _russian(word: str) -> str:
     """A Cyrillic word (Kazakh letters already folded) to its normal form."""
-    return _fold_final(_stem_fixed(_RU, word, _deverbal, _fold_final))
+    return _fold_final(_stem_fixed(_stemmer("russian"), word, _deverbal, _fold_final))
 
 
 def _english(word: str) -> str:
-    return _strip_marks(_stem_fixed(_EN, word))
+    return _strip_marks(_stem_fixed(_stemmer("english"), word))
 
 
 def _kazakh(word: str) -> str:
