@@ -96,8 +96,10 @@ def _free_words(topics: Sequence[Topic]) -> list[str]:
     for t in topics:
         for text in (t.query, t.exclude or ""):
             for w in _WORD_RE.findall(text):
-                w = w.removeprefix("title:").removeprefix("summary:")
-                if w and not w.startswith("@") and w not in _OPERATORS and ":" not in w:
+                # A NEAR group's words come with its commas and its distance.
+                w = w.removeprefix("title:").removeprefix("summary:").rstrip(",")
+                if (w and not w.startswith("@") and w not in _OPERATORS and ":" not in w
+                        and not w.isdigit() and "," not in w):
                     words[w] = None
     return list(words)
 

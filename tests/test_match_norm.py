@@ -93,7 +93,7 @@ def test_a_normal_form_spelled_like_a_word_does_not_match_that_word_exactly() ->
     assert [h.entry_key for h in m.match(entries)] == ["word"]
     # Not even a candidate: the first stage keeps normal forms apart.
     tokens = [_entry_tokens(e) for e in entries]
-    found, _ = m._candidates(entries, tokens)
+    found, _, _ = m._candidates(entries, tokens)
     assert found == {0: [1]}
     # Unquoted, the word meets its forms and so the name: that is what a quote is for.
     assert {h.entry_key for h in Matcher([topic("тока")]).match(entries)} == {"name", "word"}

@@ -38,8 +38,17 @@ from monitor.match.evidence import (
 )
 from monitor.match.norm import entry_norm, fields, mark, norm_tokens
 from monitor.match.prefilter import _Index
-from monitor.match.prune import _bodies, _Group, _rewritten_template, _Template, _template, _Vocab
-from monitor.match.tokens import _entry_tokens, _tokenize
+from monitor.match.prune import (
+    _Alt,
+    _bodies,
+    _Group,
+    _rewritten_template,
+    _Template,
+    _template,
+    _Vocab,
+)
+from monitor.match.tokens import _entry_tokens, _tokenize, ordered_tokens
+from monitor.normalize import normalize_term
 from monitor.normquery import NORM_COLUMN, normalised_query
 from monitor.query import (
     FTS_SCHEMA,
@@ -64,6 +73,25 @@ NORM_SCHEMA = (f"CREATE VIRTUAL TABLE {{name}} USING fts5(title, summary, articl
 def _normalised(fts_query: str) -> str:
     """normalised_query, remembered: the pruned queries of a topic repeat."""
     return normalised_query(fts_query, NORM_COLUMN)
+
+
+_EXACT = f"-{NORM_COLUMN}:"
+
+
+@functools.lru_cache(maxsize=65536)
+def _norm_alt(alt: _Alt) -> _Alt:
+    """A group's alternative as normalised_query reads it: a quoted one
+    exact (``-norm:"..."``), a bareword also in the norm column by its
+    normal form, which pruning then looks up in the batch's norm tokens."""
+    if alt.text.startswith('"'):
+        return _Alt(_EXACT + alt.text, alt.tokens, alt.prefix)
+    form = normalize_term(alt.text)
+    rendered = _normalised(alt.text)
+    if form is None:
+        return _Alt(rendered, alt.tokens, alt.prefix)
+    star = form.endswith("*")
+    body = form[:-1] if star else form
+    return _Alt(rendered, alt.tokens, alt.prefix, tuple(ordered_tokens(scrub(body))), star)
 
 
 def _rewrite(fts_query: str, norm: bool) -> str:
@@ -268,8 +296,8 @@ class _Plan:
         def template(q: str) -> _Template:
             if not norm:
                 return _template(q, tokens, groups)
-            rewritten = _rewritten_template(q, tokens, groups, _normalised) if _prunable(q) \
-                else None
+            rewritten = _rewritten_template(q, tokens, groups, _normalised, _EXACT,
+                                            _norm_alt) if _prunable(q) else None
             return rewritten if rewritten is not None else (_normalised(q),)
 
         return _Plan(self.topic, self.clauses, self.fts_clauses,
@@ -306,12 +334,14 @@ class Matcher:
         conditions = [necessary(_Vocab.whole(p.template), norm=normalise) for p in self._plans]
         split = [_split(c) for c in conditions]
         # First step: raw tokens; second: normal forms too, for the topics
-        # with a clause a normal form could satisfy.
-        self._index = _Index([raw for raw, _ in split])
-        # When no topic has a condition on raw tokens alone (every clause of
-        # every topic can be met by a normal form), the first step is skipped.
-        self._raw_step = any(raw for raw, _ in split)
+        # with a clause a normal form could satisfy. A topic every clause of
+        # which a normal form can meet (the common case: bare list terms) has
+        # nothing to go by in the first step, and skips it: listed there, it
+        # would reach every item of every batch.
         self._norm_topics = [n for n, (_, cut) in enumerate(split) if cut]
+        self._norm_only = frozenset(n for n, (raw, cut) in enumerate(split) if cut and not raw)
+        self._raw_topics = [n for n in range(len(self.topics)) if n not in self._norm_only]
+        self._index = _Index([split[n][0] for n in self._raw_topics])
         self._norm_index = _Index([conditions[n] for n in self._norm_topics])
         self._languages = [frozenset(filter(None, map(primary, t.languages)))
                            for t in self.topics]
@@ -332,26 +362,30 @@ class Matcher:
         return out
 
     def _candidates(self, entries: Sequence[Entry], tokens: Sequence[set[bytes] | None],
-                    ) -> tuple[dict[int, list[int]], dict[int, str]]:
-        """topic -> the items it may match, and the norm column of every item
-        the second step looked at (by row id: item index + 1)."""
-        wanted = (self._index.candidates(tokens) if self._raw_step else
-                  {n: list(range(len(entries))) for n in range(len(self.topics))})
-        norm_topics = [n for n in self._norm_topics if n in wanted]
+                    ) -> tuple[dict[int, list[int]], dict[int, str], dict[int, set[bytes]]]:
+        """topic -> the items it may match, the norm column of every item the
+        second step looked at (by row id: item index + 1), and that column's
+        first-stage tokens (by item index)."""
+        raw_topics = self._raw_topics
+        wanted = ({raw_topics[k]: v for k, v in self._index.candidates(tokens).items()}
+                  if raw_topics else {})
+        norm_topics = [n for n in self._norm_topics if n in wanted or n in self._norm_only]
         if not norm_topics:
-            return wanted, {}
-        items = sorted({i for n in norm_topics for i in wanted[n]})
+            return wanted, {}, {}
+        items = (list(range(len(entries))) if self._norm_only else
+                 sorted({i for n in norm_topics for i in wanted[n]}))
         norms = {i + 1: entry_norm(entries[i]) for i in items}
+        marked = {i: norm_tokens(norms[i + 1]) for i in items}
         full: list[set[bytes] | None] = []
         for i in items:
             raw = tokens[i]
-            full.append(None if raw is None else raw | norm_tokens(norms[i + 1]))
+            full.append(None if raw is None else raw | marked[i])
         found = self._norm_index.candidates(full)
         for n in norm_topics:
-            del wanted[n]
+            wanted.pop(n, None)
         for k, picked in found.items():
             wanted[self._norm_topics[k]] = [items[j] for j in picked]
-        return dict(sorted(wanted.items())), norms
+        return dict(sorted(wanted.items())), norms, marked
 
     def match(self, entries: Sequence[Entry]) -> list[Hit]:
         """Every (topic, entry) hit of the batch, in topic order then entry
@@ -364,7 +398,7 @@ class Matcher:
         if not entries or not self.topics:
             return []
         tokens = [_entry_tokens(e) for e in entries]
-        found, norms = self._candidates(entries, tokens)
+        found, norms, marked = self._candidates(entries, tokens)
         wanted = self._speaking(found, entries)
         if not wanted:
             return []
@@ -374,9 +408,8 @@ class Matcher:
         batch = _Batch([entries[i] for i in rows], [i + 1 for i in rows], norm=self.normalise,
                        norms={i + 1: norms.get(i + 1, "") for i in rows})
         try:
-            known = [tokens[i] for i in rows]
-            vocab = (batch.vocab() if any(t is None for t in known) else
-                     _Vocab(t.decode() for t in set().union(*(t for t in known if t))))
+            vocab = self._vocab(batch, [tokens[i] for i in rows],
+                                [marked[i] for i in rows if i in marked])
             out: list[Hit] = []
             for n, items in wanted.items():
                 hits = self._topic_hits(batch, vocab, self._plans[n])
@@ -387,6 +420,18 @@ class Matcher:
             return out
         finally:
             batch.close()
+
+    def _vocab(self, batch: _Batch, known: Sequence[set[bytes] | None],
+               marked: Sequence[set[bytes]]) -> _Vocab:
+        """What pruning renders the batch's queries against: its raw tokens
+        and, when normalising, its norm column's (without NORM_MARK)."""
+        if any(t is None for t in known):  # every term, in both readings
+            whole = batch.vocab()
+            return _Vocab(whole.terms, whole.terms if self.normalise else None)
+        raw = {t.decode() for t in set().union(*(t for t in known if t))}
+        if not self.normalise:
+            return _Vocab(raw)
+        return _Vocab(raw, {t[1:].decode() for t in set().union(*marked)})
 
     def _topic_hits(self, batch: _Batch, vocab: _Vocab, plan: _Plan) -> list[Hit]:
         try:

@@ -13,6 +13,7 @@ which topics match.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -43,12 +44,41 @@ def entry_norm(entry: Entry) -> str:
     return norm_with(entry.norm, *fields(entry))
 
 
+# Normal forms the tokenizer reads as themselves (nearly all: they are
+# lowercase words already); the others are tokenized once and not kept.
+_STABLE: set[bytes] = set()
+_STABLE_MAX = 200_000  # distinct normal forms (~15 MB at most)
+
+
 def norm_tokens(norm: str) -> set[bytes]:
     """The first-stage tokens of a norm column value (NORM_MARK in front)."""
-    return {_MARK + t for t in token_bytes(norm)}
+    words = set(norm.encode("utf-8", "replace").split())
+    odd = words - _STABLE
+    if odd:
+        if len(_STABLE) > _STABLE_MAX:
+            _STABLE.clear()
+        for word in odd:
+            found = token_bytes(word.decode("utf-8", "replace"))
+            if found == {word}:
+                _STABLE.add(word)
+            else:
+                words.discard(word)
+                words |= found
+    return {_MARK + t for t in words}
 
 
-def word_spans(text: str) -> list[tuple[int, int]] | None:
+# A hit's evidence reads its item's words; an item that hits many topics
+# (a long article at 1,000 topics) would have them read again for each.
+_PER_ITEM = 1024
+
+
+@functools.lru_cache(maxsize=_PER_ITEM)
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(tokens(text))
+
+
+@functools.lru_cache(maxsize=_PER_ITEM)
+def word_spans(text: str) -> tuple[tuple[int, int], ...] | None:
     """Where each word of ``normalize.tokens(text)`` is in ``text``; None
     when the two do not line up (text that is not NFC)."""
     spans: list[tuple[int, int]] = []
@@ -62,33 +92,41 @@ def word_spans(text: str) -> list[tuple[int, int]] | None:
                 pos += len(part) + 1
         else:
             spans.append(m.span())
-    if [text[a:b] for a, b in spans] != tokens(text):
+    if tuple(text[a:b] for a, b in spans) != _words(text):
         return None
-    return spans
+    return tuple(spans)
 
 
-def norm_words(texts: Sequence[str]) -> list[tuple[int, int]]:
+@functools.lru_cache(maxsize=_PER_ITEM)
+def norm_words(texts: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
     """For each word of the norm column, in order: (field, index of the word
     among normalize.tokens of that field)."""
     out: list[tuple[int, int]] = []
     for f, text in enumerate(texts):
-        out.extend((f, k) for k, w in enumerate(tokens(text)) if normalize_token(w))
-    return out
+        out.extend((f, k) for k, w in enumerate(_words(text)) if normalize_token(w))
+    return tuple(out)
 
 
 def marked_words(norm_hl: str) -> list[int]:
     """The indices of the space-separated words of a highlighted norm column
     that hold a marked token (a marked phrase may span several)."""
-    found: list[int] = []
-    inside = False
-    for n, chunk in enumerate(norm_hl.split(" ")):
-        hit = inside
-        for m in _MARKER_RE.finditer(chunk):
-            inside = m.group(0) == HIGHLIGHT_OPEN
-            hit = True
-        if hit:
-            found.append(n)
-    return found
+    found: dict[int, None] = {}
+    word = pos = 0
+    start: int | None = None
+    # Words are counted by the spaces before each marker, not split out: a
+    # long article's norm column has thousands of words and a few marks.
+    for m in _MARKER_RE.finditer(norm_hl):
+        word += norm_hl.count(" ", pos, m.start())
+        pos = m.start()
+        if m.group(0) == HIGHLIGHT_OPEN:
+            if start is None:
+                start = word
+        else:
+            found.update(dict.fromkeys(range(word if start is None else start, word + 1)))
+            start = None
+    if start is not None:
+        found.update(dict.fromkeys(range(start, word + norm_hl.count(" ", pos) + 1)))
+    return list(found)
 
 
 @dataclass(frozen=True)
@@ -137,7 +175,7 @@ def mark(columns: Sequence[str], norm_hl: str, texts: Sequence[str]) -> Marked:
     of ``norm_hl`` marked too. A field whose words cannot be placed keeps its
     highlight; its words are still named in ``folded``."""
     hit = marked_words(norm_hl)
-    order = norm_words(texts)
+    order = norm_words(tuple(texts))
     wanted: dict[int, set[int]] = {}
     for n in hit:
         if n < len(order):
@@ -146,10 +184,11 @@ def mark(columns: Sequence[str], norm_hl: str, texts: Sequence[str]) -> Marked:
     out = list(columns)
     folded: dict[str, None] = {}
     for f, ks in sorted(wanted.items()):
-        words = tokens(texts[f])
+        words = _words(texts[f])
         plain, marks = _intervals(columns[f] if f < len(columns) else "")
         spans = word_spans(plain) if unicodedata.is_normalized("NFC", plain) else None
-        if spans is None or [plain[a:b] for a, b in spans] != words:
+        if spans is None or (plain != texts[f]
+                             and tuple(plain[a:b] for a, b in spans) != words):
             folded.update((words[k].lower(), None) for k in sorted(ks) if k < len(words))
             continue
         new = []

@@ -15,31 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from monitor.match.cnf import _Cnf, _Need
 
 _HEAD = 3
-_CHECKED_MAX = 100_000  # distinct tokens remembered per matcher (~8 MB at most)
+_CHECKED_MAX = 400_000  # distinct tokens remembered per matcher (~30 MB at most)
 
 
-class _BatchTokens:
-    """The distinct tokens of a batch, and which of them start with a prefix."""
-
-    def __init__(self, vocab: set[bytes]) -> None:
-        self.vocab = vocab
-        self._sorted: list[bytes] | None = None
-        self._starting: dict[bytes, frozenset[bytes]] = {}
-
-    def ordered(self) -> list[bytes]:
-        if self._sorted is None:
-            self._sorted = sorted(self.vocab)
-        return self._sorted
-
-    def starting(self, prefix: bytes) -> frozenset[bytes]:
-        found = self._starting.get(prefix)
-        if found is None:
-            ordered = self.ordered()
-            j = k = bisect.bisect_left(ordered, prefix)
-            while k < len(ordered) and ordered[k].startswith(prefix):
-                k += 1
-            found = self._starting[prefix] = frozenset(ordered[j:k])
-        return found
+def _starts(ordered: list[bytes], prefix: bytes) -> bool:
+    """Whether a token of ``ordered`` (sorted) starts with ``prefix``."""
+    j = bisect.bisect_left(ordered, prefix)
+    return j < len(ordered) and ordered[j].startswith(prefix)
 
 
 class _Index:
@@ -111,23 +93,21 @@ class _Index:
     def candidates(self, token_sets: Sequence[set[bytes] | None]) -> dict[int, list[int]]:
         """topic index -> indices of the items that topic may match, in
         order. An item whose tokens are unknown (None) goes to every topic."""
-        batch = _BatchTokens(set().union(*(s for s in token_sets if s is not None)))
-        by_token = self._batch_needs(batch)
+        by_token = self._batch_needs(set().union(*(s for s in token_sets if s is not None)))
         out: dict[int, list[int]] = {}
         for i, tokens in enumerate(token_sets):
             if tokens is None:
                 reached: Iterable[int] = range(len(self.others))
             else:
-                reached = self._topics_of(self._met(tokens, by_token, batch))
+                reached = self._topics_of(self._met(tokens, by_token))
                 if self.always:
                     reached = [*self.always, *reached]
             for n in reached:
                 out.setdefault(n, []).append(i)
         return {n: out[n] for n in sorted(out)}
 
-    def _batch_needs(self, batch: _BatchTokens) -> dict[bytes, list[int]]:
+    def _batch_needs(self, vocab: set[bytes]) -> dict[bytes, list[int]]:
         """For every token of the batch, the needs looked up by it."""
-        vocab = batch.vocab
         by_token = {t: list(self.exact[t]) for t in vocab & self.exact.keys()}
         if not self.prefixes:
             return by_token
@@ -154,19 +134,24 @@ class _Index:
                 self._prefixed[t] = found
         self._checked |= new
 
-    def _met(self, tokens: set[bytes], by_token: Mapping[bytes, list[int]],
-             batch: _BatchTokens) -> set[int]:
+    def _met(self, tokens: set[bytes], by_token: Mapping[bytes, list[int]]) -> set[int]:
         met: set[int] = set()
         full = self.full
+        # The item's own tokens in order, made only when a need of several
+        # tokens has a prefix among them (few items: cheaper than the batch's).
+        ordered: list[bytes] | None = None
         for t in tokens & by_token.keys():
             for i in by_token[t]:
                 if i in met:
                     continue
                 exact, prefixes = full[i]
-                if len(exact) + len(prefixes) == 1 or (  # its one token found it
-                        exact <= tokens
-                        and all(not tokens.isdisjoint(batch.starting(p)) for p in prefixes)):
+                if len(exact) + len(prefixes) == 1:  # its one token found it
                     met.add(i)
+                elif exact <= tokens:
+                    if prefixes and ordered is None:
+                        ordered = sorted(tokens)
+                    if ordered is None or all(_starts(ordered, p) for p in prefixes):
+                        met.add(i)
         return met
 
     def _topics_of(self, met: set[int]) -> list[int]:

@@ -23,15 +23,34 @@ from dataclasses import dataclass
 from monitor.query import skip_string
 
 _STR = r'"(?:[^"]|"")*"\*?'
-_GROUP_RE = re.compile(rf"\(\s*{_STR}(?:\s+OR\s+{_STR})*\s*\)")
-_STR_RE = re.compile(r'"((?:[^"]|"")*)"(\*?)')
+_WORD = r"[0-9A-Za-z_\x1a\x80-\U0010ffff]+"
+# A bareword alternative (what expand_query writes for a one-word list term);
+# FTS5's keywords are not words.
+_KEYWORD = r"(?!(?:AND|OR|NOT|NEAR)(?![0-9A-Za-z_\x1a\x80-\U0010ffff]))"
+_BARE = rf"{_KEYWORD}{_WORD}\*?"
+_ALT = rf"(?:{_STR}|{_BARE})"
+_GROUP_RE = re.compile(rf"\(\s*{_ALT}(?:\s+OR\s+{_ALT})*\s*\)")
+# finditer tries every position: a word starts after a non-word character.
+_ALT_RE = re.compile(
+    rf'"((?:[^"]|"")*)"(\*?)|(?<![0-9A-Za-z_\x1a\x80-\U0010ffff]){_KEYWORD}({_WORD})(\*?)')
 
 
 @dataclass(frozen=True)
 class _Alt:
-    text: str  # as written in the query: "body" or "body"*
+    text: str  # as written in the query: "body", "body"*, word or word*
     tokens: tuple[str, ...]  # as the tokenizer folds the body
     prefix: bool
+    # A normalised alternative (its text then also reads the norm column):
+    # the tokens of its normal form there, and whether that is a prefix.
+    norm: tuple[str, ...] = ()
+    norm_prefix: bool = False
+
+
+def _body(m: re.Match[str]) -> tuple[str, bool]:
+    """The body of an alternative matched by _ALT_RE, and whether it is a prefix."""
+    if m.group(3) is not None:
+        return m.group(3), bool(m.group(4))
+    return m.group(1).replace('""', '"'), bool(m.group(2))
 
 
 _Group = tuple[_Alt, ...]
@@ -60,7 +79,7 @@ def _group_spans(fts: str, pattern: re.Pattern[str] = _GROUP_RE) -> list[tuple[i
 def _bodies(fts: str) -> set[str]:
     out: set[str] = set()
     for a, b in _group_spans(fts):
-        out.update(m.group(1).replace('""', '"') for m in _STR_RE.finditer(fts, a, b))
+        out.update(_body(m)[0] for m in _ALT_RE.finditer(fts, a, b))
     return out
 
 
@@ -77,8 +96,8 @@ def _template(fts: str, tokens: Mapping[str, tuple[str, ...]],
         group = seen.get(text)
         if group is None:
             group = seen[text] = tuple(
-                _Alt(m.group(0), tokens.get(m.group(1).replace('""', '"'), ()), bool(m.group(2)))
-                for m in _STR_RE.finditer(text))
+                _Alt(m.group(0), tokens.get(body, ()), prefix)
+                for m in _ALT_RE.finditer(text) for body, prefix in (_body(m),))
         parts.append(group)
         last = b
     parts.append(fts[last:])
@@ -91,11 +110,15 @@ _HOLE_RE = re.compile(f'"{_HOLE}(\\d+)"')
 
 def _rewritten_template(fts: str, tokens: Mapping[str, tuple[str, ...]],
                         groups: dict[str, _Group] | None,
-                        rewrite: Callable[[str], str]) -> _Template | None:
+                        rewrite: Callable[[str], str],
+                        exact: str = "", rewrite_alt: Callable[[_Alt], _Alt] | None = None,
+                        ) -> _Template | None:
     """The template of ``rewrite(fts)`` where ``rewrite`` leaves strings exact
     (normquery.normalised_query): each group stands in as a string while the
     rest is rewritten, and comes back as ``-norm:(...)`` where the group's
-    strings were ``-norm:"..."``. None when ``fts`` holds the placeholder."""
+    strings were ``-norm:"..."`` (``exact``). A group with barewords, which
+    ``rewrite`` would widen, comes back as ``rewrite_alt`` makes each of its
+    alternatives instead. None when ``fts`` holds the placeholder."""
     if _HOLE in fts:
         return None
     plain = _template(fts, tokens, groups)
@@ -110,28 +133,48 @@ def _rewritten_template(fts: str, tokens: Mapping[str, tuple[str, ...]],
     pieces = _HOLE_RE.split(rewrite("".join(text)))
     out: list[str | _Group] = []
     for k, piece in enumerate(pieces):
-        out.append(holes[int(piece)] if k % 2 else piece)
+        if not k % 2:
+            out.append(piece)
+            continue
+        group = holes[int(piece)]
+        before = out[-1] if out else ""
+        widened = rewrite_alt is not None and exact and isinstance(before, str) \
+            and before.endswith(exact) and any(not a.text.startswith('"') for a in group)
+        if widened and rewrite_alt is not None:
+            out[-1] = before[:-len(exact)]
+            group = tuple(map(rewrite_alt, group))
+        out.append(group)
     if sum(1 for p in out if not isinstance(p, str)) != len(holes):
         return None
     return tuple(p for p in out if p != "")
 
 
 class _Vocab:
-    """The distinct tokens of a batch, and templates rendered against them."""
+    """The distinct tokens of a batch, and templates rendered against them.
+    ``norm_terms``: the tokens of the batch's norm column, for normalised
+    alternatives (None: there is none)."""
 
-    def __init__(self, terms: Iterable[str]) -> None:
+    def __init__(self, terms: Iterable[str], norm_terms: Iterable[str] | None = None) -> None:
         self.terms = set(terms)
-        self._sorted: list[str] | None = None
+        self.norm_terms = set(norm_terms) if norm_terms is not None else set()
+        self._sorted: dict[bool, list[str]] = {}
         self.never = "zq0"
-        while self.never in self.terms:
+        while self.never in self.terms or self.never in self.norm_terms:
             self.never += "0"
         self._cache: dict[str, bool] = {}
 
-    def _has_prefix(self, prefix: str) -> bool:
-        if self._sorted is None:
-            self._sorted = sorted(self.terms)
-        i = bisect.bisect_left(self._sorted, prefix)
-        return i < len(self._sorted) and self._sorted[i].startswith(prefix)
+    def _has_prefix(self, prefix: str, norm: bool = False) -> bool:
+        ordered = self._sorted.get(norm)
+        if ordered is None:
+            ordered = self._sorted[norm] = sorted(self.norm_terms if norm else self.terms)
+        i = bisect.bisect_left(ordered, prefix)
+        return i < len(ordered) and ordered[i].startswith(prefix)
+
+    def _has(self, tokens: tuple[str, ...], prefix: bool, norm: bool = False) -> bool:
+        terms = self.norm_terms if norm else self.terms
+        *head, last = tokens
+        return all(t in terms for t in head) and (
+            self._has_prefix(last, norm) if prefix else last in terms)
 
     def can_match(self, alt: _Alt) -> bool:
         hit = self._cache.get(alt.text)
@@ -139,9 +182,8 @@ class _Vocab:
             if not alt.tokens:  # nothing to reason about: keep it
                 hit = True
             else:
-                *head, last = alt.tokens
-                hit = all(t in self.terms for t in head) and (
-                    self._has_prefix(last) if alt.prefix else last in self.terms)
+                hit = self._has(alt.tokens, alt.prefix) or bool(
+                    alt.norm and self._has(alt.norm, alt.norm_prefix, norm=True))
             self._cache[alt.text] = hit
         return hit
 
