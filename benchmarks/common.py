@@ -38,6 +38,16 @@ PACKAGES = ("feedparser", "lxml", "httpx", "sqlite-utils", "reader", "requests",
             "monitor")
 
 
+def shipped_topics() -> dict[str, object]:
+    """feeds.yaml's terms, entities and topics: whatever the shipped topics
+    refer to comes along (digests stay out: their outputs are files of the
+    shipped setup)."""
+    import yaml
+
+    shipped = yaml.safe_load((ROOT / "feeds.yaml").read_text(encoding="utf-8"))
+    return {k: shipped[k] for k in ("terms", "entities", "topics") if k in shipped}
+
+
 # ---------------------------------------------------------------- corpus
 
 

@@ -53,7 +53,6 @@ from typing import Any
 import yaml
 
 from benchmarks.common import (
-    ROOT,
     SHARED_FEEDS,
     CorpusFeed,
     Measured,
@@ -62,6 +61,7 @@ from benchmarks.common import (
     retag,
     run_measured,
     serve_feeds,
+    shipped_topics,
     table,
 )
 from tests.feedserver import FeedServer
@@ -156,15 +156,12 @@ def urls_of(host: FeedServer, feeds: FeedSet) -> list[str]:
 def write_monitor_config(path: Path, urls: Sequence[str], *,
                          parse_workers: int | str = "auto") -> None:
     """feeds.yaml's terms and topics (matching on) with the benchmark's feeds."""
-    shipped = yaml.safe_load((ROOT / "feeds.yaml").read_text(encoding="utf-8"))
     config = {
         "settings": {"allow_private": True, "article_text": "never", "concurrency": 20, "per_host": 2,
                      "timeout": "60s", "interval": "15m", "parse_workers": parse_workers},
         "feeds": [{"id": f"f{i:05d}", "name": f"bench feed {i}", "url": u}
                   for i, u in enumerate(urls)],
-        # terms, entities, topics: whatever the topics refer to comes along (digests
-        # stay out: their outputs are files of the shipped setup).
-        **{k: v for k, v in shipped.items() if k in ("terms", "entities", "topics")},
+        **shipped_topics(),
     }
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
                     encoding="utf-8")

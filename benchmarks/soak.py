@@ -50,6 +50,7 @@ from xml.sax.saxutils import escape
 
 import yaml
 
+from benchmarks.common import shipped_topics
 from tests.feedserver import Route, respond
 from tests.feedserver import serve as serve_routes
 
@@ -253,7 +254,6 @@ class Report:
 
 
 def write_config(path: Path, farm: FeedFarm, interval: float) -> None:
-    shipped = yaml.safe_load((ROOT / "feeds.yaml").read_text(encoding="utf-8"))
     data = {
         "settings": {"interval": f"{interval:g}s", "min_interval": f"{min(interval, 60):g}s",
                      "timeout": "10s", "connect_timeout": "5s", "concurrency": 20,
@@ -261,8 +261,7 @@ def write_config(path: Path, farm: FeedFarm, interval: float) -> None:
                      "article_text": "never"},
         "feeds": [{"id": f"soak-{f.n}", "name": f"Soak feed {f.n}", "url": farm.url(f.n)}
                   for f in farm.feeds],
-        "terms": shipped.get("terms", {}),
-        "topics": shipped.get("topics", []),
+        **shipped_topics(),
     }
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, shipped_topics
 
 CLOSED = "http://127.0.0.1:9"  # discard port: refused at once
 
@@ -58,14 +58,11 @@ class Timing:
 
 
 def write_config(path: Path, feeds: int) -> None:
-    shipped = yaml.safe_load((ROOT / "feeds.yaml").read_text(encoding="utf-8"))
     data = {
         "settings": {"allow_private": True, "timeout": "2s", "connect_timeout": "1s"},
         "feeds": [{"id": f"f{i}", "name": f"F{i}", "url": f"{CLOSED}/feed{i}"}
                   for i in range(feeds)],
-        "terms": shipped.get("terms", {}),
-        "entities": shipped.get("entities", {}),
-        "topics": shipped.get("topics", []),
+        **shipped_topics(),
     }
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 

@@ -146,3 +146,20 @@ def test_peer_targets_compare_whole_processes_and_skip_a_missing_newsboat() -> N
     assert "monitor 4.0x it" in newsboat[1]
     without = bp.peer_targets(runs[:3], 300)
     assert without[1][1] == "-" and without[1][2] != "met"
+
+
+def test_every_benchmark_config_is_a_valid_monitor_config(tmp_path: Path) -> None:
+    """The soak's config once lacked the entities the shipped topics use, and
+    its daemon exited with code 2 inside a full benchmark run."""
+    from benchmarks import soak, startup
+    from monitor.config import load_config
+
+    soak_yaml, startup_yaml, poll_yaml = (tmp_path / f"{n}.yaml" for n in ("s", "t", "p"))
+    soak.write_config(soak_yaml, soak.make_farm(3, 60.0, 1), 60.0)
+    startup.write_config(startup_yaml, 3)
+    bp.write_monitor_config(poll_yaml, ["http://127.0.0.1:9/a.xml"])
+    shipped = load_config(ROOT / "feeds.yaml")
+    for path in (soak_yaml, startup_yaml, poll_yaml):
+        config = load_config(path)
+        assert [t.id for t in config.topics] == [t.id for t in shipped.topics]
+        assert [t.fts_query for t in config.topics] == [t.fts_query for t in shipped.topics]
