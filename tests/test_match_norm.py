@@ -4,15 +4,17 @@ words, and the evidence names the item's own words."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_match import _norm_reference, _reference
 
 from monitor.match import HIGHLIGHT_OPEN, Matcher, text_tokens
-from monitor.match.norm import _WORD_RE, entry_norm
-from monitor.match.tokens import _entry_tokens
+from monitor.match.cnf import NORM_MARK
+from monitor.match.norm import _WORD_RE, entry_norm, marked_words, norm_tokens
+from monitor.match.tokens import _entry_tokens, token_bytes
 from monitor.normalize import _TOKEN_RE, norm_document, normalize_token
 from monitor.types import Entry, Topic
 
@@ -116,6 +118,8 @@ def _query() -> st.SearchStrategy[str]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A NOT that reads the norm column, in a topic nothing positive of which does.
+@example(["(title:news NOT Алматы)"], [("news", "Алматыда", None)])
 @given(st.lists(_query(), min_size=1, max_size=4),
        st.lists(st.tuples(FIELD, FIELD, st.one_of(st.none(), FIELD)), min_size=1, max_size=8))
 def test_live_matcher_equals_normalised_queries_on_plain_fts5_with_norm_column(
@@ -190,3 +194,33 @@ def test_the_snippet_marks_words_matched_exactly_and_through_normal_forms() -> N
     [hit] = m.match([e])
     assert hit.snippet == "Workers [[strike]] in [[Астанада]] and the [[strikes]] spread."
     assert set(hit.terms) == {"strike", "астанада", "strikes"}
+
+
+NORM_CHARS = [*"ab казҚ\t\n?1é\u0301-", "\x01", "ß", "\ud800", "[[", "]]"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(NORM_CHARS), max_size=40).map("".join))
+def test_norm_tokens_are_the_tokenizers_tokens_marked(text: str) -> None:
+    # The fast path trusts normal forms to be tokens already; any text must
+    # still come out as SQLite's tokenizer reads it.
+    mark = NORM_MARK.encode()
+    assert norm_tokens(text) == {mark + t for t in token_bytes(text)}
+    assert norm_tokens(text) == norm_tokens(text)  # the second time from the cache
+
+
+def _marked_words_by_splitting(norm_hl: str) -> list[int]:
+    found, inside = [], False
+    for n, chunk in enumerate(norm_hl.split(" ")):
+        hit = inside
+        for m in re.finditer(r"\[\[|\]\]", chunk):
+            inside, hit = m.group(0) == "[[", True
+        if hit:
+            found.append(n)
+    return found
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", " ", "[[", "]]", "c d"]), max_size=30).map("".join))
+def test_marked_words_counts_the_words_a_split_would(norm_hl: str) -> None:
+    assert marked_words(norm_hl) == _marked_words_by_splitting(norm_hl)

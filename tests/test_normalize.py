@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import QueryError
@@ -343,6 +343,7 @@ _SIMPLE_ROWS = ["a b c", "b d", "c a", "a", "dd b", "b c a d"]
 
 
 @settings(max_examples=200, deadline=None)
+@example("a ) NOT ( a")
 @given(st.lists(_SIMPLE, min_size=1, max_size=9).map(" ".join))
 def test_rewrite_keeps_the_meaning_of_the_query(query: str) -> None:
     # With the norm column empty only the exact reading can match: the
@@ -352,6 +353,8 @@ def test_rewrite_keeps_the_meaning_of_the_query(query: str) -> None:
     db.executemany("INSERT INTO t(rowid, title, summary, norm) VALUES (?, ?, ?, '')",
                    [(i, r, r[::-1]) for i, r in enumerate(_SIMPLE_ROWS)])
     try:
+        # As written first: wrapped in -norm:(...), "a ) NOT ( a" reads as valid.
+        db.execute("SELECT rowid FROM t WHERE t MATCH ?", (query,)).fetchall()
         want = _hits(db, query, normalised=False)
     except sqlite3.OperationalError:
         return

@@ -76,6 +76,8 @@ def _normalised(fts_query: str) -> str:
 
 
 _EXACT = f"-{NORM_COLUMN}:"
+# A positive filter on the norm column (``-norm:`` leaves it out).
+_READS_NORM_RE = re.compile(rf"(?<![-\w]){NORM_COLUMN}\s*:")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -342,6 +344,11 @@ class Matcher:
         self._norm_only = frozenset(n for n, (raw, cut) in enumerate(split) if cut and not raw)
         self._raw_topics = [n for n in range(len(self.topics)) if n not in self._norm_only]
         self._index = _Index([split[n][0] for n in self._raw_topics])
+        # Topics whose query reads the norm column at all, a NOT included:
+        # their items need it filled even when nothing positive needs it.
+        self._reads_norm = frozenset(
+            n for n, p in enumerate(self._plans)
+            if normalise and _READS_NORM_RE.search(_Vocab.whole(p.template)))
         self._norm_index = _Index([conditions[n] for n in self._norm_topics])
         self._languages = [frozenset(filter(None, map(primary, t.languages)))
                            for t in self.topics]
@@ -403,8 +410,12 @@ class Matcher:
         if not wanted:
             return []
         rows = sorted({i for items in wanted.values() for i in items})
-        # An item no normal-form topic wanted cannot match one: its norm
-        # column may stay empty.
+        # An item no topic reading the norm column wants cannot be told
+        # apart by it: its norm column may stay empty.
+        for i in {i for n, items in wanted.items() if n in self._reads_norm
+                  for i in items} - marked.keys():
+            norms[i + 1] = entry_norm(entries[i])
+            marked[i] = norm_tokens(norms[i + 1])
         batch = _Batch([entries[i] for i in rows], [i + 1 for i in rows], norm=self.normalise,
                        norms={i + 1: norms.get(i + 1, "") for i in rows})
         try:
