@@ -224,3 +224,12 @@ def _marked_words_by_splitting(norm_hl: str) -> list[int]:
 @given(st.lists(st.sampled_from(["a", "bb", " ", "[[", "]]", "c d"]), max_size=30).map("".join))
 def test_marked_words_counts_the_words_a_split_would(norm_hl: str) -> None:
     assert marked_words(norm_hl) == _marked_words_by_splitting(norm_hl)
+
+
+def test_the_plain_characters_of_normal_forms_are_tokens_as_they_are() -> None:
+    from monitor.match.norm import _PLAIN_NORM_RE
+
+    plain = [chr(c) for c in range(0x20, 0x2000) if _PLAIN_NORM_RE.fullmatch(chr(c))]
+    assert len(plain) == 26 + 10 + 32 + 1
+    for c in plain:
+        assert token_bytes(c) == (set() if c == " " else {c.encode()})

@@ -48,6 +48,9 @@ def entry_norm(entry: Entry) -> str:
 # lowercase words already), NORM_MARK in front; the others are tokenized
 # once and not kept.
 _STABLE: set[bytes] = set()
+# Characters the tokenizer keeps as they are (checked by a test): words of
+# these only need no second look.
+_PLAIN_NORM_RE = re.compile("[a-z0-9\u0430-\u044f ]*")
 _STABLE_MAX = 200_000  # distinct normal forms (~15 MB at most)
 
 
@@ -57,6 +60,8 @@ def norm_tokens(norm: str) -> set[bytes]:
     words = set((NORM_MARK + norm.replace(" ", " " + NORM_MARK)).encode("utf-8", "replace")
                 .split())
     words.discard(_MARK)
+    if _PLAIN_NORM_RE.fullmatch(norm):  # most items: every word a token as it is
+        return words
     odd = words - _STABLE
     if odd:
         if len(_STABLE) > _STABLE_MAX:
