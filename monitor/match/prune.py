@@ -1,8 +1,9 @@
 """Pruning: why percolation stays cheap with long term lists.
 
 Owns the reading of an expanded query's @name groups (parenthesised OR-groups
-of plain strings, what query.expand_query writes) and their rendering against
-a batch's tokens. It must not change what a query matches.
+of plain strings and barewords, what query.expand_query writes) and their
+rendering against a batch's tokens (and, for normalised alternatives, the
+tokens of its norm column). It must not change what a query matches.
 
 FTS5 pays a few microseconds for every phrase of a query, and an expanded
 topic has hundreds (every spelling of every city). Most of them cannot match
