@@ -47,6 +47,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 # The daemon polls: its fetcher, parsers and matcher are imported at its start
 # (app.py leaves them to the first poll, for a `monitor poll` with nothing due),
 # not inside its first tick, beside the jobs the scheduler has started.
+from monitor import language
 from monitor import poll as _poll  # noqa: F401
 from monitor.app import CatchUp, Monitor, Notice, StaleTopic, load_checked
 from monitor.app import status as status
@@ -178,6 +179,7 @@ class Daemon:
         # corrupted file is refused before the daemon writes to it.
         seconds = self.monitor.check_database()
         log.info("database integrity check: ok in %.2fs", seconds or 0.0)
+        self._load_language_model()
         self.monitor.daemon_started(tick=self.tick_seconds, now=now)
         self._catch_up_digests(now)
         self._schedule_jobs(now)
@@ -192,6 +194,16 @@ class Daemon:
         self.monitor.close()
         log.info("monitor daemon stopped")
         return 0
+
+    def _load_language_model(self) -> None:
+        """One copy of the language model (~77 MB) for the daemon's life: held
+        here, the parser workers of a cycle of new feeds never load their own
+        (monitor.poll._workers_detect), and later cycles find it loaded."""
+        if all(f.language is not None for f in self.config.feeds):
+            return
+        t0 = time.monotonic()
+        if language.load():
+            log.info("language model loaded in %.2fs", time.monotonic() - t0)
 
     def stop(self) -> None:
         if self.stopping.is_set():

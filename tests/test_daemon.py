@@ -188,6 +188,12 @@ def test_changed_feed_ingested_within_one_interval_then_sigterm_exits_0(tmp_path
     assert any(r["message"].startswith("feed kz-news: new, 1 new") for r in polls), polls
     cycles = [r for r in lines if r.get("event") == "cycle"]
     assert cycles and {"polled", "new_items", "hits", "duration"} <= set(cycles[0])
+    # One copy of the language model, the daemon's own, loaded before the first cycle
+    # (no feed says its language): no parser worker loads a second one.
+    messages = [r["message"] for r in lines]
+    loaded = [n for n, m in enumerate(messages) if m.startswith("language model loaded")]
+    started = [n for n, m in enumerate(messages) if m.startswith("monitor daemon started")]
+    assert len(loaded) == 1 and loaded[0] < started[0], messages
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from monitor.match.evidence import (
     _Row,
     _window,
 )
-from monitor.match.norm import entry_norm, fields, mark, norm_tokens
+from monitor.match.norm import Memo, entry_norm, fields, mark, norm_tokens
 from monitor.match.prefilter import _Index
 from monitor.match.prune import (
     _Alt,
@@ -168,6 +168,7 @@ class _Batch:
         self.db.execute((NORM_SCHEMA if norm else FTS_SCHEMA).format(name="p"))
         self.keys: dict[int, str] = {}
         self.texts: dict[int, tuple[str, str, str]] = {}  # what norm was made of
+        self.memo = Memo()  # the words of those texts, read once per batch
         self.db.execute("BEGIN")
         for i, entry in enumerate(entries):
             rowid = rowids[i] if rowids is not None else i + 1
@@ -222,7 +223,7 @@ class _Batch:
         texts = self.texts.get(row.rowid)
         if texts is None or HIGHLIGHT_OPEN not in norm_hl:
             return row
-        marked = mark(row.columns, norm_hl, texts)
+        marked = mark(row.columns, norm_hl, texts, self.memo)
         title_hl, summary_hl, article_hl = marked.columns
         snippet = row.snippet
         plain = snippet.replace(HIGHLIGHT_OPEN, "").replace(HIGHLIGHT_CLOSE, "")

@@ -13,7 +13,6 @@ which topics match.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -51,7 +50,7 @@ _STABLE: set[bytes] = set()
 # Characters the tokenizer keeps as they are (checked by a test): words of
 # these only need no second look.
 _PLAIN_NORM_RE = re.compile("[a-z0-9\u0430-\u044f ]*")
-_STABLE_MAX = 200_000  # distinct normal forms (~15 MB at most)
+_STABLE_MAX = 50_000  # distinct normal forms kept (~4 MB at most: a daemon keeps them)
 
 
 def norm_tokens(norm: str) -> set[bytes]:
@@ -77,20 +76,11 @@ def norm_tokens(norm: str) -> set[bytes]:
     return words
 
 
-# A hit's evidence reads its item's words; an item that hits many topics
-# (a long article at 1,000 topics) would have them read again for each.
-_PER_ITEM = 1024
-
-
-@functools.lru_cache(maxsize=_PER_ITEM)
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(tokens(text))
-
-
-@functools.lru_cache(maxsize=_PER_ITEM)
-def word_spans(text: str) -> tuple[tuple[int, int], ...] | None:
-    """Where each word of ``normalize.tokens(text)`` is in ``text``; None
-    when the two do not line up (text that is not NFC)."""
+def word_spans(text: str, words: Sequence[str] | None = None,
+               ) -> tuple[tuple[int, int], ...] | None:
+    """Where each word of ``normalize.tokens(text)`` (``words``, when made
+    already) is in ``text``; None when the two do not line up (text that is
+    not NFC)."""
     spans: list[tuple[int, int]] = []
     for m in _WORD_RE.finditer(text):
         word = m.group(0)
@@ -102,19 +92,48 @@ def word_spans(text: str) -> tuple[tuple[int, int], ...] | None:
                 pos += len(part) + 1
         else:
             spans.append(m.span())
-    if tuple(text[a:b] for a, b in spans) != _words(text):
+    if [text[a:b] for a, b in spans] != list(tokens(text) if words is None else words):
         return None
     return tuple(spans)
 
 
-@functools.lru_cache(maxsize=_PER_ITEM)
-def norm_words(texts: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+def norm_words(texts: Sequence[str], memo: Memo | None = None) -> tuple[tuple[int, int], ...]:
     """For each word of the norm column, in order: (field, index of the word
     among normalize.tokens of that field)."""
+    words = memo.words if memo is not None else (lambda t: tuple(tokens(t)))
     out: list[tuple[int, int]] = []
     for f, text in enumerate(texts):
-        out.extend((f, k) for k, w in enumerate(_words(text)) if normalize_token(w))
+        out.extend((f, k) for k, w in enumerate(words(text)) if normalize_token(w))
     return tuple(out)
+
+
+class Memo:
+    """What mark() reads of a batch's items, kept for the batch's life: an
+    item that hits many topics (a long article at 1,000 topics) has its words
+    read once, and nothing outlives the batch (a text may be a whole article)."""
+
+    def __init__(self) -> None:
+        self._words: dict[str, tuple[str, ...]] = {}
+        self._spans: dict[str, tuple[tuple[int, int], ...] | None] = {}
+        self._order: dict[tuple[str, ...], tuple[tuple[int, int], ...]] = {}
+
+    def words(self, text: str) -> tuple[str, ...]:
+        found = self._words.get(text)
+        if found is None:
+            found = self._words[text] = tuple(tokens(text))
+        return found
+
+    def spans(self, text: str) -> tuple[tuple[int, int], ...] | None:
+        if text not in self._spans:
+            self._spans[text] = word_spans(text, self.words(text))
+        return self._spans[text]
+
+    def order(self, texts: Sequence[str]) -> tuple[tuple[int, int], ...]:
+        key = tuple(texts)
+        found = self._order.get(key)
+        if found is None:
+            found = self._order[key] = norm_words(key, self)
+        return found
 
 
 def marked_words(norm_hl: str) -> list[int]:
@@ -179,13 +198,15 @@ def _render(plain: str, marks: Sequence[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-def mark(columns: Sequence[str], norm_hl: str, texts: Sequence[str]) -> Marked:
+def mark(columns: Sequence[str], norm_hl: str, texts: Sequence[str],
+         memo: Memo | None = None) -> Marked:
     """``columns`` (title, summary, article as highlight() gave them, each of
     ``texts``, the entry's fields) with the raw words behind the marked words
     of ``norm_hl`` marked too. A field whose words cannot be placed keeps its
     highlight; its words are still named in ``folded``."""
+    memo = memo if memo is not None else Memo()
     hit = marked_words(norm_hl)
-    order = norm_words(tuple(texts))
+    order = memo.order(texts)
     wanted: dict[int, set[int]] = {}
     for n in hit:
         if n < len(order):
@@ -194,9 +215,9 @@ def mark(columns: Sequence[str], norm_hl: str, texts: Sequence[str]) -> Marked:
     out = list(columns)
     folded: dict[str, None] = {}
     for f, ks in sorted(wanted.items()):
-        words = _words(texts[f])
+        words = memo.words(texts[f])
         plain, marks = _intervals(columns[f] if f < len(columns) else "")
-        spans = word_spans(plain) if unicodedata.is_normalized("NFC", plain) else None
+        spans = memo.spans(plain) if unicodedata.is_normalized("NFC", plain) else None
         if spans is None or (plain != texts[f]
                              and tuple(plain[a:b] for a, b in spans) != words):
             folded.update((words[k].lower(), None) for k in sorted(ks) if k < len(words))

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from monitor.match.cnf import _Cnf, _Need
 
 _HEAD = 3
-_CHECKED_MAX = 400_000  # distinct tokens remembered per matcher (~30 MB at most)
+_CHECKED_MAX = 200_000  # distinct tokens remembered per matcher (~15 MB at most)
 
 
 def _starts(ordered: list[bytes], prefix: bytes) -> bool:
