@@ -44,10 +44,11 @@ import tzlocal
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from monitor import language
+
 # The daemon polls: its fetcher, parsers and matcher are imported at its start
 # (app.py leaves them to the first poll, for a `monitor poll` with nothing due),
 # not inside its first tick, beside the jobs the scheduler has started.
-from monitor import language
 from monitor import poll as _poll  # noqa: F401
 from monitor.app import CatchUp, Monitor, Notice, StaleTopic, load_checked
 from monitor.app import status as status

@@ -47,8 +47,8 @@ def entry_norm(entry: Entry) -> str:
 # lowercase words already), NORM_MARK in front; the others are tokenized
 # once and not kept.
 _STABLE: set[bytes] = set()
-# Characters the tokenizer keeps as they are (checked by a test): words of
-# these only need no second look.
+# Characters the tokenizer keeps as they are (checked by a test): words made
+# of these alone need no second look.
 _PLAIN_NORM_RE = re.compile("[a-z0-9\u0430-\u044f ]*")
 _STABLE_MAX = 50_000  # distinct normal forms kept (~4 MB at most: a daemon keeps them)
 
@@ -97,16 +97,6 @@ def word_spans(text: str, words: Sequence[str] | None = None,
     return tuple(spans)
 
 
-def norm_words(texts: Sequence[str], memo: Memo | None = None) -> tuple[tuple[int, int], ...]:
-    """For each word of the norm column, in order: (field, index of the word
-    among normalize.tokens of that field)."""
-    words = memo.words if memo is not None else (lambda t: tuple(tokens(t)))
-    out: list[tuple[int, int]] = []
-    for f, text in enumerate(texts):
-        out.extend((f, k) for k, w in enumerate(words(text)) if normalize_token(w))
-    return tuple(out)
-
-
 class Memo:
     """What mark() reads of a batch's items, kept for the batch's life: an
     item that hits many topics (a long article at 1,000 topics) has its words
@@ -129,10 +119,14 @@ class Memo:
         return self._spans[text]
 
     def order(self, texts: Sequence[str]) -> tuple[tuple[int, int], ...]:
+        """For each word of the norm column of ``texts``, in order: (field,
+        index of the word among normalize.tokens of that field)."""
         key = tuple(texts)
         found = self._order.get(key)
         if found is None:
-            found = self._order[key] = norm_words(key, self)
+            found = self._order[key] = tuple(
+                (f, k) for f, text in enumerate(key)
+                for k, w in enumerate(self.words(text)) if normalize_token(w))
         return found
 
 

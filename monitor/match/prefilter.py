@@ -145,13 +145,14 @@ class _Index:
                 if i in met:
                     continue
                 exact, prefixes = full[i]
-                if len(exact) + len(prefixes) == 1:  # its one token found it
-                    met.add(i)
-                elif exact <= tokens:
-                    if prefixes and ordered is None:
-                        ordered = sorted(tokens)
-                    if ordered is None or all(_starts(ordered, p) for p in prefixes):
-                        met.add(i)
+                if len(exact) + len(prefixes) > 1:  # else its one token found it
+                    if not exact <= tokens:
+                        continue
+                    if prefixes:
+                        ordered = ordered or sorted(tokens)
+                        if not all(_starts(ordered, p) for p in prefixes):
+                            continue
+                met.add(i)
         return met
 
     def _topics_of(self, met: set[int]) -> list[int]:

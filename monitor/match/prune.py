@@ -24,16 +24,13 @@ from dataclasses import dataclass
 from monitor.query import skip_string
 
 _STR = r'"(?:[^"]|"")*"\*?'
-_WORD = r"[0-9A-Za-z_\x1a\x80-\U0010ffff]+"
-# A bareword alternative (what expand_query writes for a one-word list term);
-# FTS5's keywords are not words.
-_KEYWORD = r"(?!(?:AND|OR|NOT|NEAR)(?![0-9A-Za-z_\x1a\x80-\U0010ffff]))"
-_BARE = rf"{_KEYWORD}{_WORD}\*?"
+_WORD_CHAR = r"[0-9A-Za-z_\x1a\x80-\U0010ffff]"  # of an FTS5 bareword
+# A bareword alternative (what expand_query writes for a one-word list term),
+# whole (finditer tries every position) and not one of FTS5's keywords.
+_BARE = rf"(?<!{_WORD_CHAR})(?!(?:AND|OR|NOT|NEAR)(?!{_WORD_CHAR}))({_WORD_CHAR}+)(\*?)"
 _ALT = rf"(?:{_STR}|{_BARE})"
 _GROUP_RE = re.compile(rf"\(\s*{_ALT}(?:\s+OR\s+{_ALT})*\s*\)")
-# finditer tries every position: a word starts after a non-word character.
-_ALT_RE = re.compile(
-    rf'"((?:[^"]|"")*)"(\*?)|(?<![0-9A-Za-z_\x1a\x80-\U0010ffff]){_KEYWORD}({_WORD})(\*?)')
+_ALT_RE = re.compile(rf'"((?:[^"]|"")*)"(\*?)|{_BARE}')
 
 
 @dataclass(frozen=True)
@@ -139,9 +136,8 @@ def _rewritten_template(fts: str, tokens: Mapping[str, tuple[str, ...]],
             continue
         group = holes[int(piece)]
         before = out[-1] if out else ""
-        widened = rewrite_alt is not None and exact and isinstance(before, str) \
-            and before.endswith(exact) and any(not a.text.startswith('"') for a in group)
-        if widened and rewrite_alt is not None:
+        if (rewrite_alt is not None and exact and isinstance(before, str)
+                and before.endswith(exact) and any(not a.text.startswith('"') for a in group)):
             out[-1] = before[:-len(exact)]
             group = tuple(map(rewrite_alt, group))
         out.append(group)
