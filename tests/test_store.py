@@ -233,3 +233,44 @@ def test_grouped_states_write_what_one_by_one_writes(tmp_path: Path) -> None:
                                    "FROM fetches ORDER BY feed_id")))
     assert tables[0] == tables[1]
     assert tables[0][0][2]["last_error_kind"] == "http-status"  # the values did land
+
+
+def _fts_rows(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM items_fts_docsize").fetchone()[0])
+
+
+def test_new_items_are_indexed_once_each_by_the_store(store: Store):
+    # No insert trigger since m011: the store indexes a transaction's new
+    # items itself, skipping the ones ON CONFLICT left out.
+    assert not store.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'items_ai'").fetchone()
+    first = [entry(f"k{i}", f"Kazakhstan word{i} news") for i in range(30)]
+    store.commit_polls([PollWrite(update(), new=first)])
+    again = [entry("k3", "Kazakhstan word3 news"), entry("k99", "Kazakhstan word99 news")]
+    assert store.commit_polls([PollWrite(update(), new=again)])[0] == (1, 0)
+    assert _fts_rows(store.conn) == store.counts()["items"] == 31
+    for i in (0, 3, 29, 99):
+        ids = store.query("SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [f"word{i}"])
+        key = store.query("SELECT key FROM items WHERE id = ?", [ids[0]["rowid"]])[0]["key"]
+        assert len(ids) == 1 and key == f"k{i}"
+    # integrity-check with rank 1 compares the index with the content table.
+    store.conn.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
+
+
+def test_migration_m011_drops_the_trigger_and_keeps_indexing(tmp_path: Path):
+    from sqlite_utils import Database
+
+    from monitor.migrations import m011_fts_insert_by_store, migrations
+
+    path = tmp_path / "old.db"
+    db = Database(path)
+    migrations.apply(db, stop_before=m011_fts_insert_by_store.__name__)
+    assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'items_ai'").fetchone()
+    db.close()
+    with Store(path) as s:
+        s.sync_feeds([FEED], NOW)
+        s.commit_polls([PollWrite(update(), new=[entry("a", "Kazakhstan alpha")])])
+        assert not s.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'items_ai'"
+                                  ).fetchone()
+        assert _fts_rows(s.conn) == 1
+        assert s.query("SELECT rowid FROM items_fts WHERE items_fts MATCH 'alpha'")

@@ -42,6 +42,19 @@ class PollWrite:
     articles_since: datetime | None = None
 
 
+# The columns of items_fts, in its order (migrations m010 and m011).
+FTS_INDEXED = ("title", "summary", "article", "norm")
+
+
+def index_new_items(db: Database, ids: Sequence[int]) -> None:
+    """Index just-inserted items in items_fts, in one statement per chunk:
+    since m011 no insert trigger does it (see there for why)."""
+    cols = ", ".join(FTS_INDEXED)
+    for part in chunks(list(ids), MAX_VARIABLES):
+        db.execute(f"INSERT INTO items_fts (rowid, {cols}) SELECT id, {cols} FROM items "
+                   f"WHERE id IN ({', '.join('?' * len(part))})", part)
+
+
 class ItemsMixin(StoreBase):
     def existing_hashes(self, feed_id: str, keys: Sequence[str]) -> dict[str, str]:
         """content_hash of the entries of this feed already stored, by key."""
@@ -132,6 +145,7 @@ class ItemsMixin(StoreBase):
                 "ON CONFLICT (feed_id, key) DO NOTHING", list(row.values()))
             if cur.rowcount == 1 and cur.lastrowid is not None:
                 ids[e.key] = cur.lastrowid
+        index_new_items(db, list(ids.values()))
         return ids
 
     def _story_key(self, db: Database, canon: str | None, tkey: str | None, e: Entry,
