@@ -236,3 +236,36 @@ def test_a_pooled_poll_stores_the_languages_a_one_process_poll_stores(tmp_path: 
     pooled, alone = stored
     assert pooled == alone
     assert sum(1 for _f, _k, lang in pooled if lang) > 0
+
+
+def test_workers_that_detect_languages_share_one_model(tmp_path: Path) -> None:
+    # The forkserver loads the model (monitor.langpreload) before forking
+    # the workers: each worker's own (private) memory stays well under the
+    # model's arrays, which a copy per worker would add to each (86 MB in
+    # all then, 14 MB with the model shared). A process of its own: the
+    # forkserver starts once per process, with the first pool's preload.
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/smaps_rollup").exists():
+        pytest.skip("needs Linux's /proc/<pid>/smaps_rollup")
+    script = tmp_path / "share.py"
+    script.write_text(f"""
+import asyncio, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from test_parsepool import fetched, bodies, parse_all
+from monitor.parsepool import ParsePool
+
+def private_mb(pid):
+    lines = open(f"/proc/{{pid}}/smaps_rollup").read().splitlines()
+    return sum(int(x.split()[1]) for x in lines if x.startswith(("Private_Clean", "Private_Dirty"))) / 1024
+
+with ParsePool(2, languages=True) as pool:
+    got = asyncio.run(parse_all(pool, [fetched(n, b) for n, b in bodies()]))
+    assert sum(e.language is not None for p in got for e in p.entries) > 0
+    print(" ".join(f"{{private_mb(p):.1f}}" for p in pool.pids()))
+""")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parent.parent, check=True)
+    private = [float(x) for x in out.stdout.split()]
+    assert len(private) == 2 and max(private) < 45, private
