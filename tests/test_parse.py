@@ -782,3 +782,51 @@ def test_escaped_huge_charref_costs_no_item(digits: str, expected: str) -> None:
     feed = parse(rss(item("a", guid="1", extra=f"<description>x &amp;#{digits}; y</description>")
                      + item("b", guid="2")))
     assert [e.summary for e in feed.entries] == [expected, ""]
+
+
+# --- faults the fast path repairs: blank lines before the declaration, XML-forbidden controls
+
+
+FEEDS_DIR = HERE / "data" / "feeds"
+_C0 = [chr(c) for c in range(32) if c not in (9, 10, 13)]
+
+
+def _clean_parse(name: str) -> tuple[bytes, ParsedFeed]:
+    body = (FEEDS_DIR / name).read_bytes()
+    return body, parse_feed(body, url=URL, headers=XML, fetched_at=NOW)
+
+
+@pytest.mark.parametrize("name", ["kz-news.xml", "bbc-world.xml", "dw-en.rdf"])
+@pytest.mark.parametrize("lead", [b"\n", b"\r\n\r\n", b" \t\n"])
+def test_blank_lines_before_the_declaration_are_no_fault(name: str, lead: bytes) -> None:
+    from monitor.parse import takes_fast_path
+
+    body, clean = _clean_parse(name)
+    assert body.startswith(b"<?xml")
+    parsed = parse_feed(lead + body, url=URL, headers=XML, fetched_at=NOW)
+    # The same reading as without them, by the fast path, and nothing to report.
+    assert parsed == clean and parsed.bozo_reason is None
+    assert takes_fast_path(lead + body, url=URL, headers=XML)
+
+
+def test_blank_lines_before_other_content_are_left_alone() -> None:
+    # Only a declaration makes them a fault; a UTF-16 body must not lose a byte.
+    body, clean = _clean_parse("kz-news.xml")
+    utf16 = ("\n" + body.decode("utf-8")).encode("utf-16")
+    parsed = parse_feed(utf16, url=URL, headers={}, fetched_at=NOW)
+    assert [e.title for e in parsed.entries] == [e.title for e in clean.entries]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(_C0)), min_size=1, max_size=6))
+def test_xml_forbidden_controls_are_dropped_not_fatal(spots: list[tuple[int, str]]) -> None:
+    # Controls put into the text of titles: the document stays readable by the
+    # fast path and reads as it does without them.
+    body, clean = _clean_parse("kz-news.xml")
+    text = body.decode("utf-8")
+    starts = [m.end() for m in re.finditer(r"<title>", text)]
+    for pos, char in sorted(spots, reverse=True):
+        at = starts[pos % len(starts)] + 1
+        text = text[:at] + char + text[at:]
+    parsed = parse_feed(text.encode("utf-8"), url=URL, headers=XML, fetched_at=NOW)
+    assert parsed == clean

@@ -10,6 +10,7 @@ never lets feedparser fetch anything. Any failure leaves as ParseError (kind
 
 from __future__ import annotations
 
+import re
 import xml.sax
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -94,8 +95,8 @@ def _parse(
     now = _as_utc(fetched_at)
     hdrs = _header_dict(headers)
 
-    data, notes, certain = _to_utf8(body, hdrs)
-    data, removed = _guard_entities(data, url)
+    data, notes, certain = _to_utf8(_lead_trimmed(body), hdrs)
+    data, removed = _guard_entities(_without_controls(data), url)
     data = _defuse_charrefs(data)
     data = _cut_entries(data, _ENTRY_FACTOR * max(1, max_items))
     if removed:
@@ -176,6 +177,33 @@ def _to_utf8(body: bytes, hdrs: Mapping[str, str]) -> tuple[bytes, list[str], bo
     return data, notes, True
 
 
+_LEADING_SPACE = b" \t\r\n"
+# The C0 controls XML 1.0 forbids (tab, LF and CR are allowed); in UTF-8 these
+# bytes are those characters and nothing else.
+_CONTROLS = bytes(c for c in range(32) if c not in (9, 10, 13))
+_CONTROL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _lead_trimmed(body: bytes) -> bytes:
+    """The body without the blank lines a server printed before its XML
+    declaration (a common PHP fault): with them the declaration is not at the
+    start and no XML parser reads the document as XML, feedparser's loose
+    parser being the slowest reader of it (pypy.org's 624 KB feed: 0.56 s
+    against 0.05 s), for the same entries."""
+    if body[:1] in (b" ", b"\t", b"\r", b"\n"):
+        trimmed = body.lstrip(_LEADING_SPACE)
+        if trimmed.startswith(b"<?xml"):
+            return trimmed
+    return body
+
+
+def _without_controls(data: bytes) -> bytes:
+    """UTF-8 ``data`` without the control characters XML forbids: one of them
+    made a whole document not well-formed (and its reading feedparser's loose
+    parser's), while every reader drops it from the text anyway."""
+    return data.translate(None, _CONTROLS) if _CONTROL_RE.search(data) else data
+
+
 def takes_fast_path(
     body: bytes, *, url: str, headers: Mapping[str, str] | Sequence[tuple[str, str]]
 ) -> bool:
@@ -185,8 +213,8 @@ def takes_fast_path(
         if not body.strip():
             return False
         hdrs = _header_dict(headers)
-        data, notes, certain = _to_utf8(body, hdrs)
-        data, removed = _guard_entities(data, url)
+        data, notes, certain = _to_utf8(_lead_trimmed(body), hdrs)
+        data, removed = _guard_entities(_without_controls(data), url)
         data = _cut_entries(_defuse_charrefs(data), _ENTRY_FACTOR * 1000)
     except Exception:
         return False
