@@ -10,7 +10,6 @@ never lets feedparser fetch anything. Any failure leaves as ParseError (kind
 
 from __future__ import annotations
 
-import re
 import xml.sax
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -181,7 +180,6 @@ _LEADING_SPACE = b" \t\r\n"
 # The C0 controls XML 1.0 forbids (tab, LF and CR are allowed); in UTF-8 these
 # bytes are those characters and nothing else.
 _CONTROLS = bytes(c for c in range(32) if c not in (9, 10, 13))
-_CONTROL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _lead_trimmed(body: bytes) -> bytes:
@@ -201,7 +199,9 @@ def _without_controls(data: bytes) -> bytes:
     """UTF-8 ``data`` without the control characters XML forbids: one of them
     made a whole document not well-formed (and its reading feedparser's loose
     parser's), while every reader drops it from the text anyway."""
-    return data.translate(None, _CONTROLS) if _CONTROL_RE.search(data) else data
+    # translate() runs at memory speed, a regex search at a tenth of it.
+    kept = data.translate(None, _CONTROLS)
+    return data if len(kept) == len(data) else kept
 
 
 def takes_fast_path(
