@@ -286,15 +286,15 @@ def check_examples(config: Config) -> list[ExampleFailure]:
     """Run every topic's examples; the failures (empty when all behave)."""
     from monitor import match
 
-    failures = []
-    for topic in config.topics:
-        matcher = match.Matcher([topic])
-        for expected, texts in ((True, topic.examples.match), (False, topic.examples.no_match)):
-            for text in texts:
-                got = any(e.matched for e in matcher.explain(text))
-                if got != expected:
-                    failures.append(ExampleFailure(topic.id, text, expected))
-    return failures
+    cases = [(n, expected, text) for n, topic in enumerate(config.topics)
+             for expected, texts in ((True, topic.examples.match),
+                                     (False, topic.examples.no_match))
+             for text in texts]
+    if not cases:
+        return []
+    matched = match.Matcher(config.topics).matching([text for _, _, text in cases])
+    return [ExampleFailure(config.topics[n].id, text, expected)
+            for i, (n, expected, text) in enumerate(cases) if (i in matched[n]) != expected]
 
 
 def _verdict_entry(row: dict[str, Any]) -> Entry:

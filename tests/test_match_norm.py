@@ -233,3 +233,41 @@ def test_the_plain_characters_of_normal_forms_are_tokens_as_they_are() -> None:
     assert len(plain) == 26 + 10 + 32 + 1
     for c in plain:
         assert token_bytes(c) == (set() if c == " " else {c.encode()})
+
+
+# --- Matcher.matching: the examples check's one batch reads each text as explain() does
+
+
+def _shipped_topics() -> list[Topic]:
+    from pathlib import Path
+
+    from monitor.config import load_config
+
+    return list(load_config(str(Path(__file__).resolve().parent.parent / "feeds.yaml")).topics)
+
+
+def test_matching_agrees_with_explain_on_every_shipped_example() -> None:
+    topics = _shipped_topics()
+    texts = [t for topic in topics for t in (*topic.examples.match, *topic.examples.no_match)]
+    assert len(texts) > 100
+    for normalise in (True, False):
+        matcher = Matcher(topics, normalise=normalise)
+        got = matcher.matching(texts)
+        for i, text in enumerate(texts):
+            explained = matcher.explain(text)
+            assert [i in rows for rows in got] == [e.matched for e in explained], text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.sampled_from(
+    [*"akz qzt тқаыңі.-'\n", "Kazakhstan ", "Тоқаев ", "OSCE ", "strike ", "ереуіл ",
+     "журналист ", "blocked ", "Almaty ", "Алматыда "]),
+    max_size=12).map("".join), min_size=1, max_size=5))
+def test_matching_agrees_with_explain_on_any_text(texts: list[str]) -> None:
+    matcher = _MATCHER_ALL
+    got = matcher.matching(texts)
+    for i, text in enumerate(texts):
+        assert [i in rows for rows in got] == [e.matched for e in matcher.explain(text)]
+
+
+_MATCHER_ALL = Matcher(_shipped_topics())

@@ -259,6 +259,14 @@ class _Batch:
             return None
         return rows[0] if rows else None
 
+    def rowids(self, fts_query: str) -> set[int]:
+        """The rows ``fts_query`` matches; none when SQLite rejects it."""
+        try:
+            return {int(r[0]) for r in self.db.execute("SELECT rowid FROM p WHERE p MATCH ?",
+                                                       (fts_query,))}
+        except sqlite3.Error:
+            return set()
+
     def any(self, fts_query: str) -> bool:
         try:
             return self.db.execute("SELECT 1 FROM p WHERE p MATCH ? LIMIT 1",
@@ -468,6 +476,18 @@ class Matcher:
         batch = _Batch([entry_from_text(text, title)], norm=self.normalise)
         try:
             return [self._explain_one(batch, plan) for plan in self._plans]
+        finally:
+            batch.close()
+
+    def matching(self, texts: Sequence[str]) -> list[set[int]]:
+        """Per topic, in order: the indices of ``texts`` it matches, each text
+        read as explain() reads it, with no evidence made. One batch and one
+        query per topic for all the texts (a topic's examples are checked at
+        every config load: one explain() a text was ~1 s of a first poll)."""
+        batch = _Batch([entry_from_text(t) for t in texts], norm=self.normalise)
+        try:
+            return [{i - 1 for i in batch.rowids(self._q(plan.topic.fts_query))}
+                    for plan in self._plans]
         finally:
             batch.close()
 
