@@ -210,11 +210,39 @@ def memory(pid: int) -> tuple[int, int | None]:
     return rss, peak
 
 
+def tree_pss(pid: int) -> int | None:
+    """The PSS of ``pid`` and every process below it, in bytes: a page shared
+    by n processes counts 1/n in each, so the sum is what the tree holds (the
+    parser workers share the model and libraries with their forkserver);
+    None where /proc has no smaps_rollup."""
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        try:
+            text = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except FileNotFoundError:
+            if not Path("/proc/self/smaps_rollup").exists():
+                return None
+            continue  # exited meanwhile
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) * 1024 for line in text.splitlines()
+                       if line.startswith("Pss:")), 0)
+    return total
+
+
 @dataclass
 class Sample:
     t: float  # seconds since the daemon started
     rss: int
     peak: int
+    pss: int = 0  # the tree's PSS sum at the sample (0: not known)
+    own_peak: int = 0  # the daemon process's own VmHWM then
+
+
+def _sample(pid: int, t: float, samples: Sequence[Sample]) -> Sample:
+    rss, peak = memory(pid)
+    peak = peak if peak is not None else max([rss, *(s.peak for s in samples)])
+    return Sample(t, rss, peak, tree_pss(pid) or 0, _own_memory(pid)[1] or 0)
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -231,6 +259,10 @@ class Report:
     rss_at_baseline_mb: float
     rss_at_end_mb: float
     peak_growth: float  # (end - baseline) / baseline
+    # The largest sampled PSS sum of the tree: what it held, shared pages once
+    # (the peaks above count them in each process that maps them).
+    pss_peak_mb: float
+    daemon_peak_mb: float  # the daemon process's own VmHWM
     items_published: int
     items_missing: int
     items_stored: int
@@ -317,17 +349,15 @@ def _watch(proc: subprocess.Popen[bytes], started: float, total: float, settle: 
         if farm.frozen_at is None and now - started >= total - settle:
             farm.frozen_at = farm.elapsed()
         if now >= next_sample:
-            rss, peak = memory(proc.pid)
-            peak = peak if peak is not None else max([rss, *(s.peak for s in samples)])
-            samples.append(Sample(round(now - started, 1), rss, peak))
+            sample = _sample(proc.pid, round(now - started, 1), samples)
+            samples.append(sample)
             next_sample += SAMPLE_EVERY
             if not quiet:
-                print(f"{now - started:7.0f}s  rss {rss / 1e6:6.1f} MB  peak {peak / 1e6:6.1f} MB",
+                print(f"{now - started:7.0f}s  rss {sample.rss / 1e6:6.1f} MB  peak "
+                      f"{sample.peak / 1e6:6.1f} MB  pss {sample.pss / 1e6:6.1f} MB",
                       file=sys.stderr)
         time.sleep(min(1.0, max(0.05, next_sample - time.monotonic())))
-    rss, peak = memory(proc.pid)
-    samples.append(Sample(round(time.monotonic() - started, 1), rss,
-                          peak if peak is not None else max(rss, *(s.peak for s in samples))))
+    samples.append(_sample(proc.pid, round(time.monotonic() - started, 1), samples))
     return samples
 
 
@@ -368,7 +398,10 @@ def _report(args: argparse.Namespace, farm: FeedFarm, db: Path, log_path: Path,
         baseline_minutes=round(baseline / 60, 2),
         peak_at_baseline_mb=round(base.peak / 1e6, 1), peak_at_end_mb=round(end.peak / 1e6, 1),
         rss_at_baseline_mb=round(base.rss / 1e6, 1), rss_at_end_mb=round(end.rss / 1e6, 1),
-        peak_growth=round(growth, 4), items_published=len(published),
+        peak_growth=round(growth, 4),
+        pss_peak_mb=round(max(s.pss for s in samples) / 1e6, 1),
+        daemon_peak_mb=round(max(s.own_peak for s in samples) / 1e6, 1),
+        items_published=len(published),
         items_missing=len(missing), items_stored=len(stored), hits=int(hits),
         requests=len(all_requests), not_modified=sum(1 for r in all_requests if r[1] == 304),
         min_gap_ratio=round(min(gaps) / args.interval, 3) if gaps else 0.0,
@@ -376,8 +409,8 @@ def _report(args: argparse.Namespace, farm: FeedFarm, db: Path, log_path: Path,
         gaps_under_interval=sum(1 for g in gaps if g < args.interval),
         exit_code=exit_code, stop_seconds=round(stop_seconds, 2), integrity=str(integrity),
         cycles=log.count("monitor.daemon: cycle:"), errors_logged=log.count(" ERROR "),
-        samples=[{"t": s.t, "rss_mb": round(s.rss / 1e6, 1), "peak_mb": round(s.peak / 1e6, 1)}
-                 for s in samples],
+        samples=[{"t": s.t, "rss_mb": round(s.rss / 1e6, 1), "peak_mb": round(s.peak / 1e6, 1),
+                  "pss_mb": round(s.pss / 1e6, 1)} for s in samples],
     )
     report.checks = {
         "memory flat (peak within 10 % of baseline)": growth <= 0.10,
@@ -395,7 +428,8 @@ def render(r: Report) -> str:
         f"soak: {r.feeds} feeds, {r.minutes:g} min, interval {r.interval:g} s, tick {r.tick:g} s",
         f"memory: peak {r.peak_at_baseline_mb} MB at {r.baseline_minutes:g} min -> "
         f"{r.peak_at_end_mb} MB at the end ({r.peak_growth:+.1%}); RSS {r.rss_at_baseline_mb} -> "
-        f"{r.rss_at_end_mb} MB",
+        f"{r.rss_at_end_mb} MB; the tree's largest PSS sum {r.pss_peak_mb} MB, the daemon's own "
+        f"peak {r.daemon_peak_mb} MB",
         f"items: {r.items_published} published, {r.items_stored} stored, {r.items_missing} "
         f"missing; {r.hits} hits",
         f"requests: {r.requests} ({r.not_modified} answered 304) in {r.cycles} poll cycles; "
