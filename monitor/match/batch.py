@@ -76,8 +76,12 @@ def _normalised(fts_query: str) -> str:
 
 
 _EXACT = f"-{NORM_COLUMN}:"
-# A positive filter on the norm column (``-norm:`` leaves it out).
-_READS_NORM_RE = re.compile(rf"(?<![-\w]){NORM_COLUMN}\s*:")
+# A filter that reads the norm column: a positive one on it (``-norm:`` leaves
+# it out), or a negated one on any other column (``- title:`` reads every
+# column but the title, norm included). Reading too much only costs filling
+# the column.
+_READS_NORM_RE = re.compile(
+    rf"(?<![-\w]){NORM_COLUMN}\s*:|-\s*(?:\{{[^}}]*\}}|(?!{NORM_COLUMN}\s*:)\w+)\s*:")
 
 
 @functools.lru_cache(maxsize=65536)
