@@ -73,8 +73,8 @@ def worth_a_pool(feeds: int, setting: int | None = None) -> int:
     for a small cycle; else ``setting`` (settings.parse_workers) when given,
     and by default none on one core, else one per core, at most 4: the main
     process's fetching and storing wait on the parsing, so a core shared
-    with it is still mostly a worker's (300 real feeds, 2 cores: first
-    poll 8.8 s with one worker, 5.6 s with two)."""
+    with it is still mostly a worker's (300 real feeds, 2 cores, run in
+    turn: first poll 10.8 and 9.8 s with one worker, 7.2 and 7.4 s with two)."""
     if feeds < MIN_FEEDS or setting == 0:
         return 0
     if setting is not None:

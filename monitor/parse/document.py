@@ -94,10 +94,7 @@ def _parse(
     now = _as_utc(fetched_at)
     hdrs = _header_dict(headers)
 
-    data, notes, certain = _to_utf8(_lead_trimmed(body), hdrs)
-    data, removed = _guard_entities(_without_controls(data), url)
-    data = _defuse_charrefs(data)
-    data = _cut_entries(data, _ENTRY_FACTOR * max(1, max_items))
+    data, notes, certain, removed = _prepared(body, hdrs, url, max_items)
     if removed:
         notes.append("entity declarations removed")
     # feedparser lets a Content-Language header beat the document's own
@@ -176,6 +173,19 @@ def _to_utf8(body: bytes, hdrs: Mapping[str, str]) -> tuple[bytes, list[str], bo
     return data, notes, True
 
 
+def _prepared(body: bytes, hdrs: Mapping[str, str], url: str,
+              max_items: int) -> tuple[bytes, list[str], bool, bool]:
+    """What every parser is given, and what was found on the way: the body
+    without the faults that change no reading (_lead_trimmed,
+    _without_controls), as UTF-8, past the entity guard, its character
+    references defused and its entries cut; with _to_utf8's notes and
+    certainty and whether the guard removed declarations."""
+    data, notes, certain = _to_utf8(_lead_trimmed(body), hdrs)
+    data, removed = _guard_entities(_without_controls(data), url)
+    data = _cut_entries(_defuse_charrefs(data), _ENTRY_FACTOR * max(1, max_items))
+    return data, notes, certain, removed
+
+
 _LEADING_SPACE = b" \t\r\n"
 # The C0 controls XML 1.0 forbids (tab, LF and CR are allowed); in UTF-8 these
 # bytes are those characters and nothing else.
@@ -213,9 +223,7 @@ def takes_fast_path(
         if not body.strip():
             return False
         hdrs = _header_dict(headers)
-        data, notes, certain = _to_utf8(_lead_trimmed(body), hdrs)
-        data, removed = _guard_entities(_without_controls(data), url)
-        data = _cut_entries(_defuse_charrefs(data), _ENTRY_FACTOR * 1000)
+        data, notes, certain, removed = _prepared(body, hdrs, url, 1000)
     except Exception:
         return False
     if removed or notes or not certain:
