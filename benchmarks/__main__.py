@@ -759,9 +759,9 @@ def run_soak(report: Report) -> None:
         f"peak when more; {summed:.0f} MB summing each process's own peak)",
         "met" if peak <= RSS_TARGET else f"not met (gap {peak / RSS_TARGET:.2f}x)",
         "-" if peak <= RSS_TARGET else
-        "py3langid's model (~86 MB resident) in the daemon, which detects the languages of "
-        "changed items itself, and once more in the parser workers' forkserver (shared by the "
-        "workers); each parser worker's own heap and normal-form cache; the SQLite page cache"))
+        "the daemon's own heap (its modules, the matcher, the SQLite page cache of up to "
+        "32 MB); the parser workers' forkserver (its modules, shared with the workers) and "
+        "each worker's own heap and normal-form cache"))
 
 
 # ---------------------------------------------------------------- report

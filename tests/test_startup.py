@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # milliseconds to tens of milliseconds to import).
 HEAVY = ("httpx", "httpcore", "feedparser", "lxml", "sqlite_utils", "pydantic", "rich.table",
          "rich.progress", "jinja2", "trafilatura", "apprise", "starlette", "Stemmer",
-         "py3langid", "numpy", "yaml")
+         "fasttext", "numpy", "yaml")
 # What a nothing-due poll must not build: the fetcher, the parsers, the matcher.
-POLL_MACHINERY = ("httpx", "feedparser", "lxml", "Stemmer", "py3langid", "numpy", "pydantic",
+POLL_MACHINERY = ("httpx", "feedparser", "lxml", "Stemmer", "fasttext", "numpy", "pydantic",
                   "yaml", "monitor.poll", "monitor.match", "monitor.fetch", "monitor.parse",
                   "monitor.parsepool", "monitor.articles")
 

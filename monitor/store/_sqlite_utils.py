@@ -1,7 +1,7 @@
 """sqlite-utils imported without numpy and pandas.
 
-sqlite-utils imports numpy and pandas whenever they are installed (numpy is,
-for py3langid), only to map their scalar types to column types when it
+sqlite-utils imports numpy and pandas whenever they are installed (another
+package may bring numpy), only to map their scalar types to column types when it
 creates tables from values. The monitor's tables come from its migrations and
 it never hands sqlite-utils an array value, so those ~40 ms (numpy; pandas
 costs more) are kept off every command that opens the database.
@@ -23,7 +23,7 @@ def _import_without_arrays() -> None:
         import sqlite_utils.db  # noqa: F401
     finally:
         for name in blocked:
-            del sys.modules[name]  # numpy stays importable for py3langid
+            del sys.modules[name]  # importable again for whoever needs it
 
 
 _import_without_arrays()
