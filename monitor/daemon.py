@@ -197,7 +197,7 @@ class Daemon:
         return 0
 
     def _load_language_model(self) -> None:
-        """One copy of the language model (~77 MB) for the daemon's life: held
+        """One copy of the language model (~6 MB) for the daemon's life: held
         here, the parser workers of a cycle of new feeds never load their own
         (monitor.poll._workers_detect), and later cycles find it loaded."""
         if all(f.language is not None for f in self.config.feeds):

@@ -146,17 +146,17 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
     # time, and parsing there leaves the event loop free to keep downloading.
     ingest = _Ingest(cycle, asyncio.get_running_loop(), room.release, committed)
     languages = {f.id: f.language for f in config.feeds}
-    # The language model (~0.3 s of CPU, ~70 MB) loads only once a body is
+    # The language model (~0.03 s, ~6 MB) loads only once a body is
     # to be parsed, in the background while the rest are fetched: a cycle of
     # 304s and failures, most of a daemon's, never pays for it.
     detects = any(lang is None for lang in languages.values())
 
     bodies = 0  # bodies to parse so far in this cycle
     # A cycle with workers that detect languages sends them every body: the
-    # model (~70 MB) is then loaded in the workers only, and the main
+    # model is then loaded in the workers only, and the main
     # process, the one bound by the GIL, keeps only fetching, matching and
-    # storing (measured on 300 real feeds: main 4.4 -> 3.7 s CPU, worker
-    # 2.6 -> 3.7 s). Else the first MIN_FEEDS bodies are parsed in the ingest
+    # storing (measured on 300 real feeds with py3langid, a model 4x slower than
+    # today's: main 4.4 -> 3.7 s CPU, worker 2.6 -> 3.7 s). Else the first MIN_FEEDS bodies are parsed in the ingest
     # thread while a worker starts.
     inline_first = 0 if parsers is not None and parsers.languages else MIN_FEEDS
 
@@ -229,7 +229,7 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
 def _workers_detect(config: Config, states: Sequence[FeedState]) -> bool:
     """Whether a cycle's parser workers detect languages, and so get every
     body: when detection is needed, this process does not hold the model yet
-    (a second copy costs ~70 MB, and ~0.3 s in each new worker), and at least
+    (a second copy costs ~6 MB and ~0.03 s in each worker), and at least
     MIN_FEEDS due feeds have no validators (a first poll: a body each, sure
     to repay the worker). Else a re-poll's few changed bodies are parsed in
     the ingest thread, as before."""
