@@ -153,11 +153,11 @@ async def _poll(config: Config, store: Store, states: Sequence[FeedState], start
 
     bodies = 0  # bodies to parse so far in this cycle
     # A cycle with workers that detect languages sends them every body: the
-    # model is then loaded in the workers only, and the main
-    # process, the one bound by the GIL, keeps only fetching, matching and
-    # storing (measured on 300 real feeds with py3langid, a model 4x slower than
-    # today's: main 4.4 -> 3.7 s CPU, worker 2.6 -> 3.7 s). Else the first MIN_FEEDS bodies are parsed in the ingest
-    # thread while a worker starts.
+    # model is then loaded in the workers only, and the main process, the one
+    # bound by the GIL, keeps only fetching, matching and storing (measured on
+    # 300 real feeds with py3langid, a model 4x slower than today's: main 4.4
+    # -> 3.7 s CPU, worker 2.6 -> 3.7 s). Else the first MIN_FEEDS bodies are
+    # parsed in the ingest thread while a worker starts.
     inline_first = 0 if parsers is not None and parsers.languages else MIN_FEEDS
 
     async def fetch_one(fetcher: Fetcher, state: FeedState) -> None:

@@ -1,8 +1,8 @@
 """sqlite-utils imported without numpy and pandas.
 
 sqlite-utils imports numpy and pandas whenever they are installed (another
-package may bring numpy), only to map their scalar types to column types when it
-creates tables from values. The monitor's tables come from its migrations and
+package may bring them), only to map their scalar types to column types when
+it creates tables from values. The monitor's tables come from its migrations and
 it never hands sqlite-utils an array value, so those ~40 ms (numpy; pandas
 costs more) are kept off every command that opens the database.
 """
