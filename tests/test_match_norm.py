@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from test_match import _norm_reference, _reference
 
 from monitor.match import HIGHLIGHT_OPEN, Matcher, text_tokens
-from monitor.match.cnf import NORM_MARK
-from monitor.match.norm import _WORD_RE, entry_norm, marked_words, norm_tokens
+from monitor.match.evidence import _Unmarked
+from monitor.match.norm import _WORD_RE, add_norm_tokens, entry_norm, marked_words, norm_tokens
 from monitor.match.tokens import _entry_tokens, token_bytes
 from monitor.normalize import _TOKEN_RE, norm_document, normalize_token
+from monitor.query import HIGHLIGHT_CLOSE
 from monitor.types import Entry, Topic
 
 # Forms that must meet: Kazakh case endings, Latin-script Kazakh, Russian
@@ -95,7 +96,7 @@ def test_a_normal_form_spelled_like_a_word_does_not_match_that_word_exactly() ->
     assert [h.entry_key for h in m.match(entries)] == ["word"]
     # Not even a candidate: the first stage keeps normal forms apart.
     tokens = [_entry_tokens(e) for e in entries]
-    found, _, _ = m._candidates(entries, tokens)
+    found, _ = m._candidates(entries, tokens)
     assert found == {0: [1]}
     # Unquoted, the word meets its forms and so the name: that is what a quote is for.
     assert {h.entry_key for h in Matcher([topic("тока")]).match(entries)} == {"name", "word"}
@@ -196,17 +197,19 @@ def test_the_snippet_marks_words_matched_exactly_and_through_normal_forms() -> N
     assert set(hit.terms) == {"strike", "астанада", "strikes"}
 
 
-NORM_CHARS = [*"ab казҚ\t\n?1é\u0301-", "\x01", "ß", "\ud800", "[[", "]]"]
+NORM_CHARS = [*"ab казҚ\t\n?1é\u0301-Z_'", "\x01", "ß", "\ud800", "[[", "]]"]
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.lists(st.sampled_from(NORM_CHARS), max_size=40).map("".join))
-def test_norm_tokens_are_the_tokenizers_tokens_marked(text: str) -> None:
-    # The fast path trusts normal forms to be tokens already; any text must
-    # still come out as SQLite's tokenizer reads it.
-    mark = NORM_MARK.encode()
-    assert norm_tokens(text) == {mark + t for t in token_bytes(text)}
-    assert norm_tokens(text) == norm_tokens(text)  # the second time from the cache
+def test_norm_tokens_are_the_tokenizers_tokens(text: str) -> None:
+    # The fast paths trust normal forms to be tokens already (split on
+    # spaces, or by the ASCII rules); any text must still come out as
+    # SQLite's tokenizer reads it, and add to a set without losing it.
+    assert norm_tokens(text) == token_bytes(text)
+    found = {b"raw"}
+    add_norm_tokens(found, text)
+    assert found == {b"raw"} | token_bytes(text)
 
 
 def _marked_words_by_splitting(norm_hl: str) -> list[int]:
@@ -271,3 +274,27 @@ def test_matching_agrees_with_explain_on_any_text(texts: list[str]) -> None:
 
 
 _MATCHER_ALL = Matcher(_shipped_topics())
+
+
+def _where_by_characters(highlighted: str) -> tuple[str, list[int]]:
+    """For each character of the text without markers, its index in
+    ``highlighted`` (plus one for the end), one character at a time."""
+    plain, where, i = [], [], 0
+    while i < len(highlighted):
+        if highlighted.startswith((HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE), i):
+            i += len(HIGHLIGHT_OPEN)
+            continue
+        plain.append(highlighted[i])
+        where.append(i)
+        i += 1
+    return "".join(plain), [*where, len(highlighted)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([*"ab [", "[[", "]]", " "]), max_size=40).map("".join))
+def test_unmarked_maps_each_plain_character_back_to_its_place(highlighted: str) -> None:
+    assert len(HIGHLIGHT_OPEN) == len(HIGHLIGHT_CLOSE) == 2
+    plain, where = _where_by_characters(highlighted)
+    unmarked = _Unmarked(highlighted)
+    assert unmarked.plain == plain
+    assert [unmarked.at(i) for i in range(len(plain) + 1)] == where

@@ -32,11 +32,13 @@ from monitor.match.evidence import (
     SNIPPET_ELLIPSIS,
     SNIPPET_TOKENS,
     _evidence,
+    _Fetched,
     _rehighlight,
     _Row,
+    _terms_of,
     _window,
 )
-from monitor.match.norm import Memo, entry_norm, fields, mark, norm_tokens
+from monitor.match.norm import Memo, add_norm_tokens, entry_norm, fields, mark, norm_tokens
 from monitor.match.prefilter import _Index
 from monitor.match.prune import (
     _Alt,
@@ -200,7 +202,7 @@ class _Batch:
         except Exception as exc:  # catalogue B8: one bad entry never loses the batch
             log.warning("entry %r skipped by the matcher: %s", getattr(entry, "key", "?"), exc)
 
-    def _rows(self, where: str, *params: object) -> list[_Row]:
+    def _fetch(self, where: str, *params: object) -> list[_Fetched]:
         args = (HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, SNIPPET_ELLIPSIS, SNIPPET_TOKENS, *params)
         for n, columns in enumerate(self._COLUMNS):
             extra = "" if not self.norm else self._NORM_HL if n < 2 else ", NULL"
@@ -211,14 +213,38 @@ class _Batch:
             except sqlite3.DatabaseError:
                 if n == len(self._COLUMNS) - 1:
                     raise
-        rows = [_Row(int(r[0]), str(r[1] or ""), str(r[2] or ""), str(r[3] or ""),
-                     str(r[4] or "")) for r in found]
+        return [_Fetched(_Row(int(r[0]), str(r[1] or ""), str(r[2] or ""), str(r[3] or ""),
+                              str(r[4] or "")), str(r[5] or "") if self.norm else "", n)
+                for r in found]
+
+    def _rows(self, where: str, *params: object) -> list[_Row]:
+        return [self.finish(f) for f in self._fetch(where, *params)]
+
+    def finish(self, fetched: _Fetched) -> _Row:
+        """The evidence of a fetched row: raw words behind norm column hits
+        marked, and a snippet made in Python where SQLite's failed."""
+        row = fetched.row
         if self.norm:
-            rows = [self._raw_words(row, str(r[5] or "")) for row, r in zip(rows, found,
-                                                                           strict=True)]
-        if n:
-            rows = [self._plain_evidence(r) for r in rows]
-        return rows
+            row = self._raw_words(row, fetched.norm_hl)
+        return self._plain_evidence(row) if fetched.level else row
+
+    def fetch_row(self, fts_query: str, rowid: int) -> _Fetched | None:
+        """Row ``rowid`` as SQLite highlights it for ``fts_query``, not yet
+        finished (see finish): a clause's row is finished only if chosen."""
+        try:
+            rows = self._fetch(self._ROW_WHERE, fts_query, rowid)
+        except sqlite3.Error:
+            return None
+        return rows[0] if rows else None
+
+    def matched_words(self, fetched: _Fetched) -> int:
+        """How many distinct words the query matched in a fetched row: raw
+        words, and words of the norm column (by their normal form, so a raw
+        word and its normal form are one when they are spelled alike)."""
+        words = set(_terms_of(*fetched.row.columns))
+        if HIGHLIGHT_OPEN in fetched.norm_hl:
+            words.update(_terms_of(fetched.norm_hl))
+        return len(words)
 
     def _raw_words(self, row: _Row, norm_hl: str) -> _Row:
         """``row`` with the raw words behind its norm column hits marked in
@@ -257,11 +283,8 @@ class _Batch:
         return self._rows(self._HITS_WHERE, fts_query)
 
     def row(self, fts_query: str, rowid: int) -> _Row | None:
-        try:
-            rows = self._rows(self._ROW_WHERE, fts_query, rowid)
-        except sqlite3.Error:
-            return None
-        return rows[0] if rows else None
+        fetched = self.fetch_row(fts_query, rowid)
+        return None if fetched is None else self.finish(fetched)
 
     def rowids(self, fts_query: str) -> set[int]:
         """The rows ``fts_query`` matches; none when SQLite rejects it."""
@@ -356,13 +379,20 @@ class Matcher:
         self._norm_topics = [n for n, (_, cut) in enumerate(split) if cut]
         self._norm_only = frozenset(n for n, (raw, cut) in enumerate(split) if cut and not raw)
         self._raw_topics = [n for n in range(len(self.topics)) if n not in self._norm_only]
+        if self._norm_only:
+            # Such a topic wants every item's normal forms, so every item
+            # gets them: one step over all topics, on raw and normal-form
+            # tokens in one set, costs less than two (the shipped topics
+            # are all of this kind).
+            self._norm_topics = list(range(len(self.topics)))
+            self._raw_topics = []
         self._index = _Index([split[n][0] for n in self._raw_topics])
         # Topics whose query reads the norm column at all, a NOT included:
         # their items need it filled even when nothing positive needs it.
         self._reads_norm = frozenset(
             n for n, p in enumerate(self._plans)
             if normalise and _READS_NORM_RE.search(_Vocab.whole(p.template)))
-        self._norm_index = _Index([conditions[n] for n in self._norm_topics])
+        self._norm_index = _Index([conditions[n] for n in self._norm_topics], merged=True)
         self._languages = [frozenset(filter(None, map(primary, t.languages)))
                            for t in self.topics]
 
@@ -382,30 +412,34 @@ class Matcher:
         return out
 
     def _candidates(self, entries: Sequence[Entry], tokens: Sequence[set[bytes] | None],
-                    ) -> tuple[dict[int, list[int]], dict[int, str], dict[int, set[bytes]]]:
-        """topic -> the items it may match, the norm column of every item the
-        second step looked at (by row id: item index + 1), and that column's
-        first-stage tokens (by item index)."""
+                    ) -> tuple[dict[int, list[int]], dict[int, str]]:
+        """topic -> the items it may match, and the norm column of every item
+        the second step looked at (by row id: item index + 1). That step adds
+        the norm column's tokens to the item's set in ``tokens``: a raw
+        token set with more in it only prunes less (see _vocab)."""
         raw_topics = self._raw_topics
         wanted = ({raw_topics[k]: v for k, v in self._index.candidates(tokens).items()}
                   if raw_topics else {})
-        norm_topics = [n for n in self._norm_topics if n in wanted or n in self._norm_only]
-        if not norm_topics:
-            return wanted, {}, {}
-        items = (list(range(len(entries))) if self._norm_only else
-                 sorted({i for n in norm_topics for i in wanted[n]}))
+        if self._norm_only:
+            norm_topics, items = self._norm_topics, list(range(len(entries)))
+        else:
+            norm_topics = [n for n in self._norm_topics if n in wanted]
+            if not norm_topics:
+                return wanted, {}
+            items = sorted({i for n in norm_topics for i in wanted[n]})
         norms = {i + 1: entry_norm(entries[i]) for i in items}
-        marked = {i: norm_tokens(norms[i + 1]) for i in items}
         full: list[set[bytes] | None] = []
         for i in items:
-            raw = tokens[i]
-            full.append(None if raw is None else raw | marked[i])
-        found = self._norm_index.candidates(full)
+            found = tokens[i]
+            if found is not None:
+                add_norm_tokens(found, norms[i + 1])
+            full.append(found)
+        found_topics = self._norm_index.candidates(full)
         for n in norm_topics:
             wanted.pop(n, None)
-        for k, picked in found.items():
+        for k, picked in found_topics.items():
             wanted[self._norm_topics[k]] = [items[j] for j in picked]
-        return dict(sorted(wanted.items())), norms, marked
+        return dict(sorted(wanted.items())), norms
 
     def match(self, entries: Sequence[Entry]) -> list[Hit]:
         """Every (topic, entry) hit of the batch, in topic order then entry
@@ -418,22 +452,21 @@ class Matcher:
         if not entries or not self.topics:
             return []
         tokens = [_entry_tokens(e) for e in entries]
-        found, norms, marked = self._candidates(entries, tokens)
+        found, norms = self._candidates(entries, tokens)
         wanted = self._speaking(found, entries)
         if not wanted:
             return []
         rows = sorted({i for items in wanted.values() for i in items})
         # An item no topic reading the norm column wants cannot be told
         # apart by it: its norm column may stay empty.
-        for i in {i for n, items in wanted.items() if n in self._reads_norm
-                  for i in items} - marked.keys():
-            norms[i + 1] = entry_norm(entries[i])
-            marked[i] = norm_tokens(norms[i + 1])
+        for i in {i for n, items in wanted.items() if n in self._reads_norm for i in items}:
+            if i + 1 not in norms:
+                norms[i + 1] = entry_norm(entries[i])
         batch = _Batch([entries[i] for i in rows], [i + 1 for i in rows], norm=self.normalise,
                        norms={i + 1: norms.get(i + 1, "") for i in rows})
         try:
             vocab = self._vocab(batch, [tokens[i] for i in rows],
-                                [marked[i] for i in rows if i in marked])
+                                [norm_tokens(norms[i + 1]) for i in rows if i + 1 in norms])
             out: list[Hit] = []
             for n, items in wanted.items():
                 hits = self._topic_hits(batch, vocab, self._plans[n])
@@ -448,14 +481,15 @@ class Matcher:
     def _vocab(self, batch: _Batch, known: Sequence[set[bytes] | None],
                marked: Sequence[set[bytes]]) -> _Vocab:
         """What pruning renders the batch's queries against: its raw tokens
-        and, when normalising, its norm column's (without NORM_MARK)."""
+        (with the norm column's added by _candidates, which only prunes less)
+        and, when normalising, its norm column's."""
         if any(t is None for t in known):  # every term, in both readings
             whole = batch.vocab()
             return _Vocab(whole.terms, whole.terms if self.normalise else None)
         raw = {t.decode() for t in set().union(*(t for t in known if t))}
         if not self.normalise:
             return _Vocab(raw)
-        return _Vocab(raw, {t[1:].decode() for t in set().union(*marked)})
+        return _Vocab(raw, {t.decode() for t in set().union(*marked)})
 
     def _topic_hits(self, batch: _Batch, vocab: _Vocab, plan: _Plan) -> list[Hit]:
         try:

@@ -9,6 +9,7 @@ which topics match.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,10 +45,23 @@ class _Row:
                      if HIGHLIGHT_OPEN in text)
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """A row as SQLite highlighted it, before its evidence is finished."""
+
+    row: _Row
+    norm_hl: str  # the norm column highlighted ("" without one)
+    level: int  # which of the batch's column lists gave it (0: all of them)
+
+
 class _Rows(Protocol):
     """What _evidence needs of a batch (batch._Batch)."""
 
-    def row(self, fts_query: str, rowid: int) -> _Row | None: ...
+    def fetch_row(self, fts_query: str, rowid: int) -> _Fetched | None: ...
+
+    def matched_words(self, fetched: _Fetched) -> int: ...
+
+    def finish(self, fetched: _Fetched) -> _Row: ...
 
 
 def _terms_of(*highlighted: str) -> tuple[str, ...]:
@@ -90,49 +104,66 @@ def _evidence(batch: _Rows, fts_clauses: Sequence[str],
     terms = _terms_of(*row.columns)
     if row.folded:
         terms = tuple(dict.fromkeys((*terms, *row.folded)))[:MAX_TERMS]
-    best: tuple[int, str] | None = None
+    # Each clause's words are counted from SQLite's highlights; only the
+    # chosen clause's row has its raw words marked and its snippet made.
+    best: tuple[int, _Fetched] | None = None
     for fts_clause in fts_clauses:
-        sub = batch.row(fts_clause, row.rowid)
+        sub = batch.fetch_row(fts_clause, row.rowid)
         if sub is None:
             continue
-        n = len(_terms_of(*sub.columns))
+        n = batch.matched_words(sub)
         if n and (best is None or n <= best[0]):
-            best = (n, sub.snippet)
+            best = (n, sub)
     if best is None:
         return terms, row.snippet
-    window = _rehighlight(best[1], row.columns)
-    return terms, window or best[1]
+    snippet = batch.finish(best[1]).snippet
+    window = _rehighlight(snippet, row.columns)
+    return terms, window or snippet
 
 
-def _unmark(highlighted: str) -> tuple[str, list[int]]:
-    """``highlighted`` without markers, and for each plain character its index
-    in ``highlighted`` (plus one entry for the end)."""
-    plain: list[str] = []
-    where: list[int] = []
-    pos = 0
-    for m in _MARKER_RE.finditer(highlighted):
-        plain.append(highlighted[pos:m.start()])
-        where.extend(range(pos, m.start()))
-        pos = m.end()
-    plain.append(highlighted[pos:])
-    where.extend(range(pos, len(highlighted) + 1))
-    return "".join(plain), where
+class _Unmarked:
+    """``highlighted`` without markers, and the way back from a position in
+    that plain text to one in ``highlighted``: by the runs between markers,
+    so the cost follows the markers, not the length of a long article."""
+
+    def __init__(self, highlighted: str) -> None:
+        pieces: list[str] = []
+        self.starts: list[int] = []  # where each run starts in the plain text
+        self.origins: list[int] = []  # ... and in highlighted
+        pos = length = 0
+        for m in _MARKER_RE.finditer(highlighted):
+            pieces.append(highlighted[pos:m.start()])
+            self.starts.append(length)
+            self.origins.append(pos)
+            length += m.start() - pos
+            pos = m.end()
+        pieces.append(highlighted[pos:])
+        self.starts.append(length)
+        self.origins.append(pos)
+        self.plain = "".join(pieces)
+
+    def at(self, i: int) -> int:
+        """The index in ``highlighted`` of plain character ``i`` (of the end
+        for ``len(plain)``); a character after a marker maps after it."""
+        k = bisect.bisect_right(self.starts, i) - 1
+        return self.origins[k] + i - self.starts[k]
 
 
 def _rehighlight(snippet: str, columns: Sequence[str]) -> str | None:
     """The window of ``snippet`` cut from a column highlighted by the whole
     query; None when it cannot be found (the caller keeps ``snippet``)."""
     body = snippet.removeprefix(SNIPPET_ELLIPSIS).removesuffix(SNIPPET_ELLIPSIS)
-    fragment, _ = _unmark(body)
+    fragment = _MARKER_RE.sub("", body)
     if not fragment.strip():
         return None
     for highlighted in columns:
-        plain, where = _unmark(highlighted)
+        unmarked = _Unmarked(highlighted)
+        plain = unmarked.plain
         start = plain.find(fragment)
         if start < 0:
             continue
         end = start + len(fragment)
-        a, b = where[start], where[end - 1] + 1
+        a, b = unmarked.at(start), unmarked.at(end - 1) + 1
         # Widen to whole marked spans so no marker is cut in half.
         open_before = highlighted.rfind(HIGHLIGHT_OPEN, 0, a + 1)
         if open_before >= 0 and highlighted.rfind(HIGHLIGHT_CLOSE, 0, a) < open_before:

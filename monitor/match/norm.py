@@ -2,9 +2,10 @@
 
 Owns what the matcher does with monitor.normalize: the value of a batch row's
 ``norm`` column (norm_document of the entry's title, summary and article, the
-same call the archive makes), its tokens for the first stage (written with
-cnf.NORM_MARK in front), and the way back from a hit in the norm column to
-the raw words of the item that carried it: the norm column holds one normal
+same call the archive makes), its tokens for the first stage (looked up in
+one set with the raw tokens: see prefilter._Index), and the way back from a
+hit in the norm column to the raw words of the item that carried it: the
+norm column holds one normal
 form per word with a non-empty one, title words, then summary, then article,
 in normalize.tokens' order, so its n-th word is the n-th such raw word.
 Evidence shown to users is made of raw words only. Decides nothing about
@@ -18,13 +19,11 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monitor.match.cnf import NORM_MARK
-from monitor.match.tokens import token_bytes
+from monitor.match.tokens import _ASCII_FOLD, token_bytes
 from monitor.normalize import norm_with, normalize_token, tokens
 from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.types import Entry
 
-_MARK = NORM_MARK.encode()
 # The word pattern of normalize.tokens, with positions (see word_spans).
 _WORD_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f\ue000-\uf8ff])+"
                       r"(?:['’ʼ](?:[^\W_]|[\u0300-\u036f])+)*")
@@ -43,37 +42,27 @@ def entry_norm(entry: Entry) -> str:
     return norm_with(entry.norm, *fields(entry))
 
 
-# Normal forms the tokenizer reads as themselves (nearly all: they are
-# lowercase words already), NORM_MARK in front; the others are tokenized
-# once and not kept.
-_STABLE: set[bytes] = set()
-# Characters the tokenizer keeps as they are (checked by a test): words made
-# of these alone need no second look.
+# Characters the tokenizer keeps as they are (checked by a test): a norm
+# column made of these alone is split on its spaces.
 _PLAIN_NORM_RE = re.compile("[a-z0-9\u0430-\u044f ]*")
-_STABLE_MAX = 50_000  # distinct normal forms kept (~4 MB at most: a daemon keeps them)
+
+
+def add_norm_tokens(found: set[bytes], norm: str) -> None:
+    """Add the first-stage tokens of a norm column value to ``found``."""
+    if norm.isascii():  # the ASCII rules of token_bytes, without a second set
+        found.update(norm.encode().translate(_ASCII_FOLD).split())
+    elif _PLAIN_NORM_RE.fullmatch(norm):  # most of the rest: every word a token as it is
+        found.update(norm.encode().split())
+    else:
+        found |= token_bytes(norm)
 
 
 def norm_tokens(norm: str) -> set[bytes]:
-    """The first-stage tokens of a norm column value (NORM_MARK in front)."""
-    # The mark goes in front of every word in one C-level replace, not word by word.
-    words = set((NORM_MARK + norm.replace(" ", " " + NORM_MARK)).encode("utf-8", "replace")
-                .split())
-    words.discard(_MARK)
-    if _PLAIN_NORM_RE.fullmatch(norm):  # most items: every word a token as it is
-        return words
-    odd = words - _STABLE
-    if odd:
-        if len(_STABLE) > _STABLE_MAX:
-            _STABLE.clear()
-        for word in odd:
-            body = word[1:] if word.startswith(_MARK) else word  # after other whitespace
-            found = {_MARK + t for t in token_bytes(body.decode("utf-8", "replace"))}
-            if found == {word}:
-                _STABLE.add(word)
-            else:
-                words.discard(word)
-                words |= found
-    return words
+    """The first-stage tokens of a norm column value: the tokens TOKENIZER
+    makes of it, as token_bytes gives them."""
+    found: set[bytes] = set()
+    add_norm_tokens(found, norm)
+    return found
 
 
 def word_spans(text: str, words: Sequence[str] | None = None,
