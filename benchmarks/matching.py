@@ -40,7 +40,7 @@ from pathlib import Path
 from benchmarks.common import ROOT, SHARED_FEEDS, TEST_FEEDS, load_corpus, table
 from monitor.config import Config, load_config
 from monitor.errors import ParseError
-from monitor.match import Matcher, build_fts_query, with_tokens
+from monitor.match import Matcher, build_fts_query
 from monitor.match.tokens import _entry_tokens
 from monitor.parse import parse_feed
 from monitor.types import Entry, Topic
@@ -168,7 +168,6 @@ class MatchRun:
     seconds: float
     hits: int
     normalise: bool = True
-    premade: bool = False  # entries carried Entry.tokens (made in the parser worker)
 
     @property
     def items_per_s(self) -> float:
@@ -197,36 +196,29 @@ def measure(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]],
     return MatchRun(len(topics), build, done, items, spent, hits, normalise)
 
 
-def measure_pair(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]], budget: float,
-                 premade: Sequence[Sequence[Entry]] | None = None,
-                 ) -> tuple[MatchRun, MatchRun, MatchRun | None]:
+def measure_pair(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]],
+                 budget: float) -> tuple[MatchRun, MatchRun]:
     """The exact matcher and the normalised one, batch by batch in turn, so
-    that on a shared machine both see the same load: (exact, normalised,
-    normalised on ``premade``: the same batches with Entry.tokens made, as
-    the parser worker gives them; None without them)."""
+    that on a shared machine both see the same load: (exact, normalised)."""
     matchers, builds = [], []
     for normalise in (False, True):
         t0 = time.perf_counter()
         matchers.append(Matcher(topics, normalise=normalise))
         builds.append(time.perf_counter() - t0)
-    runs: list[tuple[Matcher, Sequence[Sequence[Entry]]]] = [(matchers[0], batches),
-                                                           (matchers[1], batches)]
-    if premade is not None:
-        runs.append((matchers[1], premade))
-    spent, hits = [0.0] * len(runs), [0] * len(runs)
+    spent, hits = [0.0, 0.0], [0, 0]
     items = done = 0
-    for j, batch in enumerate(batches):  # bounded: one pass at most
-        for k, (matcher, source) in enumerate(runs):
+    for batch in batches:  # bounded: one pass at most
+        for k, matcher in enumerate(matchers):
             t0 = time.perf_counter()
-            hits[k] += len(matcher.match(source[j]))
+            hits[k] += len(matcher.match(batch))
             spent[k] += time.perf_counter() - t0
         items += len(batch)
         done += 1
         if spent[1] >= budget:
             break
-    exact, norm, *pre = (MatchRun(len(topics), builds[min(k, 1)], done, items, spent[k],
-                                  hits[k], k >= 1, k == 2) for k in range(len(runs)))
-    return exact, norm, (pre[0] if pre else None)
+    exact, norm = (MatchRun(len(topics), builds[k], done, items, spent[k], hits[k], k == 1)
+                   for k in (0, 1))
+    return exact, norm
 
 
 # Matcher's phases, by the function that does each (monitor/match/).
@@ -303,31 +295,17 @@ def run(counts: Sequence[int], budget: float, do_profile: bool | None = None,
     for b in batches:  # the tokenizer's process-wide caches, for both runs alike
         for e in b:
             _entry_tokens(e)
-    # What the parser worker adds per item (Entry.tokens), timed here on the
-    # same items: it is paid there, off the process that matches and stores.
-    t0 = time.perf_counter()
-    premade = [with_tokens(b) for b in batches]
-    worker_us = (time.perf_counter() - t0) / max(1, n_items) * 1e6
-    say(f"  Entry.tokens made for {n_items:,} items at {worker_us:.0f} µs/item "
-        "(in the parser worker, as a pooled poll does)")
-    runs: list[MatchRun] = []
-    exact_runs: list[MatchRun] = []
-    premade_runs: list[MatchRun] = []
+    runs, exact_runs = [], []
     for n in counts:
         topics = generate_topics(config.topics, _subject_terms(config), n)
-        for r in measure_pair(topics, batches, budget, premade):
-            if r is None:
-                continue
-            (premade_runs if r.premade else runs if r.normalise else exact_runs).append(r)
-            label = (" (tokens from the parser worker)" if r.premade else
-                     "" if r.normalise else " (without norm)")
-            say(f"  {n:>6} topics{label}: "
+        for r in measure_pair(topics, batches, budget):
+            (runs if r.normalise else exact_runs).append(r)
+            say(f"  {n:>6} topics{'' if r.normalise else ' (without norm)'}: "
                 f"{r.items_per_s:9.0f} items/s over {r.items:,} items "
                 f"({r.batches} batches, {r.seconds:.1f}s), {r.hits} hits, "
                 f"matcher built in {r.build_seconds:.2f}s")
     result: dict[str, object] = {"source": source, "items": n_items, "runs": runs,
-                                 "exact_runs": exact_runs, "premade_runs": premade_runs,
-                                 "worker_us": worker_us}
+                                 "exact_runs": exact_runs}
     # What batching across feeds would buy: same items, re-cut into larger batches.
     if 1000 in counts:
         topics = generate_topics(config.topics, _subject_terms(config), 1000)
@@ -375,25 +353,6 @@ def render(result: Mapping[str, object]) -> str:
                  table(["topics", "items/s without norm", "items/s with norm",
                         "µs/item without", "µs/item with", "norm cost", "hits without",
                         "hits with", "Matcher() s without", "Matcher() s with"], rows3)]
-    premade: list[MatchRun] = list(result.get("premade_runs") or [])  # type: ignore[call-overload]
-    if premade and exact:
-        by_exact = {r.topics: r for r in exact}
-        by_norm = {r.topics: r for r in runs}
-        rows4 = []
-        for r in premade:
-            e, own = by_exact.get(r.topics), by_norm.get(r.topics)
-            if e is None or own is None or not e.us_per_item:
-                continue
-            rows4.append([r.topics, own.us_per_item, r.us_per_item, r.items_per_s,
-                          f"{r.us_per_item / e.us_per_item - 1:+.0%}", r.hits])
-        worker = float(result.get("worker_us") or 0.0)  # type: ignore[arg-type]
-        text += ["", "The same batches as a pooled poll hands them over: Entry.tokens (the "
-                 "first-stage tokens of title, summary and their normal forms) made in the "
-                 f"parser worker, {worker:.0f} µs/item there, so the matcher only splits them "
-                 "(hits must equal the in-process run's):", "",
-                 table(["topics", "µs/item, tokens made by the matcher",
-                        "µs/item, tokens from the worker", "items/s, tokens from the worker",
-                        "cost vs without norm", "hits"], rows4)]
     if "by_batch_size" in result:
         sized: list[tuple[int, MatchRun]] = list(result["by_batch_size"])  # type: ignore[call-overload]
         per_feed = by_n.get(1000)
@@ -434,14 +393,6 @@ def targets(result: Mapping[str, object]) -> list[tuple[str, str, str]]:
         if r and e and e.us_per_item:
             cost = r.us_per_item / e.us_per_item - 1
             out.append((f"normalisation costs <= 30 % at {n:,} topics",
-                        f"{r.us_per_item:.0f} vs {e.us_per_item:.0f} µs/item = {cost:+.0%}",
-                        "met" if cost <= MAX_NORM_COST else "not met"))
-    for r in result.get("premade_runs") or []:  # type: ignore[attr-defined]
-        e = by_exact.get(r.topics)
-        if r.topics in (8, 1000) and e and e.us_per_item:
-            cost = r.us_per_item / e.us_per_item - 1
-            out.append((f"normalisation costs <= 30 % at {r.topics:,} topics, pooled poll "
-                        "(Entry.tokens from the parser worker)",
                         f"{r.us_per_item:.0f} vs {e.us_per_item:.0f} µs/item = {cost:+.0%}",
                         "met" if cost <= MAX_NORM_COST else "not met"))
     r100, r10k = by_n.get(100), by_n.get(10000)

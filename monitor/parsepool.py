@@ -46,7 +46,6 @@ from datetime import datetime
 
 from monitor.errors import ParseError
 from monitor.language import load, with_languages
-from monitor.match import with_tokens
 from monitor.parse import parse_feed
 from monitor.types import FailureKind, FetchResult, ParsedFeed
 
@@ -142,10 +141,8 @@ def _parse(body: bytes, url: str, headers: tuple[tuple[str, str], ...], fetched_
                             max_items=max_items, language=language)
     except ParseError as exc:
         return None, exc.kind, exc.message
-    entries = with_languages(parsed.entries) if detect else parsed.entries
-    # The matcher's tokens too: they cost the process that matches and
-    # stores (the busier one) about half its matching time when made there.
-    parsed = dataclasses.replace(parsed, entries=tuple(with_tokens(entries)))
+    if detect:
+        parsed = dataclasses.replace(parsed, entries=tuple(with_languages(parsed.entries)))
     return parsed, None, None
 
 

@@ -257,12 +257,6 @@ class Entry:
     # matcher and the archive share them; "" when not made (then they are
     # made where needed, by normalize.norm_with).
     norm: str = ""
-    # The matcher's first-stage tokens of title and summary and of their
-    # normal forms, space-separated (match.with_tokens), made in the parser
-    # worker so the process that matches and stores only splits them; b""
-    # when not made. Never read for an entry with an article: made before
-    # the article was fetched, they do not cover it.
-    tokens: bytes = b""
 
 
 @dataclass(frozen=True)

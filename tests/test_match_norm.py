@@ -5,7 +5,6 @@ words, and the evidence names the item's own words."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, example, given, settings
@@ -14,15 +13,7 @@ from test_match import _norm_reference, _reference
 
 from monitor.match import HIGHLIGHT_OPEN, Matcher, text_tokens
 from monitor.match.evidence import _Unmarked
-from monitor.match.norm import (
-    _WORD_RE,
-    add_norm_tokens,
-    entry_norm,
-    marked_words,
-    norm_tokens,
-    premade_tokens,
-    with_tokens,
-)
+from monitor.match.norm import _WORD_RE, add_norm_tokens, entry_norm, marked_words, norm_tokens
 from monitor.match.tokens import _entry_tokens, token_bytes
 from monitor.normalize import _TOKEN_RE, norm_document, normalize_token
 from monitor.query import HIGHLIGHT_CLOSE
@@ -307,38 +298,3 @@ def test_unmarked_maps_each_plain_character_back_to_its_place(highlighted: str) 
     unmarked = _Unmarked(highlighted)
     assert unmarked.plain == plain
     assert [unmarked.at(i) for i in range(len(plain) + 1)] == where
-
-
-ARTICLE = st.one_of(st.just(""), FIELD)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(sorted(FAMILIES)), ENTRIES, st.lists(ARTICLE, max_size=6),
-       st.booleans())
-def test_tokens_made_in_the_parser_worker_change_no_hit(
-        family: str, entries: list[Entry], articles: list[str], normalise: bool) -> None:
-    # Entry.tokens (made by with_tokens in the parser worker) stand in for the
-    # matcher's own; an article added afterwards (article text) is still read.
-    queries = [FAMILIES[family][0], f'"{FAMILIES[family][-1]}"',
-               f"{FAMILIES[family][0]} AND NOT ток", f"title:{FAMILIES[family][1]}"]
-    m = Matcher([topic(q, f"t{i}") for i, q in enumerate(queries)], normalise=normalise)
-    made = with_tokens(entries)
-    assert all(e.tokens or not (e.title or e.summary) for e in made)
-    later = [replace(e, article=a) for e, a in zip(made, articles, strict=False)]
-    later += made[len(later):]
-    plain = [replace(e, tokens=b"") for e in later]
-
-    def hits(batch: list[Entry]) -> list[tuple[str, str, tuple[str, ...]]]:
-        return [(h.topic_id, h.entry_key, h.terms) for h in m.match(batch)]
-
-    assert hits(made) == hits(entries)
-    assert hits(later) == hits(plain)
-
-
-def test_premade_tokens_are_the_matchers_own() -> None:
-    e = entry("k", "Токаев в Алматыда", "Workers' strikes, ереуілге қатысты")
-    made = with_tokens([e])[0]
-    assert premade_tokens(made) == token_bytes(f"{e.title} {e.summary}") | norm_tokens(
-        entry_norm(e))
-    assert premade_tokens(e) is None  # not made
-    assert premade_tokens(replace(made, article="Астанада")) is None  # made before the article

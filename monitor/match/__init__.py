@@ -27,7 +27,6 @@ from monitor.match.batch import (
 )
 from monitor.match.cnf import necessary
 from monitor.match.evidence import MAX_TERMS, SNIPPET_TOKENS, _rehighlight
-from monitor.match.norm import with_tokens
 from monitor.match.tokens import ordered_tokens, text_tokens, token_bytes
 from monitor.query import (
     HIGHLIGHT_CLOSE,
@@ -79,5 +78,4 @@ __all__ = [
     "text_tokens",
     "token_bytes",
     "validate_query",
-    "with_tokens",
 ]

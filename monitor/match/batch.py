@@ -38,15 +38,7 @@ from monitor.match.evidence import (
     _terms_of,
     _window,
 )
-from monitor.match.norm import (
-    Memo,
-    add_norm_tokens,
-    entry_norm,
-    fields,
-    mark,
-    norm_tokens,
-    premade_tokens,
-)
+from monitor.match.norm import Memo, add_norm_tokens, entry_norm, fields, mark, norm_tokens
 from monitor.match.prefilter import _Index
 from monitor.match.prune import (
     _Alt,
@@ -420,13 +412,11 @@ class Matcher:
         return out
 
     def _candidates(self, entries: Sequence[Entry], tokens: Sequence[set[bytes] | None],
-                    merged: Sequence[bool] | None = None,
                     ) -> tuple[dict[int, list[int]], dict[int, str]]:
         """topic -> the items it may match, and the norm column of every item
         the second step looked at (by row id: item index + 1). That step adds
-        the norm column's tokens to the item's set in ``tokens`` unless
-        ``merged`` says it has them (Entry.tokens): a raw token set with more
-        in it only lets more through and prunes less (see _vocab)."""
+        the norm column's tokens to the item's set in ``tokens``: a raw
+        token set with more in it only prunes less (see _vocab)."""
         raw_topics = self._raw_topics
         wanted = ({raw_topics[k]: v for k, v in self._index.candidates(tokens).items()}
                   if raw_topics else {})
@@ -441,7 +431,7 @@ class Matcher:
         full: list[set[bytes] | None] = []
         for i in items:
             found = tokens[i]
-            if found is not None and not (merged and merged[i]):
+            if found is not None:
                 add_norm_tokens(found, norms[i + 1])
             full.append(found)
         found_topics = self._norm_index.candidates(full)
@@ -461,10 +451,8 @@ class Matcher:
         over them."""
         if not entries or not self.topics:
             return []
-        premade = [premade_tokens(e) for e in entries]
-        tokens = [_entry_tokens(e) if p is None else p for e, p in zip(entries, premade,
-                                                                         strict=True)]
-        found, norms = self._candidates(entries, tokens, [p is not None for p in premade])
+        tokens = [_entry_tokens(e) for e in entries]
+        found, norms = self._candidates(entries, tokens)
         wanted = self._speaking(found, entries)
         if not wanted:
             return []

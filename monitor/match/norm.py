@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from monitor.match.tokens import _ASCII_FOLD, token_bytes
-from monitor.normalize import norm_document, norm_with, normalize_token, tokens
+from monitor.normalize import norm_with, normalize_token, tokens
 from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.types import Entry
 
@@ -63,29 +63,6 @@ def norm_tokens(norm: str) -> set[bytes]:
     found: set[bytes] = set()
     add_norm_tokens(found, norm)
     return found
-
-
-def first_tokens(entry: Entry) -> bytes:
-    """What Entry.tokens holds for ``entry``: the tokens of its title and
-    summary and of their normal forms, space-separated (its article is not
-    read: see Entry.tokens)."""
-    found = token_bytes(f"{entry.title or ''} {entry.summary or ''}")
-    add_norm_tokens(found, entry.norm or norm_document(entry.title or "", entry.summary or ""))
-    return b" ".join(sorted(found))  # sorted: the same entry gives the same bytes anywhere
-
-
-def with_tokens(entries: Sequence[Entry]) -> list[Entry]:
-    """``entries`` with their Entry.tokens made (run where entries are
-    parsed, in the parser worker, off the process that matches)."""
-    return [e if e.tokens or e.article else replace(e, tokens=first_tokens(e)) for e in entries]
-
-
-def premade_tokens(entry: Entry) -> set[bytes] | None:
-    """The first-stage tokens of an entry's title, summary and normal forms
-    from Entry.tokens; None when they were not made or do not cover it."""
-    if not entry.tokens or entry.article:
-        return None
-    return set(entry.tokens.split())
 
 
 def word_spans(text: str, words: Sequence[str] | None = None,
