@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -274,3 +275,28 @@ def test_migration_m011_drops_the_trigger_and_keeps_indexing(tmp_path: Path):
                                   ).fetchone()
         assert _fts_rows(s.conn) == 1
         assert s.query("SELECT rowid FROM items_fts WHERE items_fts MATCH 'alpha'")
+
+
+def test_migration_m012_sets_fts_automerge_on_old_and_new_databases(tmp_path: Path):
+    from sqlite_utils import Database
+
+    from monitor.migrations import FTS_AUTOMERGE, m012_fts_automerge, migrations
+
+    def automerge(conn: Any) -> int | None:
+        row = conn.execute("SELECT v FROM items_fts_config WHERE k = 'automerge'").fetchone()
+        return None if row is None else int(row[0])
+
+    old = tmp_path / "old.db"
+    db = Database(old)
+    migrations.apply(db, stop_before=m012_fts_automerge.__name__)
+    assert automerge(db.conn) is None  # FTS5's default, not stored
+    db.close()
+    for path in (old, tmp_path / "new.db"):
+        with Store(path) as s:
+            assert automerge(s.conn) == FTS_AUTOMERGE
+            s.sync_feeds([FEED], NOW)
+            s.commit_polls([PollWrite(update(), new=[entry(f"k{i}", f"Kazakhstan item {i}")
+                                                     for i in range(40)])])
+            assert len(s.query("SELECT rowid FROM items_fts WHERE items_fts MATCH 'kazakhstan'"
+                               )) == 40
+            s.conn.execute("INSERT INTO items_fts (items_fts, rank) VALUES ('integrity-check', 1)")
