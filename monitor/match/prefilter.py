@@ -57,7 +57,6 @@ class _Index:
         for i, need in enumerate(self.needs):
             token, is_prefix = need.key()
             (prefixes if is_prefix else self.exact).setdefault(enc(token), []).append(i)
-        self.prefixes = prefixes
         # Prefixes by their first _HEAD bytes: a token is compared only with
         # those sharing its head (and with the few shorter ones).
         self.by_head: dict[bytes, list[tuple[bytes, list[int]]]] = {}

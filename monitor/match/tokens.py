@@ -83,9 +83,6 @@ _FOLD = _FoldTable()
 
 
 _WORDS: dict[bytes, tuple[bytes, ...]] = {}  # non-ASCII word -> its tokens
-# Non-ASCII words that are one token, themselves (most lowercase Cyrillic):
-# a set difference leaves them where they are, without a lookup each.
-_SAME: set[bytes] = set()
 _WORDS_MAX = 50_000  # feeds repeat their words, so lookups dominate (~6 MB at most)
 
 
@@ -102,20 +99,15 @@ def token_bytes(text: str) -> set[bytes]:
     words = set(text.encode("utf-8", "replace").translate(_ASCII_FOLD).split())
     if text.isascii():
         return words
-    odd = list(filterfalse(bytes.isascii, words - _SAME))
-    if not odd:
-        return words
-    if len(_WORDS) + len(_SAME) > _WORDS_MAX:
-        _WORDS.clear()
-        _SAME.clear()
+    odd = list(filterfalse(bytes.isascii, words))
     words.difference_update(odd)
+    if len(_WORDS) > _WORDS_MAX:
+        _WORDS.clear()
     for word in odd:
-        if word not in _WORDS:
-            folded = _fold_word(word)
-            if folded == (word,):
-                _SAME.add(word)
-            _WORDS[word] = folded
-    words.update(*map(_WORDS.__getitem__, odd))
+        tokens = _WORDS.get(word)
+        if tokens is None:
+            tokens = _WORDS[word] = _fold_word(word)
+        words.update(tokens)
     return words
 
 
