@@ -961,7 +961,8 @@ class Monitor:
 
         topic = self.config.topic(topic_id)
         with self.open_store() as store:
-            report = digests.build(store, topics=[topic], since=since, until=until, limit=0)
+            report = digests.build(store, topics=[topic], since=since, until=until, limit=0,
+                                   with_sources=False)
             section = report.topics[0]
             keys = [s.key for s in section.stories]
             return {"topic": topic, "section": section,

@@ -4,6 +4,7 @@ links only, the matched words' markers split out). No I/O."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -170,7 +171,7 @@ class Digest:
 _ZERO_WIDTH_SPACE = "\u200b"
 _URL_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e"
                             "\u2060-\u206f\ufeff]")
-_URL_ENCODE = {c: f"%{ord(c):02X}" for c in " \"'<>`()\\{}|^[]"}
+_URL_ENCODE = str.maketrans({c: f"%{ord(c):02X}" for c in " \"'<>`()\\{}|^[]"})
 
 
 def clean(text: str | None, limit: int) -> str:
@@ -179,6 +180,9 @@ def clean(text: str | None, limit: int) -> str:
     return clean_short((text or "").replace(_ZERO_WIDTH_SPACE, ""), limit)
 
 
+# A digest or desk page asks for the same URLs many times (each story's rows
+# when choosing the one shown, then its links).
+@functools.lru_cache(maxsize=8192)
 def safe_url(url: str | None) -> str | None:
     """``url`` if it is an absolute http(s) URL, else None.
 
@@ -200,6 +204,6 @@ def safe_url(url: str | None) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not host:
         return None
-    return "".join(_URL_ENCODE.get(c, c) for c in candidate)
+    return candidate.translate(_URL_ENCODE)
 
 

@@ -29,6 +29,13 @@ class Candidate:
     rows: list[DigestHit]
     sources: int = 0
     recency: str = ""
+    rep: DigestHit | None = None  # representative(rows), chosen once
+
+    @property
+    def shown(self) -> DigestHit:
+        if self.rep is None:
+            self.rep = representative(self.rows)
+        return self.rep
 
 
 def rank(stories: dict[str, list[DigestHit]], carriers: dict[str, list[Link]],
@@ -38,7 +45,7 @@ def rank(stories: dict[str, list[DigestHit]], carriers: dict[str, list[Link]],
     out = [Candidate(key=key, rows=rows, sources=len(carriers[key]),
                       recency=max(min(r.published_at, cap) for r in rows))
            for key, rows in stories.items()]
-    out.sort(key=lambda c: (representative(c.rows).title or "", c.key))
+    out.sort(key=lambda c: (c.shown.title or "", c.key))
     out.sort(key=lambda c: c.recency, reverse=True)
     out.sort(key=lambda c: c.sources, reverse=True)
     return out
@@ -51,7 +58,7 @@ def representative(rows: list[DigestHit]) -> DigestHit:
 
 def entry(c: Candidate, topic_id: str, links: list[Link], topics_of: list[str],
            first_shown: str) -> Story:
-    rep = representative(c.rows)
+    rep = c.shown
     terms: dict[str, str] = {}
     for r in [rep, *c.rows]:
         for term in terms_of(r.terms):

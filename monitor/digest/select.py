@@ -14,6 +14,7 @@ from monitor.digest.model import (
     VOLUME_DAYS,
     Digest,
     Link,
+    SourcesHealth,
     TopicSection,
     clean,
     safe_url,
@@ -27,9 +28,11 @@ from monitor.types import Topic
 
 def build(store: Store, *, topics: Sequence[Topic], since: datetime, until: datetime,
           now: datetime | None = None, name: str = "default",
-          limit: int = DEFAULT_LIMIT) -> Digest:
+          limit: int = DEFAULT_LIMIT, with_sources: bool = True) -> Digest:
     """The digest of the hits matched in ``[since, until)`` for ``topics``
-    (in their order). ``limit`` caps the stories shown per topic (0: all)."""
+    (in their order). ``limit`` caps the stories shown per topic (0: all).
+    ``with_sources=False`` leaves the sources' health empty (``ok=0``): a
+    desk page showing one topic does not read every feed's recent dates."""
     now = now or datetime.now(UTC)
     since = min(since, until)
     ids = [t.id for t in topics]
@@ -66,7 +69,8 @@ def build(store: Store, *, topics: Sequence[Topic], since: datetime, until: date
             volume=tuple(volume.get(t.id, [0] * VOLUME_DAYS)), stories=stories,
             omitted=count - len(stories)))
     return Digest(name=clean(name, MAX_NAME) or "default", generated_at=now, since=since,
-                  until=until, topics=tuple(sections), sources=sources_health(store, feeds, now),
+                  until=until, topics=tuple(sections), sources=(sources_health(store, feeds, now) if with_sources
+                                                  else SourcesHealth(ok=0)),
                   story_count=len(keys))
 
 

@@ -126,9 +126,12 @@ class ArticlesMixin(StoreBase):
         """Per feed: its articles by status (queued, ok, failed) and the
         reasons of its latest failures, final or to be retried (``failures`` at most)."""
         out: dict[str, dict[str, Any]] = {}
+        # CROSS JOIN keeps articles as the outer loop: the planner would
+        # otherwise walk every item of the archive (1M: ~90 ms) to find the
+        # few that have an article.
         for feed_id, status, n in self._rows(
                 "SELECT i.feed_id, a.status, count(*) FROM articles a "
-                "JOIN items i ON i.id = a.item_id GROUP BY i.feed_id, a.status"):
+                "CROSS JOIN items i ON i.id = a.item_id GROUP BY i.feed_id, a.status"):
             row = out.setdefault(str(feed_id), {"queued": 0, "ok": 0, "failed": 0,
                                                 "failures": []})
             row[str(status)] = int(n)

@@ -67,8 +67,8 @@ class SearchMixin(StoreBase):
             for row in cur.fetchall():
                 if row[5] not in best and len(best) < limit:
                     best[row[5]] = row
-            return [self._result(*row, snippet=self._snippet(query, row[0]))
-                    for row in best.values()]
+            snippets = self._snippets(query, [row[0] for row in best.values()])
+            return [self._result(*row, snippet=snippets[row[0]]) for row in best.values()]
         except sqlite3.OperationalError as exc:
             raise QueryError(f"invalid query: {exc}", query=fts_query) from None
 
@@ -82,18 +82,31 @@ class SearchMixin(StoreBase):
                             snippet=shown(snippet), score=round(score, 4),
                             feeds=tuple(f[0] for f in feeds))
 
-    def _snippet(self, query: str, item_id: int) -> str:
+    def _snippets(self, query: str, item_ids: list[int]) -> dict[int, str]:
+        """Each item's snippet (``_choose_snippet``), read in one pass.
+
+        One query over the rowid range of the items, filtered to them outside
+        FTS5 (``+rowid``): each evaluation of a prefix query merges the
+        doclists of every term it expands to, so a query per item (``rowid =
+        ?``) paid that once per result (~4 ms each for ``"protest"*`` on 1M
+        items) where one range pays it once."""
+        if not item_ids:
+            return {}
+        rows = {int(r[0]): [str(s or "") for s in r[1:]] for r in self.conn.execute(
+            "SELECT rowid, " + ", ".join(
+                f"snippet(items_fts, {i}, ?1, ?2, '…', {SNIPPET_TOKENS})"
+                for i in range(len(TEXT_COLUMNS)))
+            + " FROM items_fts WHERE items_fts MATCH ?3 AND rowid BETWEEN ?4 AND ?5"
+            f" AND +rowid IN ({', '.join('?' * len(item_ids))})",
+            [HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, query, min(item_ids), max(item_ids), *item_ids])}
+        return {i: self._choose_snippet(query, i, rows.get(i, [""] * len(TEXT_COLUMNS)))
+                for i in item_ids}
+
+    def _choose_snippet(self, query: str, item_id: int, snippets: list[str]) -> str:
         """The snippet of the text column with the most matched words (the
         first on a tie, as snippet(-1) picks), never of ``norm``. An item
         found only through normal forms has no word FTS5 highlights: its
         words whose normal form the query asked for are marked instead."""
-        row = self.conn.execute(
-            "SELECT " + ", ".join(
-                f"snippet(items_fts, {i}, ?1, ?2, '…', {SNIPPET_TOKENS})"
-                for i in range(len(TEXT_COLUMNS)))
-            + " FROM items_fts WHERE items_fts MATCH ?3 AND rowid = ?4",
-            [HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, query, item_id]).fetchone()
-        snippets = [str(s or "") for s in row] if row else [""] * len(TEXT_COLUMNS)
         counts = [s.count(HIGHLIGHT_OPEN) for s in snippets]
         if max(counts) > 0:
             return snippets[counts.index(max(counts))]
