@@ -19,17 +19,15 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from monitor.clean import CleanFormatter, clean_short
 from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError, UsageError
-from monitor.query import segments
 
 # `monitor --help` and a command's own --help import none of these (about
 # 0.35 s: httpx, lxml, feedparser, sqlite-utils, rich's tables and bars): the
 # use cases, tables and progress bars are imported where a command runs.
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
@@ -38,8 +36,33 @@ if TYPE_CHECKING:
     from monitor.discover import FoundFeed
     from monitor.types import PollResult, PollSummary
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+
+class _LazyConsole:
+    """A rich Console made on first use: `monitor --help` never prints
+    through one, and importing rich.console costs ~25 ms of its start-up."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+out: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+
+
+def escape(text: str) -> str:
+    """rich's markup escape, imported when something is printed."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -932,6 +955,8 @@ def _print_feed_states(states: list[dict[str, Any]]) -> None:
 
 def highlight(snippet: str) -> str:
     """A stored snippet with its match markers shown bold, the rest escaped."""
+    from monitor.query import segments
+
     return "".join(f"[bold yellow]{escape(text)}[/bold yellow]" if matched else escape(text)
                    for text, matched in segments(snippet))
 
