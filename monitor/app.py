@@ -292,7 +292,7 @@ def check_examples(config: Config) -> list[ExampleFailure]:
              for text in texts]
     if not cases:
         return []
-    matched = match.Matcher(config.topics).matching([text for _, _, text in cases])
+    matched = match.shared_matcher(tuple(config.topics)).matching([text for _, _, text in cases])
     return [ExampleFailure(config.topics[n].id, text, expected)
             for i, (n, expected, text) in enumerate(cases) if (i in matched[n]) != expected]
 

@@ -39,7 +39,7 @@ from monitor.errors import MonitorError, ParseError, StorageError
 from monitor.fetch import Fetcher, Network
 from monitor.language import loaded as language_loaded
 from monitor.language import warm_up, with_languages
-from monitor.match import Matcher
+from monitor.match import Matcher, shared_matcher
 from monitor.parse import parse_feed
 from monitor.parsepool import MIN_FEEDS, ParsePool, inline_limit, worth_a_pool
 from monitor.store import PollWrite, Store
@@ -254,7 +254,7 @@ class _Matchers:
 
     def get(self) -> Matcher:
         if self._matcher is None:
-            self._matcher = Matcher(self._topics)
+            self._matcher = shared_matcher(tuple(self._topics))
         return self._matcher
 
 

@@ -29,6 +29,7 @@ from monitor.match import (
     entry_from_text,
     expand_query,
     read_search,
+    shared_matcher,
     split_clauses,
     validate_query,
 )
@@ -627,3 +628,16 @@ def test_near_with_overlapping_phrases_still_hits() -> None:
     assert [h.entry_key for h in hits] == ["a"]
     assert HIGHLIGHT_OPEN in hits[0].snippet
     assert Matcher([t]).explain("An air strike strike in Kazakhstan")[0].matched
+
+
+def test_shared_matcher_is_built_once_per_set_of_topics() -> None:
+    # The examples check and the poll after it share one Matcher; a topic
+    # edited (a daemon's reload) gets its own, matching the new query.
+    strike = Topic(id="t", name="T", query="strike", fts_query='"strike"')
+    assert shared_matcher((strike,)) is shared_matcher((Topic(**vars(strike)),))
+    walkout = Topic(id="t", name="T", query="walkout", fts_query='"walkout"')
+    entry = Entry(key="k", title="A walkout at the port", summary="", url=None,
+                  published_at=datetime(2026, 1, 1, tzinfo=UTC))
+    assert shared_matcher((walkout,)) is not shared_matcher((strike,))
+    assert [h.entry_key for h in shared_matcher((walkout,)).match([entry])] == ["k"]
+    assert shared_matcher((strike,)).match([entry]) == []

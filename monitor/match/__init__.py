@@ -24,6 +24,7 @@ from monitor.match.batch import (
     entry_from_text,
     folded_matches,
     near_misses,
+    shared_matcher,
 )
 from monitor.match.cnf import necessary
 from monitor.match.evidence import MAX_TERMS, SNIPPET_TOKENS, _rehighlight
@@ -74,6 +75,7 @@ __all__ = [
     "ordered_tokens",
     "plain_words",
     "read_search",
+    "shared_matcher",
     "split_clauses",
     "text_tokens",
     "token_bytes",
