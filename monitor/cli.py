@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from monitor.types import PollResult, PollSummary
 
 
-
 class _LazyConsole:
     """A rich Console made on first use: `monitor --help` never prints
     through one, and importing rich.console costs ~25 ms of its start-up."""

@@ -27,15 +27,9 @@ class Candidate:
 
     key: str
     rows: list[DigestHit]
+    shown: DigestHit  # representative(rows), chosen once
     sources: int = 0
     recency: str = ""
-    rep: DigestHit | None = None  # representative(rows), chosen once
-
-    @property
-    def shown(self) -> DigestHit:
-        if self.rep is None:
-            self.rep = representative(self.rows)
-        return self.rep
 
 
 def rank(stories: dict[str, list[DigestHit]], carriers: dict[str, list[Link]],
@@ -43,7 +37,8 @@ def rank(stories: dict[str, list[DigestHit]], carriers: dict[str, list[Link]],
     """Most sources first, then the most recent; future dates count as `until`."""
     cap = to_iso(until)
     out = [Candidate(key=key, rows=rows, sources=len(carriers[key]),
-                      recency=max(min(r.published_at, cap) for r in rows))
+                      recency=max(min(r.published_at, cap) for r in rows),
+                      shown=representative(rows))
            for key, rows in stories.items()]
     out.sort(key=lambda c: (c.shown.title or "", c.key))
     out.sort(key=lambda c: c.recency, reverse=True)

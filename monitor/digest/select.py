@@ -68,10 +68,9 @@ def build(store: Store, *, topics: Sequence[Topic], since: datetime, until: date
             count=count, previous_count=previous.get(t.id, 0),
             volume=tuple(volume.get(t.id, [0] * VOLUME_DAYS)), stories=stories,
             omitted=count - len(stories)))
+    sources = sources_health(store, feeds, now) if with_sources else SourcesHealth(ok=0)
     return Digest(name=clean(name, MAX_NAME) or "default", generated_at=now, since=since,
-                  until=until, topics=tuple(sections), sources=(sources_health(store, feeds, now) if with_sources
-                                                  else SourcesHealth(ok=0)),
-                  story_count=len(keys))
+                  until=until, topics=tuple(sections), sources=sources, story_count=len(keys))
 
 
 def _hits_by_topic_and_story(store: Store, topic_ids: Sequence[str], since: datetime,

@@ -15,7 +15,7 @@ from monitor.errors import QueryError
 from monitor.normalize import normalize_token
 from monitor.normquery import NORM_COLUMN, normalised_query
 from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
-from monitor.store.db import StoreBase
+from monitor.store.db import StoreBase, marks
 from monitor.store.models import SearchResult, shown
 
 SEARCH_WINDOW = 20_000  # newest items searched first, doubling (see Store.search)
@@ -97,7 +97,7 @@ class SearchMixin(StoreBase):
                 f"snippet(items_fts, {i}, ?1, ?2, '…', {SNIPPET_TOKENS})"
                 for i in range(len(TEXT_COLUMNS)))
             + " FROM items_fts WHERE items_fts MATCH ?3 AND rowid BETWEEN ?4 AND ?5"
-            f" AND +rowid IN ({', '.join('?' * len(item_ids))})",
+            f" AND +rowid IN ({marks(item_ids)})",
             [HIGHLIGHT_OPEN, HIGHLIGHT_CLOSE, query, min(item_ids), max(item_ids), *item_ids])}
         return {i: self._choose_snippet(query, i, rows.get(i, [""] * len(TEXT_COLUMNS)))
                 for i in item_ids}
