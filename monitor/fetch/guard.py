@@ -56,6 +56,7 @@ import httpcore
 import httpx
 
 from monitor.errors import FetchError
+from monitor.fetch.stream import AsyncioBackend
 from monitor.types import Settings
 
 Resolver = Callable[[str], Awaitable[Sequence[str]]]
@@ -262,14 +263,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ``connect_tcp`` is given the URL's raw host, resolves it once through
     ``resolver``, vets every address (unless ``allow_private``) and opens the
     TCP connection to one address after the other (families alternated),
-    through ``inner`` (httpcore's own backend by default). The connect
+    through ``inner`` (monitor.fetch.stream's by default). The connect
     timeout covers the lookup and every attempt."""
 
     def __init__(self, *, allow_private: bool, resolver: Resolver | None = None,
                  inner: httpcore.AsyncNetworkBackend | None = None) -> None:
         self._allow_private = allow_private
         self._resolver = resolver or system_resolver
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()
 
     async def connect_tcp(
         self,
