@@ -228,6 +228,27 @@ class _Batch:
             row = self._raw_words(row, fetched.norm_hl)
         return self._plain_evidence(row) if fetched.level else row
 
+    def snippet(self, fetched: _Fetched) -> str:
+        """The snippet of a fetched row, as finish() would make it. Only its
+        words matter to the caller (see evidence._evidence, which re-cuts
+        them from the whole query's highlights): when SQLite's snippet is raw
+        text, the raw words behind norm hits need not be marked in it."""
+        row = fetched.row
+        if fetched.level == 0 and self._raw_snippet(row):
+            return row.snippet
+        return self.finish(fetched).snippet
+
+    @staticmethod
+    def _raw_snippet(row: _Row) -> bool:
+        """Whether the row's snippet is a window of its raw columns (and not
+        of the norm column, which snippet() may choose)."""
+        plain = row.snippet.replace(HIGHLIGHT_OPEN, "").replace(HIGHLIGHT_CLOSE, "")
+        body = plain.removeprefix(SNIPPET_ELLIPSIS).removesuffix(SNIPPET_ELLIPSIS)
+        if not body.strip():
+            return False
+        return any(body in c.replace(HIGHLIGHT_OPEN, "").replace(HIGHLIGHT_CLOSE, "")
+                   for c in row.columns)
+
     def fetch_row(self, fts_query: str, rowid: int) -> _Fetched | None:
         """Row ``rowid`` as SQLite highlights it for ``fts_query``, not yet
         finished (see finish): a clause's row is finished only if chosen."""

@@ -63,6 +63,8 @@ class _Rows(Protocol):
 
     def finish(self, fetched: _Fetched) -> _Row: ...
 
+    def snippet(self, fetched: _Fetched) -> str: ...
+
 
 def _terms_of(*highlighted: str) -> tuple[str, ...]:
     seen: dict[str, None] = {}
@@ -116,7 +118,7 @@ def _evidence(batch: _Rows, fts_clauses: Sequence[str],
             best = (n, sub)
     if best is None:
         return terms, row.snippet
-    snippet = batch.finish(best[1]).snippet
+    snippet = batch.snippet(best[1])
     window = _rehighlight(snippet, row.columns)
     return terms, window or snippet
 
