@@ -175,6 +175,9 @@ class _Batch:
         self.keys: dict[int, str] = {}
         self.texts: dict[int, tuple[str, str, str]] = {}  # what norm was made of
         self.memo = Memo()  # the words of those texts, read once per batch
+        # Topics share clauses (a place list, a list of rights words): a
+        # clause's row is asked for again by every topic of the item's hits.
+        self._fetched: dict[tuple[str, int], _Fetched | None] = {}
         self.db.execute("BEGIN")
         for i, entry in enumerate(entries):
             rowid = rowids[i] if rowids is not None else i + 1
@@ -252,11 +255,15 @@ class _Batch:
     def fetch_row(self, fts_query: str, rowid: int) -> _Fetched | None:
         """Row ``rowid`` as SQLite highlights it for ``fts_query``, not yet
         finished (see finish): a clause's row is finished only if chosen."""
+        key = (fts_query, rowid)
+        if key in self._fetched:
+            return self._fetched[key]
         try:
             rows = self._fetch(self._ROW_WHERE, fts_query, rowid)
         except sqlite3.Error:
-            return None
-        return rows[0] if rows else None
+            rows = []
+        found = self._fetched[key] = rows[0] if rows else None
+        return found
 
     def matched_words(self, fetched: _Fetched) -> int:
         """How many distinct words the query matched in a fetched row: raw
