@@ -298,3 +298,33 @@ def test_unmarked_maps_each_plain_character_back_to_its_place(highlighted: str) 
     unmarked = _Unmarked(highlighted)
     assert unmarked.plain == plain
     assert [unmarked.at(i) for i in range(len(plain) + 1)] == where
+
+
+LONG_ENTRIES = st.lists(
+    st.tuples(FIELD, st.lists(WORD, max_size=60).map(" ".join)), min_size=1, max_size=4).map(
+    lambda pairs: [entry(str(i), t, s) for i, (t, s) in enumerate(pairs)])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(FAMILIES)), st.sampled_from(sorted(FAMILIES)), LONG_ENTRIES)
+def test_a_clause_snippet_left_unmarked_gives_the_window_a_marked_one_gives(
+        first: str, second: str, entries: list[Entry]) -> None:
+    # The chosen clause's snippet is only a window, re-cut from the whole
+    # query's highlights; marking the raw words behind its norm hits (skipped
+    # when SQLite's snippet is raw text) must not move that window.
+    from monitor.match.batch import _Batch, _normalised
+    from monitor.match.evidence import _rehighlight
+
+    clauses = [_normalised(FAMILIES[first][0]), _normalised(FAMILIES[second][-1])]
+    whole = f"({clauses[0]}) AND ({clauses[1]})"
+    batch = _Batch(entries)
+    try:
+        for row in batch.hits(whole):
+            for clause in clauses:
+                fetched = batch.fetch_row(clause, row.rowid)
+                assert fetched is not None
+                fast = _rehighlight(batch.snippet(fetched), row.columns)
+                full = _rehighlight(batch.finish(fetched).snippet, row.columns)
+                assert fast == full
+    finally:
+        batch.close()

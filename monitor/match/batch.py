@@ -244,13 +244,13 @@ class _Batch:
     @staticmethod
     def _raw_snippet(row: _Row) -> bool:
         """Whether the row's snippet is a window of its raw columns (and not
-        of the norm column, which snippet() may choose)."""
-        plain = row.snippet.replace(HIGHLIGHT_OPEN, "").replace(HIGHLIGHT_CLOSE, "")
-        body = plain.removeprefix(SNIPPET_ELLIPSIS).removesuffix(SNIPPET_ELLIPSIS)
-        if not body.strip():
+        of the norm column, which snippet() may choose): its marked words
+        stand in a raw column's highlight as they stand in the snippet (a
+        normal form is often a piece of its word: "увол" of "увольнение")."""
+        body = row.snippet.removeprefix(SNIPPET_ELLIPSIS).removesuffix(SNIPPET_ELLIPSIS)
+        if not body.replace(HIGHLIGHT_OPEN, "").replace(HIGHLIGHT_CLOSE, "").strip():
             return False
-        return any(body in c.replace(HIGHLIGHT_OPEN, "").replace(HIGHLIGHT_CLOSE, "")
-                   for c in row.columns)
+        return any(body in c for c in row.columns)
 
     def fetch_row(self, fts_query: str, rowid: int) -> _Fetched | None:
         """Row ``rowid`` as SQLite highlights it for ``fts_query``, not yet
