@@ -50,6 +50,29 @@ def test_pragmas_and_schema(store: Store):
     assert {"feeds", "items", "items_fts", "topics", "hits", "fetches"} <= tables
 
 
+def test_the_wal_is_not_checkpointed_inside_a_poll(store: Store):
+    # The checkpoint a commit would run past SQLite's default 1,000 pages is
+    # left to the daemon between cycles (decide.WAL_LIMIT) or to the close;
+    # SQLite runs one itself only past four times that limit.
+    from monitor.decide import WAL_LIMIT
+    from monitor.store.db import AUTOCHECKPOINT_PAGES
+
+    conn = store.conn
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == AUTOCHECKPOINT_PAGES
+    assert AUTOCHECKPOINT_PAGES * conn.execute("PRAGMA page_size").fetchone()[0] == 4 * WAL_LIMIT
+    words = " ".join(f"word{i}" for i in range(1500))
+    for n in range(12):  # 12 commits of ~1 MB of text and its index
+        batch = [Entry(key=f"k{n}-{i}", title=f"title {n} {i}", summary=words,
+                       url=f"https://example.org/{n}/{i}", published_at=NOW,
+                       content_hash=f"h{n}-{i}") for i in range(60)]
+        store.commit_polls([PollWrite(update(), new=batch)])
+    default_bound = 1000 * conn.execute("PRAGMA page_size").fetchone()[0]
+    assert store.wal_bytes() > 2 * default_bound  # grown past it: never wrapped by a checkpoint
+    busy, _, _ = store.checkpoint() or (1, 0, 0)
+    assert busy == 0 and store.wal_bytes() == 0
+    assert store.query("SELECT count(*) AS n FROM items")[0]["n"] == 720
+
+
 def test_reopen_applies_no_migration_twice(tmp_path: Path):
     Store(tmp_path / "m.db").close()
     with Store(tmp_path / "m.db") as s:
