@@ -43,9 +43,9 @@ MMAP_BYTES = 0
 # between two feeds, and its cost grows with the archive, as the pages it
 # copies back lie all over a large file. A first poll of 200 real feeds into
 # a 1M-item archive (benchmarks/intake.py) ran at 66 % of the empty archive's
-# rate with 1,000 pages, 75 % with 16,384 (it wrote more than 64 MiB of WAL)
-# and 98 % with no checkpoint during the poll. So a poll leaves the WAL to
-# grow up to 256 MiB of 4 KiB pages; the daemon checkpoints it between cycles
+# rate with 1,000 pages, 75 % with 16,384 (it wrote more than 64 MiB of WAL),
+# 94 % with 65,536 and 98 % with no checkpoint during the poll. So a poll
+# leaves the WAL to grow up to 256 MiB of 4 KiB pages; the daemon checkpoints it between cycles
 # once it passes decide.WAL_LIMIT (64 MiB, app.checkpoint), a one-shot command
 # when it closes the last connection. What a power cut may lose is unchanged
 # in kind (synchronous NORMAL: the commits since the last checkpoint, their
