@@ -18,7 +18,7 @@ import re
 import time
 from pathlib import Path
 
-from monitor.normalize import normalize_text, normalize_token, tokens
+from monitor.normalize import cached_forms, clear_cache, normalize_text, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 FEEDS = ROOT.parent / "shared" / "data" / "real-feeds"
@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     corpus = texts(args.feeds)
     n = sum(len(tokens(t)) for t in corpus)
-    normalize_token.cache_clear()
+    clear_cache()
     t0 = time.perf_counter()
     for t in corpus:
         normalize_text(t)
@@ -52,7 +52,7 @@ def main() -> None:
     for t in corpus:
         normalize_text(t)
     t2 = time.perf_counter()
-    distinct = normalize_token.cache_info().currsize
+    distinct = cached_forms()
     print(f"{len(corpus):,} texts, {n:,} tokens, {distinct:,} distinct words")
     print(f"first pass (empty cache): {n / (t1 - t0):,.0f} tokens/s, "
           f"{(t1 - t0) / len(corpus) * 1e6:,.0f} µs per text")

@@ -237,6 +237,22 @@ def test_normalising_twice_equals_once(text: str) -> None:
         normalize_term(word + "*")
 
 
+_SEPARATED = st.sampled_from(
+    list("abcqäöş'’ʼ _-<=>/\"\u00a0\u2003\u0301\u0338\ue000\ud800İΣ“”«»0")
+    + list("алматыдаҚазақәё "))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(_SEPARATED, max_size=40), st.text(max_size=40)))
+def test_text_normalised_by_chunks_equals_word_by_word(text: str) -> None:
+    """normalize_text cuts the text at ASCII separators and remembers each
+    chunk's normal forms: the same words, in order, as tokens() of the whole,
+    whether the chunk is new or remembered."""
+    by_words = " ".join(n for n in map(normalize_token, tokens(text)) if n)
+    assert normalize_text(text) == by_words
+    assert normalize_text(text) == by_words  # remembered this time
+
+
 # (base, its inflected forms): Kazakh case endings by vowel harmony, Russian
 # and English paradigms, and the Latin spellings of the Kazakh names.
 PARADIGMS: list[tuple[str, list[str]]] = [
