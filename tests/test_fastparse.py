@@ -148,6 +148,22 @@ def atom(entries: str, head: str = "<title>T</title>", attrs: str = "") -> bytes
     ).encode()
 
 
+def rdf(root_ns: str, channel_ns: str = "", head: str = "") -> bytes:
+    """An RDF document: ``root_ns`` declared on rdf:RDF, ``channel_ns`` on <channel>."""
+    return (
+        '<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
+        f"{root_ns}><channel{channel_ns}><title>R</title><link>https://example.org/</link>{head}"
+        '<items><rdf:Seq><rdf:li rdf:resource="https://example.org/1"/></rdf:Seq></items></channel>'
+        '<item rdf:about="https://example.org/1"><title>one</title>'
+        "<link>https://example.org/1</link><description>first &amp; only</description></item>"
+        "</rdf:RDF>"
+    ).encode()
+
+
+RSS10_NS = ' xmlns="http://purl.org/rss/1.0/"'
+ATOM_NS = ' xmlns:atom="http://www.w3.org/2005/Atom"'
+
+
 @pytest.mark.parametrize(
     ("body", "headers"),
     [
@@ -173,6 +189,8 @@ def atom(entries: str, head: str = "<title>T</title>", attrs: str = "") -> bytes
         (atom('<entry><content type="application/octet-stream">eA==</content></entry>'), XML),
         (rss("<item><title>a <b>bold</b></title></item>"), XML),  # markup in a text field
         (rss("<item><item><title>nested</title></item></item>"), XML),
+        (rdf(ATOM_NS + RSS10_NS), XML),  # Atom's namespace first: feedparser says atom10
+        (rdf(' xmlns:n="http://my.netscape.com/rdf/simple/0.9/"'), XML),  # 0.9 not default
     ],
     ids=[
         "malformed",
@@ -184,6 +202,8 @@ def atom(entries: str, head: str = "<title>T</title>", attrs: str = "") -> bytes
         "base64",
         "markup-in-title",
         "nested-item",
+        "rdf-atom-first",
+        "rdf-rss090-prefixed",
     ],
 )
 def test_fast_path_declines(body: bytes, headers: Any) -> None:
@@ -214,6 +234,12 @@ def test_fast_path_takes_plain_rss_atom_and_rdf() -> None:
 # ------------------------------------------- feedparser rules, one by one
 
 CASES = {
+    # feedparser's version of an RDF document: the first RSS 1.0 or Atom
+    # namespace declared anywhere, or RSS 0.9's as the default namespace.
+    "rdf-rss10-then-atom": rdf(RSS10_NS + ATOM_NS,
+                               head='<atom:link rel="self" href="https://example.org/feed"/>'),
+    "rdf-rss10-on-channel": rdf("", RSS10_NS),
+    "rdf-rss090-default": rdf(' xmlns="http://my.netscape.com/rdf/simple/0.9/"'),
     "first-non-empty-title-wins": rss(
         "<item><title></title><title>second</title><dc:title>third</dc:title></item>"
     ),

@@ -53,7 +53,8 @@ _NAMESPACES = {k.lower(): v for k, v in _FeedParserMixin.namespaces.items()}
 _ATOM = "http://www.w3.org/2005/Atom"
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _RSS10 = "http://purl.org/rss/1.0/"
-_VERSION_NAMESPACES = frozenset({_ATOM.lower(), _RSS10, "http://my.netscape.com/rdf/simple/0.9/"})
+_RSS090 = "http://my.netscape.com/rdf/simple/0.9/"
+_VERSION_NAMESPACES = frozenset({_ATOM.lower(), _RSS10, _RSS090})
 _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
 _HTML_TYPES = frozenset(_FeedParserMixin.html_types)
 _RELATIVE = frozenset(_FeedParserMixin.can_be_relative_uri)
@@ -297,9 +298,26 @@ def _version(root: Any) -> str:
     known = [uri for uri in declared if uri in _VERSION_NAMESPACES]
     if tag == f"{{{_ATOM}}}feed" and known == [_ATOM.lower()]:
         return "atom10"
-    if tag == f"{{{_RDF}}}RDF" and known == [_RSS10]:
-        return "rss10"
+    if tag == f"{{{_RDF}}}RDF":
+        first = _first_version_namespace(root)
+        if first == _RSS10:
+            return "rss10"
+        if first == _RSS090:
+            return "rss090"
     raise Declined("root")
+
+
+def _first_version_namespace(root: Any) -> str | None:
+    """The namespace feedparser's track_namespace takes an RDF document's
+    version from: the first declaration, in document order, of RSS 1.0's or
+    Atom's namespace, or of RSS 0.9's as the default one. It may come after
+    the root (RSS 1.0's on <channel>): the version is then "" until there,
+    which the replay's handlers read as it reads rss10 or rss090, not Atom."""
+    for prefix, raw in _tree_declarations(root):
+        uri = raw.decode().lower()
+        if uri in (_RSS10, _ATOM.lower()) or (uri == _RSS090 and not prefix):
+            return uri
+    return None
 
 
 _NAME_CACHE: dict[tuple[str, str | None], tuple[str, bool]] = {}
