@@ -40,7 +40,7 @@ import threading
 import time
 import types
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 
@@ -206,7 +206,11 @@ class ParsePool:
                 pool = _new_executor(self.workers, self.languages)
                 # Every worker up before any timed parse: starting one can take
                 # longer than a whole budget on a loaded machine.
-                await _warm(pool, self.workers)
+                try:
+                    await _warm(pool, self.workers)
+                except BaseException:  # cancelled, or a worker died starting
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
                 self._pool = pool
             return self._pool
 
@@ -307,8 +311,14 @@ def _new_executor(workers: int, languages: bool = False) -> ProcessPoolExecutor:
 
 async def _warm(pool: ProcessPoolExecutor, workers: int) -> None:
     """Start ``workers`` processes (the executor starts one per task waiting
-    while none is idle) and wait until each has run a task."""
-    loop = asyncio.get_running_loop()
-    with _no_main():
-        started = [loop.run_in_executor(pool, _noop) for _ in range(workers)]
-    await asyncio.gather(*started)
+    while none is idle) and wait until each has run a task. The tasks are
+    submitted from a thread of their own: submit() starts the processes, and
+    the first start waits for the forkserver to import the parser (~0.2 s
+    here), which on the event loop's thread stalled every download in flight."""
+
+    def submit() -> list[Future[None]]:
+        with _no_main():
+            return [pool.submit(_noop) for _ in range(workers)]
+
+    started = await asyncio.to_thread(submit)
+    await asyncio.gather(*map(asyncio.wrap_future, started))

@@ -150,6 +150,57 @@ with ParsePool(1) as pool:
     assert done.stdout.splitlines() == [f"entries {expected}"]  # the script ran once
 
 
+def test_starting_the_workers_leaves_the_event_loop_running(tmp_path: Path) -> None:
+    """The first parse starts the forkserver and its workers, which takes a
+    while (it imports the parser); downloads in flight on the same event loop
+    must go on meanwhile. Run in a fresh interpreter, where no forkserver runs
+    yet. The loop's longest stall is compared with the start's own length, so
+    a slow machine slows both."""
+    import subprocess
+    import sys
+
+    _name, body = bodies()[0]
+    (tmp_path / "feed.xml").write_bytes(body)
+    script = tmp_path / "stall.py"
+    script.write_text(f"""
+import asyncio, time
+from datetime import UTC, datetime
+from pathlib import Path
+from monitor.parsepool import ParsePool
+from monitor.types import FetchResult
+body = Path({str(tmp_path / "feed.xml")!r}).read_bytes()
+f = FetchResult(feed_id="f", url="http://127.0.0.1/f", final_url="http://127.0.0.1/f",
+                fetched_at=datetime(2026, 3, 10, tzinfo=UTC), duration=0.0, status=200,
+                body=body, headers=(("content-type", "application/xml"),))
+
+async def main():
+    gaps = []
+    async def tick():
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.002)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+    ticker = asyncio.ensure_future(tick())
+    await asyncio.sleep(0.01)
+    with ParsePool(2, languages=True) as pool:
+        t0 = time.perf_counter()
+        parsed = await pool.parse(f, max_items=1000)
+        took = time.perf_counter() - t0
+    ticker.cancel()
+    print(len(parsed.entries), took, max(gaps))
+
+asyncio.run(main())
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    entries, took, stall = done.stdout.split()
+    assert int(entries) > 0
+    assert float(stall) < float(took) / 2, (stall, took)
+
+
 def test_the_setting_decides_how_many_workers() -> None:
     assert worth_a_pool(10_000, 0) == 0  # settings.parse_workers: 0, one process
     assert worth_a_pool(10_000, 3) == 3
