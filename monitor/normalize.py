@@ -396,8 +396,14 @@ def tokens(text: str) -> list[str]:
 
 
 def _chunk_forms(chunk: bytes) -> str:
-    return " ".join(filter(None, map(normalize_token,
-                                     tokens(chunk.decode("utf-8", "surrogatepass")))))
+    text = chunk.decode("utf-8", "surrogatepass")
+    # The chunk is a piece of an NFC text, cut at ASCII separators, and so is
+    # NFC: normalize_token's own NFC step would change nothing. A chunk of
+    # letters and digits alone (most of them) is one word, as tokens() cuts
+    # it: re's [^\W_] is str.isalnum.
+    if text.isalnum():
+        return _normal_form(text.lower())
+    return " ".join(filter(None, map(normalize_token, tokens(text))))
 
 
 # A text cut at its ASCII separators (every ASCII byte but letters, digits
