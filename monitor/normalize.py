@@ -92,13 +92,13 @@ __all__ = [
 
 KAZAKH_MIN_STEM = 4
 # Memo bounds, set by a parser worker's memory (every item's norm is made
-# there). Measured on a first poll of 1,000 real feeds (benchmarks.poll's
-# feeds, two workers, run in turn): with one 200,000-word LRU memo, workers
-# 6.5-6.7 CPU s and 62-78 MB PSS each; chunks 65,536 words 16,384: 5.9-6.3 s
-# and 66-84 MB; chunks 32,768: 7.0-7.1 s (a worker's chunks no longer fit,
-# and the memo churns) and 61-64 MB; 49,152: 6.3-6.4 s and 65-71 MB.
-FORMS_MAX = 16_384
-CHUNKS_MAX = 49_152
+# there). Measured on first polls of 1,000 real feeds (benchmarks.poll's
+# feeds, two workers), run in turn: chunks 49,152 and words 16,384, workers
+# 6.7-6.9 CPU s and 59-72 MB PSS each; 98,304 and 32,768: 6.1-6.6 s and
+# 66-80 MB; 196,608: no faster (6.3-6.5 s). Before, one 200,000-word LRU memo:
+# 6.5-6.7 s and 62-78 MB in an earlier, faster hour of the same machine.
+FORMS_MAX = 32_768
+CHUNKS_MAX = 98_304
 # The shortest stem Snowball may leave, and the deverbal strip.
 MIN_STEM = 4
 
