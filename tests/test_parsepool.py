@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,13 +125,12 @@ def test_small_cycles_and_single_cores_parse_in_process() -> None:
         assert worth_a_pool(10_000) >= 1
 
 
-def test_a_script_without_a_main_guard_can_use_workers(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    _name, body = bodies()[0]
+def run_script(tmp_path: Path, body: bytes, main: str) -> subprocess.CompletedProcess[str]:
+    """``main`` run by a fresh interpreter as a script of its own (no main
+    guard), with ``f``: a FetchResult of ``body``, and asyncio and ParsePool
+    imported."""
     (tmp_path / "feed.xml").write_bytes(body)
-    script = tmp_path / "unguarded.py"
+    script = tmp_path / "script.py"
     script.write_text(f"""
 import asyncio, sys
 from datetime import UTC, datetime
@@ -140,11 +141,17 @@ body = Path({str(tmp_path / "feed.xml")!r}).read_bytes()
 f = FetchResult(feed_id="f", url="http://127.0.0.1/f", final_url="http://127.0.0.1/f",
                 fetched_at=datetime(2026, 3, 10, tzinfo=UTC), duration=0.0, status=200,
                 body=body, headers=(("content-type", "application/xml"),))
+""" + main)
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_a_script_without_a_main_guard_can_use_workers(tmp_path: Path) -> None:
+    _name, body = bodies()[0]
+    done = run_script(tmp_path, body, """
 with ParsePool(1) as pool:
     print("entries", len(asyncio.run(pool.parse(f, max_items=1000)).entries))
 """)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
     expected = len(parse_feed(body, url="http://127.0.0.1/f", headers=XML, fetched_at=AT).entries)
     assert done.stdout.splitlines() == [f"entries {expected}"]  # the script ran once
@@ -156,22 +163,9 @@ def test_starting_the_workers_leaves_the_event_loop_running(tmp_path: Path) -> N
     must go on meanwhile. Run in a fresh interpreter, where no forkserver runs
     yet. The loop's longest stall is compared with the start's own length, so
     a slow machine slows both."""
-    import subprocess
-    import sys
-
     _name, body = bodies()[0]
-    (tmp_path / "feed.xml").write_bytes(body)
-    script = tmp_path / "stall.py"
-    script.write_text(f"""
-import asyncio, time
-from datetime import UTC, datetime
-from pathlib import Path
-from monitor.parsepool import ParsePool
-from monitor.types import FetchResult
-body = Path({str(tmp_path / "feed.xml")!r}).read_bytes()
-f = FetchResult(feed_id="f", url="http://127.0.0.1/f", final_url="http://127.0.0.1/f",
-                fetched_at=datetime(2026, 3, 10, tzinfo=UTC), duration=0.0, status=200,
-                body=body, headers=(("content-type", "application/xml"),))
+    done = run_script(tmp_path, body, """
+import time
 
 async def main():
     gaps = []
@@ -193,8 +187,6 @@ async def main():
 
 asyncio.run(main())
 """)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
     entries, took, stall = done.stdout.split()
     assert int(entries) > 0
