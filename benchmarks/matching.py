@@ -295,7 +295,8 @@ def run(counts: Sequence[int], budget: float, do_profile: bool | None = None,
     for b in batches:  # the tokenizer's process-wide caches, for both runs alike
         for e in b:
             _entry_tokens(e)
-    runs, exact_runs = [], []
+    runs: list[MatchRun] = []
+    exact_runs: list[MatchRun] = []
     for n in counts:
         topics = generate_topics(config.topics, _subject_terms(config), n)
         for r in measure_pair(topics, batches, budget):
