@@ -178,9 +178,6 @@ _RU_VOWELS = "аеёиоуыэюяьй"
 _CYRILLIC_RE = re.compile("[\u0400-\u04ff]")
 
 
-_K = TypeVar("_K", str, bytes)
-
-
 def _is_cyrillic(token: str) -> bool:
     return not token.isascii() and _CYRILLIC_RE.search(token) is not None
 
@@ -345,6 +342,9 @@ def _normal_form(form: str) -> str:
             return nxt
         form = nxt
     return form
+
+
+_K = TypeVar("_K", str, bytes)
 
 
 class _Generations(dict[_K, str]):
