@@ -41,7 +41,7 @@ from benchmarks.common import ROOT, SHARED_FEEDS, TEST_FEEDS, load_corpus, table
 from monitor.config import Config, load_config
 from monitor.errors import ParseError
 from monitor.match import Matcher, build_fts_query
-from monitor.match.tokens import _entry_tokens
+from monitor.match.tokens import _entry_text
 from monitor.parse import parse_feed
 from monitor.types import Entry, Topic
 
@@ -223,7 +223,7 @@ def measure_pair(topics: Sequence[Topic], batches: Sequence[Sequence[Entry]],
 
 # Matcher's phases, by the function that does each (monitor/match/).
 PHASES = (
-    ("_entry_tokens", "_entry_tokens", "first stage: each item's tokens, in Python"),
+    ("_entry_text", "_entry_text", "first stage: each item's token text (C calls, word by word for odd text)"),
     ("_Index.candidates", "candidates", "first stage: (topic, item) pairs that could match"),
     ("entry_norm", "entry_norm", "norm column of the items a normal-form topic still wants"),
     ("_Batch.__init__", "__init__", "index the candidate items (FTS5 inserts)"),
@@ -294,7 +294,7 @@ def run(counts: Sequence[int], budget: float, do_profile: bool | None = None,
     say(f"  {n_items:,} items in {len(batches)} batches from {source}")
     for b in batches:  # the tokenizer's process-wide caches, for both runs alike
         for e in b:
-            _entry_tokens(e)
+            _entry_text(e)
     runs: list[MatchRun] = []
     exact_runs: list[MatchRun] = []
     for n in counts:

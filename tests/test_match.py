@@ -559,6 +559,42 @@ def test_python_tokens_on_every_plane_character() -> None:
     assert text_tokens(text) == _sqlite_tokens(text)
 
 
+def _haystack_tokens(text: str) -> set[str]:
+    from monitor.match.tokens import token_text
+
+    return set(token_text(text).decode().split())
+
+
+@settings(max_examples=300, deadline=None)
+@given(ANY_TEXT)
+def test_token_text_holds_every_sqlite_token(text: str) -> None:
+    from monitor.match.tokens import _plain
+
+    # The first stage's one-pass text: never a token fewer than SQLite makes
+    # (a hit would be lost), and exactly them where C calls alone made it.
+    found = _haystack_tokens(text)
+    assert _sqlite_tokens(text) <= found
+    if _plain().odd.search(text) is None:
+        assert found == _sqlite_tokens(text)
+
+
+def test_token_text_on_every_plane_character() -> None:
+    chars = [chr(c) for c in range(1, 0x10000, 7) if not 0xD800 <= c <= 0xDFFF]
+    text = " ".join(f"a{c}b" for c in chars)
+    assert _sqlite_tokens(text) <= _haystack_tokens(text)
+
+
+@pytest.mark.parametrize("text", [
+    "«Забастовка» нефтяников\u00a0в Жанаозене — «ҚазМұнайГаз» … ЁЛКА",
+    "Tokayev’s “new” decree — the Mazhilis… • Astana",
+    "Алматыдағы ереуіл: жұмысшылар «жалақы» талап етті",
+])
+def test_token_text_of_plain_text_is_its_tokens_in_order(text: str) -> None:
+    from monitor.match.tokens import ordered_tokens, token_text
+
+    assert token_text(text).decode().split() == ordered_tokens(text)
+
+
 def test_every_shipped_topic_has_a_necessary_condition(shipped: tuple[Topic, ...]) -> None:
     from monitor.match import necessary
 
@@ -591,7 +627,11 @@ def _query(depth: int) -> st.SearchStrategy[str]:
 _VOCAB = ["Kazakhstan", "Kazakhstani", "strike", "striking", "air", "Air-strike", "strikes",
           "ОСБЕ", "забастовка", "Ereuil", "Tokayev", "Astana", "St", "Petersburg", "Qazaqstan",
           "OSCE", "protesters", "a", "x_y", "x", "y", "news", "the", "é", "Ёж"]
-_FIELD = st.lists(st.sampled_from(_VOCAB), max_size=12).map(" ".join)
+# Words joined as real text joins them: curly quotes, guillemets, dashes, the
+# no-break space and symbols the first stage folds only word by word.
+_SEPS = [" ", " ", " ", "’", " «", "» ", " — ", "\u00a0", "…", "-", "★", "→", "ü"]
+_FIELD = st.lists(st.tuples(st.sampled_from(_VOCAB), st.sampled_from(_SEPS)),
+                  max_size=12).map(lambda ws: "".join(w + s for w, s in ws))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

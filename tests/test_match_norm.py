@@ -13,8 +13,8 @@ from test_match import _norm_reference, _reference
 
 from monitor.match import HIGHLIGHT_OPEN, Matcher, text_tokens
 from monitor.match.evidence import _Unmarked
-from monitor.match.norm import _WORD_RE, add_norm_tokens, entry_norm, marked_words, norm_tokens
-from monitor.match.tokens import _entry_tokens, token_bytes
+from monitor.match.norm import _WORD_RE, entry_norm, marked_words, norm_text
+from monitor.match.tokens import _entry_text, token_bytes
 from monitor.normalize import _TOKEN_RE, norm_document, normalize_token
 from monitor.query import HIGHLIGHT_CLOSE
 from monitor.types import Entry, Topic
@@ -95,8 +95,7 @@ def test_a_normal_form_spelled_like_a_word_does_not_match_that_word_exactly() ->
     m = Matcher([topic('"тока"')])
     assert [h.entry_key for h in m.match(entries)] == ["word"]
     # Not even a candidate: the first stage keeps normal forms apart.
-    tokens = [_entry_tokens(e) for e in entries]
-    found, _ = m._candidates(entries, tokens)
+    found, _ = m._candidates(entries, [_entry_text(e) for e in entries])
     assert found == {0: [1]}
     # Unquoted, the word meets its forms and so the name: that is what a quote is for.
     assert {h.entry_key for h in Matcher([topic("тока")]).match(entries)} == {"name", "word"}
@@ -202,14 +201,16 @@ NORM_CHARS = [*"ab казҚ\t\n?1é\u0301-Z_'", "\x01", "ß", "\ud800", "[[", "]
 
 @settings(max_examples=500, deadline=None)
 @given(st.lists(st.sampled_from(NORM_CHARS), max_size=40).map("".join))
-def test_norm_tokens_are_the_tokenizers_tokens(text: str) -> None:
-    # The fast paths trust normal forms to be tokens already (split on
-    # spaces, or by the ASCII rules); any text must still come out as
-    # SQLite's tokenizer reads it, and add to a set without losing it.
-    assert norm_tokens(text) == token_bytes(text)
-    found = {b"raw"}
-    add_norm_tokens(found, text)
-    assert found == {b"raw"} | token_bytes(text)
+def test_norm_text_holds_the_tokenizers_tokens(text: str) -> None:
+    # The fast path trusts normal forms to be tokens already (taken as they
+    # are); any text must still hold every token SQLite's tokenizer reads
+    # in it, and a plain one exactly those.
+    from monitor.match.tokens import _plain
+
+    found = set(norm_text(text).split())
+    assert token_bytes(text) <= found
+    if _plain().odd.search(text) is None:
+        assert found == token_bytes(text)
 
 
 def _marked_words_by_splitting(norm_hl: str) -> list[int]:

@@ -38,7 +38,7 @@ from monitor.match.evidence import (
     _terms_of,
     _window,
 )
-from monitor.match.norm import Memo, add_norm_tokens, entry_norm, fields, mark, norm_tokens
+from monitor.match.norm import Memo, entry_norm, fields, mark, norm_text
 from monitor.match.prefilter import _Index
 from monitor.match.prune import (
     _Alt,
@@ -49,7 +49,7 @@ from monitor.match.prune import (
     _template,
     _Vocab,
 )
-from monitor.match.tokens import _entry_tokens, _tokenize, ordered_tokens
+from monitor.match.tokens import _entry_text, _tokenize, ordered_tokens
 from monitor.normalize import normalize_term
 from monitor.normquery import NORM_COLUMN, normalised_query
 from monitor.query import (
@@ -439,14 +439,14 @@ class Matcher:
                 out[n] = kept
         return out
 
-    def _candidates(self, entries: Sequence[Entry], tokens: Sequence[set[bytes] | None],
+    def _candidates(self, entries: Sequence[Entry], texts: list[bytes | None],
                     ) -> tuple[dict[int, list[int]], dict[int, str]]:
         """topic -> the items it may match, and the norm column of every item
         the second step looked at (by row id: item index + 1). That step adds
-        the norm column's tokens to the item's set in ``tokens``: a raw
-        token set with more in it only prunes less (see _vocab)."""
+        the norm column's token_text to the item's in ``texts``: raw tokens
+        with more among them only prune less (see _vocab)."""
         raw_topics = self._raw_topics
-        wanted = ({raw_topics[k]: v for k, v in self._index.candidates(tokens).items()}
+        wanted = ({raw_topics[k]: v for k, v in self._index.candidates(texts).items()}
                   if raw_topics else {})
         if self._norm_only:
             norm_topics, items = self._norm_topics, list(range(len(entries)))
@@ -456,12 +456,12 @@ class Matcher:
                 return wanted, {}
             items = sorted({i for n in norm_topics for i in wanted[n]})
         norms = {i + 1: entry_norm(entries[i]) for i in items}
-        full: list[set[bytes] | None] = []
+        full: list[bytes | None] = []
         for i in items:
-            found = tokens[i]
-            if found is not None:
-                add_norm_tokens(found, norms[i + 1])
-            full.append(found)
+            text = texts[i]
+            if text is not None:
+                text = texts[i] = text + norm_text(norms[i + 1])
+            full.append(text)
         found_topics = self._norm_index.candidates(full)
         for n in norm_topics:
             wanted.pop(n, None)
@@ -479,8 +479,8 @@ class Matcher:
         over them."""
         if not entries or not self.topics:
             return []
-        tokens = [_entry_tokens(e) for e in entries]
-        found, norms = self._candidates(entries, tokens)
+        texts = [_entry_text(e) for e in entries]
+        found, norms = self._candidates(entries, texts)
         wanted = self._speaking(found, entries)
         if not wanted:
             return []
@@ -493,8 +493,8 @@ class Matcher:
         batch = _Batch([entries[i] for i in rows], [i + 1 for i in rows], norm=self.normalise,
                        norms={i + 1: norms.get(i + 1, "") for i in rows})
         try:
-            vocab = self._vocab(batch, [tokens[i] for i in rows],
-                                [norm_tokens(norms[i + 1]) for i in rows if i + 1 in norms])
+            vocab = self._vocab(batch, [texts[i] for i in rows],
+                                [norms[i + 1] for i in rows if i + 1 in norms])
             out: list[Hit] = []
             for n, items in wanted.items():
                 hits = self._topic_hits(batch, vocab, self._plans[n])
@@ -506,18 +506,18 @@ class Matcher:
         finally:
             batch.close()
 
-    def _vocab(self, batch: _Batch, known: Sequence[set[bytes] | None],
-               marked: Sequence[set[bytes]]) -> _Vocab:
+    def _vocab(self, batch: _Batch, known: Sequence[bytes | None],
+               norms: Sequence[str]) -> _Vocab:
         """What pruning renders the batch's queries against: its raw tokens
         (with the norm column's added by _candidates, which only prunes less)
         and, when normalising, its norm column's."""
         if any(t is None for t in known):  # every term, in both readings
             whole = batch.vocab()
             return _Vocab(whole.terms, whole.terms if self.normalise else None)
-        raw = {t.decode() for t in set().union(*(t for t in known if t))}
+        raw = {t.decode() for t in set(b"".join(t for t in known if t).split())}
         if not self.normalise:
             return _Vocab(raw)
-        return _Vocab(raw, {t.decode() for t in set().union(*marked)})
+        return _Vocab(raw, {t.decode() for t in set(b"".join(map(norm_text, norms)).split())})
 
     def _topic_hits(self, batch: _Batch, vocab: _Vocab, plan: _Plan) -> list[Hit]:
         try:

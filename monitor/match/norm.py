@@ -2,8 +2,8 @@
 
 Owns what the matcher does with monitor.normalize: the value of a batch row's
 ``norm`` column (norm_document of the entry's title, summary and article, the
-same call the archive makes), its tokens for the first stage (looked up in
-one set with the raw tokens: see prefilter._Index), and the way back from a
+same call the archive makes), its token text for the first stage (read in
+one pass with the raw tokens: see prefilter._Index), and the way back from a
 hit in the norm column to the raw words of the item that carried it: the
 norm column holds one normal
 form per word with a non-empty one, title words, then summary, then article,
@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monitor.match.tokens import _ASCII_FOLD, token_bytes
+from monitor.match.tokens import token_text
 from monitor.normalize import norm_with, normalize_token, tokens
 from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.types import Entry
@@ -43,26 +43,15 @@ def entry_norm(entry: Entry) -> str:
 
 
 # Characters the tokenizer keeps as they are (checked by a test): a norm
-# column made of these alone is split on its spaces.
+# column made of these alone is its own token text.
 _PLAIN_NORM_RE = re.compile("[a-z0-9\u0430-\u044f ]*")
 
 
-def add_norm_tokens(found: set[bytes], norm: str) -> None:
-    """Add the first-stage tokens of a norm column value to ``found``."""
-    if norm.isascii():  # the ASCII rules of token_bytes, without a second set
-        found.update(norm.encode().translate(_ASCII_FOLD).split())
-    elif _PLAIN_NORM_RE.fullmatch(norm):  # most of the rest: every word a token as it is
-        found.update(norm.encode().split())
-    else:
-        found |= token_bytes(norm)
-
-
-def norm_tokens(norm: str) -> set[bytes]:
-    """The first-stage tokens of a norm column value: the tokens TOKENIZER
-    makes of it, as token_bytes gives them."""
-    found: set[bytes] = set()
-    add_norm_tokens(found, norm)
-    return found
+def norm_text(norm: str) -> bytes:
+    """tokens.token_text of a norm column value, for the first stage."""
+    if not norm.isascii() and _PLAIN_NORM_RE.fullmatch(norm):  # its words are its tokens
+        return b" " + norm.encode() + b" "
+    return token_text(norm)
 
 
 def word_spans(text: str, words: Sequence[str] | None = None,

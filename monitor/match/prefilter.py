@@ -1,20 +1,22 @@
 """The prefilter: which topics an item can possibly match, from its tokens alone.
 
-Owns the inverted index from tokens to the topics' necessary conditions (see
-cnf.necessary), the first stage of percolation. It only ever lets too many
-(topic, item) pairs through, never too few: SQLite decides in the second stage.
-It must not run queries or touch any database.
+Owns the index from words to the topics' necessary conditions (see
+cnf.necessary), the first stage of percolation: one Aho-Corasick automaton
+(ahocorasick_rs, compiled) over the words of every condition, run once over
+each item's tokens.token_text. It only ever lets too many (topic, item) pairs
+through, never too few: SQLite decides in the second stage. It must not run
+queries or touch any database.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+
+import ahocorasick_rs
 
 from monitor.match.cnf import NORM_MARK, _Cnf, _Need
 
-_HEAD = 3
-_CHECKED_MAX = 200_000  # distinct tokens remembered per matcher (~15 MB at most)
+_SHORT = 3  # a need's exact words this long or shorter are not looked for (but its key)
 
 
 class _Index:
@@ -25,13 +27,14 @@ class _Index:
     condition has a need whose tokens the item has all of. Only those (topic,
     item) pairs reach SQLite. A topic is listed under the needs of one chosen
     clause only and its other clauses are checked as set intersections, so
-    the work per item follows the needs it meets, not the number of topics."""
+    the work per item follows its length and the needs it meets, not the
+    number of topics."""
 
     def __init__(self, conditions: Sequence[_Cnf], *, merged: bool = False) -> None:
-        """``merged``: items' tokens are one set of their raw tokens and their
-        norm column's tokens (see norm.add_norm_tokens), so needs are looked
-        up without NORM_MARK. A need met with the mark is met without it, so
-        this only ever lets more pairs through, never fewer."""
+        """``merged``: an item's text is its raw tokens and its norm column's
+        (see norm.norm_text), so needs are looked up without NORM_MARK. A
+        need met with the mark is met without it, so this only ever lets
+        more pairs through, never fewer."""
         ids: dict[_Need, int] = {}
         self.needs: list[_Need] = []
         self.always: list[int] = []  # topics with nothing to go by
@@ -48,35 +51,39 @@ class _Index:
                 self.key_of.setdefault(i, []).append(n)
             self.others.append(tuple(c for c in clauses if c is not key))
 
-        def enc(token: str) -> bytes:
-            return (token.removeprefix(NORM_MARK) if merged else token).encode()
+        self._words(merged)
 
-        # Items' tokens are UTF-8 bytes (see token_bytes), so are these.
-        self.exact: dict[bytes, list[int]] = {}
-        prefixes: dict[bytes, list[int]] = {}
-        for i, need in enumerate(self.needs):
+    def _words(self, merged: bool) -> None:
+        """The needs' words, as the words of one automaton: an exact token
+        with a space on both sides, a prefix with one before, so a pass over
+        an item's token_text finds those the item has, in compiled code.
+
+        Short words other than a need's key (see _Need.key) are left out of
+        it, and so out of the need ("of" and "the" of "freedom of the
+        press"): common words would be most of what the pass finds, and a
+        need with fewer words lets more through, never less. A need's word
+        of the norm column, when not ``merged``, keeps its mark, a
+        separator: never found."""
+        def word(token: str) -> str:
+            return token.removeprefix(NORM_MARK) if merged else token
+
+        def spaced(token: str, is_prefix: bool) -> bytes:
+            encoded = word(token).encode()
+            return b" " + encoded if is_prefix else b" " + encoded + b" "
+
+        words: dict[bytes, int] = {}
+        self.keyed: list[list[int]] = []  # word id -> the needs it is the key of
+        self.full: list[frozenset[int]] = []  # per need, the ids of its words
+        for need in self.needs:
             token, is_prefix = need.key()
-            (prefixes if is_prefix else self.exact).setdefault(enc(token), []).append(i)
-        # Prefixes by their first _HEAD bytes: a token is compared only with
-        # those sharing its head (and with the few shorter ones).
-        self.by_head: dict[bytes, list[tuple[bytes, list[int]]]] = {}
-        self.short: list[tuple[bytes, list[int]]] = []
-        # Every prefix of every need, not only the keys: a need of several
-        # tokens checks its other prefixes against the item's prefix hits.
-        for prefix in {enc(p) for need in self.needs for p in need.prefixes}:
-            needs = prefixes.get(prefix, [])
-            if len(prefix) >= _HEAD:
-                self.by_head.setdefault(prefix[:_HEAD], []).append((prefix, needs))
-            else:
-                self.short.append((prefix, needs))
-        # token -> the needs its prefixes find, and those prefixes; every
-        # token ever seen is looked at once (feeds repeat their words), so
-        # an item costs a set difference.
-        self._lock = threading.Lock()
-        self._checked: set[bytes] = set()
-        self._prefixed: dict[bytes, tuple[tuple[int, ...], tuple[bytes, ...]]] = {}
-        self.full = [(frozenset(enc(t) for t in n.exact), tuple(enc(t) for t in n.prefixes))
-                     for n in self.needs]
+            key = spaced(token, is_prefix)
+            kept = {key} | {spaced(t, False) for t in need.exact if len(word(t)) > _SHORT}
+            kept |= {spaced(t, True) for t in need.prefixes}
+            self.full.append(frozenset(words.setdefault(w, len(words)) for w in sorted(kept)))
+            self.keyed += [[] for _ in range(len(words) - len(self.keyed))]
+            self.keyed[words[key]].append(len(self.full) - 1)
+        self._automaton = (ahocorasick_rs.BytesAhoCorasick(
+            list(words), implementation=ahocorasick_rs.Implementation.DFA) if words else None)
 
     def _id(self, need: _Need, ids: dict[_Need, int]) -> int:
         i = ids.get(need)
@@ -94,76 +101,34 @@ class _Index:
             loose += is_prefix or len(token) <= 4
         return loose, len(clause)
 
-    def candidates(self, token_sets: Sequence[set[bytes] | None]) -> dict[int, list[int]]:
+    def candidates(self, texts: Sequence[bytes | None]) -> dict[int, list[int]]:
         """topic index -> indices of the items that topic may match, in
-        order. An item whose tokens are unknown (None) goes to every topic."""
-        prefixed = self._prefix_hits(token_sets)
+        order, from each item's token_text (see tokens.token_text). An item
+        whose text is unknown (None) goes to every topic."""
         out: dict[int, list[int]] = {}
-        for i, tokens in enumerate(token_sets):
-            if tokens is None:
+        for i, text in enumerate(texts):
+            if text is None:
                 reached: Iterable[int] = range(len(self.others))
             else:
-                reached = self._topics_of(self._met(tokens, prefixed[i]))
+                reached = self._topics_of(self._met(text))
                 if self.always:
                     reached = [*self.always, *reached]
             for n in reached:
                 out.setdefault(n, []).append(i)
         return {n: out[n] for n in sorted(out)}
 
-    def _prefix_hits(self, token_sets: Sequence[set[bytes] | None],
-                     ) -> list[dict[bytes, tuple[tuple[int, ...], tuple[bytes, ...]]]]:
-        """Per item, its tokens that start with some need's prefix, with the
-        needs keyed by those prefixes and the prefixes themselves. Per item,
-        not per batch: a set difference and an intersection per item cost
-        less than the union of the batch's token sets."""
-        if not self.by_head and not self.short:
-            return [{} for _ in token_sets]
-        with self._lock:
-            checked = self._checked
-            new = set().union(*(t - checked for t in token_sets if t is not None))
-            if len(checked) + len(new) > _CHECKED_MAX:  # forget, then learn the whole batch
-                self._checked, self._prefixed = set(), {}
-                new = set().union(*(t for t in token_sets if t is not None))
-            if new:
-                self._learn_prefixes(new)
-            prefixed = self._prefixed
-            return [{} if t is None else {k: prefixed[k] for k in t & prefixed.keys()}
-                    for t in token_sets]
-
-    def _learn_prefixes(self, new: set[bytes]) -> None:
-        by_head, short = self.by_head, self.short
-        for t in new:
-            found = [(p, needs) for p, needs in by_head.get(t[:_HEAD], ()) if t.startswith(p)]
-            if short:
-                found += [(p, needs) for p, needs in short if t.startswith(p)]
-            if found:
-                self._prefixed[t] = (tuple(i for _, needs in found for i in needs),
-                                     tuple(p for p, _ in found))
-        self._checked |= new
-
-    def _met(self, tokens: set[bytes],
-             prefixed: Mapping[bytes, tuple[tuple[int, ...], tuple[bytes, ...]]]) -> set[int]:
+    def _met(self, text: bytes) -> set[int]:
+        """The needs whose (kept) words ``text`` has all of."""
         met: set[int] = set()
-        full, exact_key = self.full, self.exact
-        # The prefixes the item's tokens start with, made only when a need of
-        # several tokens has a prefix among them (few items).
-        present: set[bytes] | None = None
-        looked: list[Sequence[int]] = [exact_key[t] for t in tokens & exact_key.keys()]
-        looked += [needs for needs, _ in prefixed.values()]
-        for needs in looked:
-            for i in needs:
-                if i in met:
-                    continue
-                exact, prefixes = full[i]
-                if len(exact) + len(prefixes) > 1:  # else its one token found it
-                    if not exact <= tokens:
-                        continue
-                    if prefixes:
-                        if present is None:
-                            present = {p for _, ps in prefixed.values() for p in ps}
-                        if not all(p in present for p in prefixes):
-                            continue
-                met.add(i)
+        if self._automaton is None:
+            return met
+        keyed, full = self.keyed, self.full
+        found = {n for n, _, _ in self._automaton.find_matches_as_indexes(text, overlapping=True)}
+        for n in found:
+            for i in keyed[n]:
+                words = full[i]
+                if len(words) == 1 or words <= found:
+                    met.add(i)
         return met
 
     def _topics_of(self, met: set[int]) -> list[int]:

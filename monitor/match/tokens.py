@@ -18,6 +18,7 @@ itself, one character at a time, and remembered.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -111,6 +112,105 @@ def token_bytes(text: str) -> set[bytes]:
     return words
 
 
+class _Plain:
+    """The characters whose unicode61 form str.lower and a space give: the
+    letters of the eager ranges that fold to their lowercase (one character,
+    and not a separator: Cyrillic, Kazakh, Greek but Σ, whose lowercase
+    depends on its place in the word), and the separators there that lower
+    leaves alone. A text of ASCII and these is folded by C calls alone."""
+
+    def __init__(self) -> None:
+        letters: list[str] = []
+        seps: list[str] = []
+        for a, b in _EAGER_RANGES:
+            for code in range(a, b):
+                ch, fold = chr(code), _FOLD[code]
+                low = ch.lower()
+                if fold == " " and low == ch:
+                    seps.append(ch)
+                elif (fold == low and len(low) == 1 and ch != "\u03a3"
+                      and (low.isascii() or _FOLD[ord(low)] == low)):
+                    letters.append(ch)
+        letters = [c for c in letters if c.lower() not in seps]
+        common = [c for c in _COMMON_SEPS if c in seps]
+        self.other = re.compile(f"[^\\x00-\\x7f{_char_class(letters)}]")  # not a letter
+        self.uncommon = re.compile(f"[^\\x00-\\x7f{_char_class(letters + common)}]")
+        self.odd = re.compile(f"[^\\x00-\\x7f{_char_class(letters + seps)}]")
+        self.seps = re.compile(f"[{_char_class(seps)}]+")
+        # The common ones in UTF-8, replaced after encoding (half the cost).
+        self.common = re.compile(b"|".join(re.escape(c.encode()) for c in common))
+
+
+def _char_class(chars: Iterable[str]) -> str:
+    """The body of a regex character class of exactly ``chars``, as ranges."""
+    codes = sorted({ord(c) for c in chars})
+    out: list[str] = []
+    i = 0
+    while i < len(codes):
+        j = i
+        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
+            j += 1
+        out.append(f"\\u{codes[i]:04x}" if i == j else f"\\u{codes[i]:04x}-\\u{codes[j]:04x}")
+        i = j + 1
+    return "".join(out)
+
+
+# The separators of most non-ASCII text of the Latin and Cyrillic scripts
+# (curly quotes, dashes, the ellipsis, guillemets, the no-break space).
+_COMMON_SEPS = "\u2019\u2026\u201c\u201d\u2014\u2018\u2013\u00bb\u00ab\u00a0\u2022\u201e"
+
+_PLAIN: list[_Plain] = []  # made on first use: it reads the learned table
+_PLAIN_LOCK = threading.Lock()
+
+
+def _plain() -> _Plain:
+    if not _PLAIN:
+        with _PLAIN_LOCK:
+            if not _PLAIN:
+                _PLAIN.append(_Plain())
+    return _PLAIN[0]
+
+
+def token_text(text: str) -> bytes:
+    """Every token TOKENIZER makes of ``scrub(text)``, UTF-8 encoded, each
+    with one or more spaces on both sides: what prefilter._Index reads, in
+    one pass of compiled code, for the words it is looking for.
+
+    A text of ASCII alone, or of ASCII and the letters and separators of
+    _Plain (most Russian and Kazakh text), is lowered and its separators
+    made spaces by C calls alone, and is then exactly its tokens in order.
+    Any other text is that of its ASCII bytes, then each distinct word of
+    other characters folded as token_bytes folds it: the words between
+    spaces are the tokens and may be more (never fewer)."""
+    if text.isascii():
+        return b" " + text.encode().translate(_ASCII_FOLD) + b" "
+    plain = _plain()
+    other = plain.other.search(text)
+    if other is None:
+        return b" " + text.lower().encode().translate(_ASCII_FOLD) + b" "
+    uncommon = plain.uncommon.search(text, other.start())
+    if uncommon is None:
+        spaced = plain.common.sub(b" ", text.lower().encode().translate(_ASCII_FOLD))
+        return b" " + spaced + b" "
+    if plain.odd.search(text, uncommon.start()) is None:
+        low = plain.seps.sub(" ", text.lower())
+        return b" " + low.encode().translate(_ASCII_FOLD) + b" "
+    # The text's ASCII words are right in place; its other words follow,
+    # folded once each. Those words stay in place as they are too: they may
+    # only add tokens that are not the text's, which lets more through.
+    spaced = text.encode("utf-8", "replace").translate(_ASCII_FOLD)
+    if len(_WORDS) > _WORDS_MAX:
+        _WORDS.clear()
+    out = [b" ", spaced, b" "]
+    for word in set(filterfalse(bytes.isascii, spaced.split())):
+        tokens = _WORDS.get(word)
+        if tokens is None:
+            tokens = _WORDS[word] = _fold_word(word)
+        out.append(b" ".join(tokens))
+        out.append(b" ")
+    return b"".join(out)
+
+
 def text_tokens(text: str) -> set[str]:
     """The distinct tokens TOKENIZER makes of ``scrub(text)``."""
     return {t.decode() for t in token_bytes(text)}
@@ -122,13 +222,13 @@ def ordered_tokens(text: str) -> list[str]:
     return [t.decode() for w in words for t in _fold_word(w)]
 
 
-def _entry_tokens(entry: Entry) -> set[bytes] | None:
-    """The tokens of what _Batch indexes for ``entry``; None when the entry
-    is too odd to say (the FTS5 stage then decides, and logs it)."""
+def _entry_text(entry: Entry) -> bytes | None:
+    """The token_text of what _Batch indexes for ``entry``; None when the
+    entry is too odd to say (the FTS5 stage then decides, and logs it)."""
     try:
         # scrub only changes what separates tokens: no need to run it here.
-        return token_bytes((entry.title or "") + " " + (entry.summary or "") + " "
-                           + (entry.article or ""))
+        return token_text((entry.title or "") + " " + (entry.summary or "") + " "
+                          + (entry.article or ""))
     except Exception:
         return None
 
