@@ -508,15 +508,18 @@ def run_matching(report: Report) -> None:
     report.mark_load("after matching")
     report.section("Matching throughput", bm.render(result) + "\n\n" + matching_analysis(result))
     for target, measured, verdict in bm.targets(result):
-        why = ("what is left is per item: reading its tokens in Python (bytes.split and "
-               "set building, ~15-25 µs for a ~1,000-character item) and, for the items "
-               "that hit, the evidence (a highlight and snippet per top-level clause); "
+        why = ("the second stage, for the items some topic may match: per hit, SQLite runs "
+               "the topic's query and one per top-level clause (for the snippet's window), "
+               "each with highlight() of four columns and snippet(), and the raw words "
+               "behind norm column hits are marked in Python (norm.mark); the first stage "
+               "(one automaton pass over each item's token text) is about a fifth of it; "
                "see the profile under Matching throughput"
                if target.startswith("matching") else
-               "a second token set per item, of its normal forms (split and set building in "
-               "Python, ~20-25 µs per item), a second prefilter pass over raw and normal-form "
-               "tokens, and the norm column in the batch's FTS5 table; see the profile under "
-               "Matching throughput")
+               "the norm column is a second text per item for the first stage (its token "
+               "text made, ~1,000 more characters scanned by the automaton, entry_norm), on "
+               "top of a first stage that is itself a few C calls and one pass; and the "
+               "norm column in the batch's FTS5 table and its highlight for the candidates; "
+               "see the profile under Matching throughput")
         report.targets.append((target, measured, verdict, why if "not met" in verdict else "-"))
 
 
@@ -527,14 +530,17 @@ def matching_analysis(result: dict[str, object]) -> str:
 Matching is a two-stage percolator (monitor/match/), the presearcher idea of Lucene
 Monitor (Luwak) in Python:
 
-1. **First stage, no SQLite.** Each item's distinct tokens are read in Python exactly as
-   SQLite's `unicode61 remove_diacritics 2` tokenizer makes them: ASCII in C through
-   `bytes.translate` + `split`, every other character through a fold table *learned from
-   SQLite itself* one character at a time (so it cannot drift from the tokenizer; a
-   property test compares the two on arbitrary Unicode). Each topic query is read once
-   into a necessary condition (an AND of ORs of token sets: NOT's right side, column
-   filters and word order dropped, NEAR and phrases reduced to their tokens), and an
-   inverted index from tokens to conditions gives, per item, the topics it could match.
+1. **First stage, no SQLite.** Each item becomes its *token text*: its tokens as SQLite's
+   `unicode61 remove_diacritics 2` tokenizer makes them, between spaces, by C calls alone
+   (`str.lower`, `bytes.translate`, one regex for the common non-ASCII separators) for
+   ASCII text and for text whose other letters fold to their lowercase (Cyrillic, Kazakh);
+   any other word goes through a fold table *learned from SQLite itself* one character at
+   a time (so it cannot drift from the tokenizer; property tests compare the two on
+   arbitrary Unicode). Each topic query is read once into a necessary condition (an AND
+   of ORs of token sets: NOT's right side, column filters and word order dropped, NEAR
+   and phrases reduced to their tokens). The conditions' words are the patterns of one
+   Aho-Corasick DFA (ahocorasick-rs), `" word "` or `" prefix"`, so one compiled pass
+   over an item's token text (and its norm column's) gives the topics it could match.
    Items no topic can match (nearly all of a real feed) stop here.
 2. **Second stage, SQLite decides.** Only the candidate items go into an in-memory FTS5
    table and only the candidate topics run, with their @name groups pruned to the
@@ -542,9 +548,11 @@ Monitor (Luwak) in Python:
    hit keeps its highlight and snippet. A property test checks that the result equals
    every query run unpruned on a plain FTS5 table, over random queries and texts.
 
-The previous design (every item of a batch indexed in FTS5, then every topic's required
-groups checked against the batch vocabulary in Python) measured 1,736 items/s at 1,000
-topics and 20.9x growth from 100 to 10,000 topics at commit 84021eb."""
+The previous designs: every item of a batch indexed in FTS5, then every topic's required
+groups checked against the batch vocabulary in Python, measured 1,736 items/s at 1,000
+topics and 20.9x growth from 100 to 10,000 topics at commit 84021eb; per-item token
+sets built in Python and looked up in an inverted index (to commit c6dc128) measured
+6,684 items/s at 1,000 topics, 15,426 at 8 (22,509 exact), in the run of 658d803."""
 
 
 # ---------------------------------------------------------------- digest, search
