@@ -13,7 +13,7 @@ from test_match import _norm_reference, _reference
 
 from monitor.match import HIGHLIGHT_OPEN, Matcher, text_tokens
 from monitor.match.evidence import _Unmarked
-from monitor.match.norm import _WORD_RE, entry_norm, marked_words, norm_text
+from monitor.match.norm import _WORD_RE, entry_norm, marked_words, norm_words
 from monitor.match.tokens import _entry_text, token_bytes
 from monitor.normalize import _TOKEN_RE, norm_document, normalize_token
 from monitor.query import HIGHLIGHT_CLOSE
@@ -201,13 +201,13 @@ NORM_CHARS = [*"ab казҚ\t\n?1é\u0301-Z_'", "\x01", "ß", "\ud800", "[[", "]
 
 @settings(max_examples=500, deadline=None)
 @given(st.lists(st.sampled_from(NORM_CHARS), max_size=40).map("".join))
-def test_norm_text_holds_the_tokenizers_tokens(text: str) -> None:
+def test_norm_words_hold_the_tokenizers_tokens(text: str) -> None:
     # The fast path trusts normal forms to be tokens already (taken as they
     # are); any text must still hold every token SQLite's tokenizer reads
     # in it, and a plain one exactly those.
     from monitor.match.tokens import _plain
 
-    found = set(norm_text(text).split())
+    found = set(norm_words(text).split())
     assert token_bytes(text) <= found
     if _plain().odd.search(text) is None:
         assert found == token_bytes(text)

@@ -38,7 +38,7 @@ from monitor.match.evidence import (
     _terms_of,
     _window,
 )
-from monitor.match.norm import Memo, entry_norm, fields, mark, norm_text
+from monitor.match.norm import Memo, entry_norm, fields, mark, norm_words
 from monitor.match.prefilter import _Index
 from monitor.match.prune import (
     _Alt,
@@ -460,7 +460,7 @@ class Matcher:
         for i in items:
             text = texts[i]
             if text is not None:
-                text = texts[i] = text + norm_text(norms[i + 1])
+                text = texts[i] = b"".join((text, norm_words(norms[i + 1]), b" "))
             full.append(text)
         found_topics = self._norm_index.candidates(full)
         for n in norm_topics:
@@ -517,7 +517,7 @@ class Matcher:
         raw = {t.decode() for t in set(b"".join(t for t in known if t).split())}
         if not self.normalise:
             return _Vocab(raw)
-        return _Vocab(raw, {t.decode() for t in set(b"".join(map(norm_text, norms)).split())})
+        return _Vocab(raw, {t.decode() for t in set(b" ".join(map(norm_words, norms)).split())})
 
     def _topic_hits(self, batch: _Batch, vocab: _Vocab, plan: _Plan) -> list[Hit]:
         try:

@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monitor.match.tokens import token_text
+from monitor.match.tokens import token_words
 from monitor.normalize import norm_with, normalize_token, tokens
 from monitor.query import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN
 from monitor.types import Entry
@@ -47,11 +47,11 @@ def entry_norm(entry: Entry) -> str:
 _PLAIN_NORM_RE = re.compile("[a-z0-9\u0430-\u044f ]*")
 
 
-def norm_text(norm: str) -> bytes:
-    """tokens.token_text of a norm column value, for the first stage."""
+def norm_words(norm: str) -> bytes:
+    """tokens.token_words of a norm column value, for the first stage."""
     if not norm.isascii() and _PLAIN_NORM_RE.fullmatch(norm):  # its words are its tokens
-        return b" " + norm.encode() + b" "
-    return token_text(norm)
+        return norm.encode()
+    return token_words(norm)
 
 
 def word_spans(text: str, words: Sequence[str] | None = None,

@@ -182,33 +182,35 @@ def token_text(text: str) -> bytes:
     Any other text is that of its ASCII bytes, then each distinct word of
     other characters folded as token_bytes folds it: the words between
     spaces are the tokens and may be more (never fewer)."""
+    return b"".join((b" ", token_words(text), b" "))
+
+
+def token_words(text: str) -> bytes:
+    """token_text without its first and last space (to join several)."""
     if text.isascii():
-        return b" " + text.encode().translate(_ASCII_FOLD) + b" "
+        return text.encode().translate(_ASCII_FOLD)
     plain = _plain()
     other = plain.other.search(text)
     if other is None:
-        return b" " + text.lower().encode().translate(_ASCII_FOLD) + b" "
+        return text.lower().encode().translate(_ASCII_FOLD)
     uncommon = plain.uncommon.search(text, other.start())
     if uncommon is None:
-        spaced = plain.common.sub(b" ", text.lower().encode().translate(_ASCII_FOLD))
-        return b" " + spaced + b" "
+        return plain.common.sub(b" ", text.lower().encode().translate(_ASCII_FOLD))
     if plain.odd.search(text, uncommon.start()) is None:
-        low = plain.seps.sub(" ", text.lower())
-        return b" " + low.encode().translate(_ASCII_FOLD) + b" "
+        return plain.seps.sub(" ", text.lower()).encode().translate(_ASCII_FOLD)
     # The text's ASCII words are right in place; its other words follow,
     # folded once each. Those words stay in place as they are too: they may
     # only add tokens that are not the text's, which lets more through.
     spaced = text.encode("utf-8", "replace").translate(_ASCII_FOLD)
     if len(_WORDS) > _WORDS_MAX:
         _WORDS.clear()
-    out = [b" ", spaced, b" "]
+    out = [spaced]
     for word in set(filterfalse(bytes.isascii, spaced.split())):
         tokens = _WORDS.get(word)
         if tokens is None:
             tokens = _WORDS[word] = _fold_word(word)
         out.append(b" ".join(tokens))
-        out.append(b" ")
-    return b"".join(out)
+    return b" ".join(out)
 
 
 def text_tokens(text: str) -> set[str]:
