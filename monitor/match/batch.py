@@ -443,8 +443,8 @@ class Matcher:
                     ) -> tuple[dict[int, list[int]], dict[int, str]]:
         """topic -> the items it may match, and the norm column of every item
         the second step looked at (by row id: item index + 1). That step adds
-        the norm column's token_text to the item's in ``texts``: raw tokens
-        with more among them only prune less (see _vocab)."""
+        the norm column's words (norm.norm_words) to the item's token text in
+        ``texts``: raw tokens with more among them only prune less (see _vocab)."""
         raw_topics = self._raw_topics
         wanted = ({raw_topics[k]: v for k, v in self._index.candidates(texts).items()}
                   if raw_topics else {})

@@ -32,7 +32,7 @@ class _Index:
 
     def __init__(self, conditions: Sequence[_Cnf], *, merged: bool = False) -> None:
         """``merged``: an item's text is its raw tokens and its norm column's
-        (see norm.norm_text), so needs are looked up without NORM_MARK. A
+        (see norm.norm_words), so needs are looked up without NORM_MARK. A
         need met with the mark is met without it, so this only ever lets
         more pairs through, never fewer."""
         ids: dict[_Need, int] = {}

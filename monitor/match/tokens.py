@@ -102,14 +102,22 @@ def token_bytes(text: str) -> set[bytes]:
         return words
     odd = list(filterfalse(bytes.isascii, words))
     words.difference_update(odd)
+    for tokens in _folded(odd):
+        words.update(tokens)
+    return words
+
+
+def _folded(words: Iterable[bytes]) -> list[tuple[bytes, ...]]:
+    """The tokens of each non-ASCII word, remembered across calls in _WORDS."""
     if len(_WORDS) > _WORDS_MAX:
         _WORDS.clear()
-    for word in odd:
+    out = []
+    for word in words:
         tokens = _WORDS.get(word)
         if tokens is None:
             tokens = _WORDS[word] = _fold_word(word)
-        words.update(tokens)
-    return words
+        out.append(tokens)
+    return out
 
 
 class _Plain:
@@ -202,15 +210,8 @@ def token_words(text: str) -> bytes:
     # folded once each. Those words stay in place as they are too: they may
     # only add tokens that are not the text's, which lets more through.
     spaced = text.encode("utf-8", "replace").translate(_ASCII_FOLD)
-    if len(_WORDS) > _WORDS_MAX:
-        _WORDS.clear()
-    out = [spaced]
-    for word in set(filterfalse(bytes.isascii, spaced.split())):
-        tokens = _WORDS.get(word)
-        if tokens is None:
-            tokens = _WORDS[word] = _fold_word(word)
-        out.append(b" ".join(tokens))
-    return b" ".join(out)
+    odd = _folded(set(filterfalse(bytes.isascii, spaced.split())))
+    return b" ".join([spaced, *map(b" ".join, odd)])
 
 
 def text_tokens(text: str) -> set[str]:
